@@ -1,0 +1,78 @@
+"""One error hierarchy for raas; every error a user can act on names what was wrong.
+
+    RaasError
+     ├── EventError            an event failed validation (event id, field, reason)
+     ├── BatchRejected         a batch held bad events; nothing of it was stored
+     ├── ConflictError         an idempotency key was reused with different content
+     ├── ContractError         a contract file is invalid (file, line, field, reason)
+     ├── SettlementError       settlement could not run (no contract for the period, ...)
+     └── StoreError            the ledger store failed or is inconsistent
+
+Driver exceptions (sqlite3, ...) are translated at the edge into StoreError.
+"""
+
+from __future__ import annotations
+
+
+class RaasError(Exception):
+    """Base of every error raas raises on purpose."""
+
+
+class EventError(RaasError):
+    """One event is invalid: which event, which field, and why."""
+
+    def __init__(self, event_id: str | None, field: str, reason: str, index: int | None = None):
+        self.event_id = event_id
+        self.field = field
+        self.reason = reason
+        self.index = index
+        where = f"event {event_id!r}" if event_id else "event"
+        if index is not None:
+            where += f" (#{index} in batch)"
+        super().__init__(f"{where}: field {field!r}: {reason}")
+
+
+class BatchRejected(RaasError):
+    """A batch was refused as a whole; `errors` lists every bad event in it."""
+
+    def __init__(self, errors: list[EventError]):
+        self.errors = errors
+        first = errors[0] if errors else None
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"batch rejected, nothing stored: {first}{more}")
+
+
+class ConflictError(RaasError):
+    """The same (tenant, source, id) was sent before with different content."""
+
+    def __init__(self, tenant: str, source: str, event_id: str, stored_hash: str, new_hash: str):
+        self.tenant = tenant
+        self.source = source
+        self.event_id = event_id
+        self.stored_hash = stored_hash
+        self.new_hash = new_hash
+        super().__init__(
+            f"event {event_id!r} from source {source!r} (tenant {tenant!r}) was already stored "
+            f"with different content (stored leaf {stored_hash[:16]}..., new leaf {new_hash[:16]}...); "
+            "an event id may not be reused"
+        )
+
+
+class ContractError(RaasError):
+    """A contract is invalid: the file, the line, the field and the reason."""
+
+    def __init__(self, file: str, line: int | None, field: str, reason: str):
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = reason
+        at = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{at}: field {field!r}: {reason}")
+
+
+class SettlementError(RaasError):
+    """Settlement cannot proceed with the inputs given."""
+
+
+class StoreError(RaasError):
+    """The ledger store failed, or what it holds disagrees with itself."""
