@@ -1,15 +1,58 @@
 """Episodes: the unit that is judged, one customer problem (intent) followed across conversations.
 
-`derive_episodes` is pure: it takes one customer's events and returns that customer's episodes
-with the features contracts judge on. Order of arrival does not matter; events are sorted first.
+`derive_episodes` is pure: it takes one customer's ledger entries and returns that customer's
+episodes with the features contracts judge on. Entries are sorted first, so the order in which
+events arrived never changes the result.
+
+How events become episodes:
+- an event belongs to the intent it names; an event without an intent (a model call, a CSAT
+  answer, a handoff) belongs to the intent most recently named before it in its conversation,
+  or to the conversation's first intent if none was named yet;
+- conversation-level facts (started, closed, holdout assignment) belong to every episode of
+  their conversation;
+- one (conversation, intent) is a segment; segments of the same customer and intent join one
+  episode when the later one names the earlier conversation in a `recontact` event, or starts
+  within `link_horizon` of the episode's last activity. Otherwise the later one opens a new episode.
+- the window for judging opens at the AI's last answer (message or resolution claim) in the
+  episode's first conversation; a recontact is the start of the episode's second segment.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Final, NamedTuple
 
 import msgspec
+
+from raas.core.events import (
+    ConversationClosed,
+    ConversationStarted,
+    Csat,
+    CustomerConfirmation,
+    Event,
+    Handoff,
+    HoldoutAssignment,
+    Message,
+    ModelCall,
+    Recontact,
+    ResolutionClaimed,
+    ReviewVerdict,
+)
+
+# A recontact later than this after the episode's last activity is a new problem, not a return.
+LINK_HORIZON_DEFAULT: Final = timedelta(days=30)
+UNSPECIFIED_INTENT: Final = "unspecified"
+
+_CONVERSATION_LEVEL = (ConversationStarted, ConversationClosed, HoldoutAssignment)
+
+
+class Entry(NamedTuple):
+    """An event as the ledger stored it: the event and the leaf hash that commits to it."""
+
+    event: Event
+    leaf_hash: bytes
 
 
 class Episode(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,15 +65,16 @@ class Episode(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime
     last_activity_at: datetime
     ai_answered: bool                         # the AI answered at least once
-    resolution_at: datetime | None            # the AI's last answer or claim: the window opens here
+    resolution_at: datetime | None            # the AI's last answer in the first conversation
     handed_off: bool
-    handoff_at: datetime | None
+    handoff_at: datetime | None               # the first time a human took over
     context_passed: bool | None               # None when not handed off
-    confirmed: bool | None                    # the customer's answer; None when none was given
+    confirmed: bool | None                    # the customer's last answer; None when none
+    confirmed_at: datetime | None
     csat: int | None                          # the last CSAT answer
-    recontact_at: datetime | None             # first return about this intent after resolution_at
-    recontact_delay_seconds: int | None
-    time_to_resolution_seconds: int | None
+    recontact_at: datetime | None             # the start of the episode's second conversation
+    recontact_delay_seconds: int | None       # recontact_at - resolution_at
+    time_to_resolution_seconds: int | None    # resolution_at - started_at
     tiers: tuple[str, ...]
     models: tuple[str, ...]
     model_calls: int
@@ -39,5 +83,235 @@ class Episode(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int
     latency_ms_total: int
     latency_ms_max: int
-    review_passed: bool | None
-    event_hashes: tuple[str, ...]             # hex leaf hashes of the ledger entries behind it
+    review_passed: bool | None                # the last review verdict, if reviewed
+    holdout_group: str | None
+    event_hashes: tuple[str, ...]             # hex leaf hashes of the entries behind it, sorted
+
+
+class _Segment:
+    """One (conversation, intent) while episodes are being put together."""
+
+    __slots__ = ("conversation", "entries", "intent", "previous_conversation", "started_at")
+
+    def __init__(self, conversation: str, intent: str, started_at: datetime):
+        self.conversation = conversation
+        self.intent = intent
+        self.started_at = started_at
+        self.entries: list[Entry] = []
+        self.previous_conversation: str | None = None
+
+
+def _sort_key(entry: Entry) -> tuple[datetime, str, str]:
+    event = entry.event
+    return (event.time, event.source, event.id)
+
+
+def derive_episodes(
+    entries: Iterable[Entry], *, link_horizon: timedelta = LINK_HORIZON_DEFAULT
+) -> list[Episode]:
+    """One customer's entries -> that customer's episodes, in order of their start."""
+    unique: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        unique.setdefault((entry.event.source, entry.event.id), entry)
+    ordered = sorted(unique.values(), key=_sort_key)
+    if not ordered:
+        return []
+
+    segments, conversation_facts, channels = _segments(ordered)
+    groups = _link(segments, link_horizon)
+    return [_episode(group, conversation_facts, channels) for group in groups]
+
+
+def _segments(
+    ordered: list[Entry],
+) -> tuple[list[_Segment], dict[str, list[Entry]], dict[str, str]]:
+    segments: dict[tuple[str, str], _Segment] = {}
+    conversation_facts: dict[str, list[Entry]] = {}
+    channels: dict[str, str] = {}
+    current_intent: dict[str, str] = {}
+    unplaced: dict[str, list[Entry]] = {}  # before the conversation named any intent
+
+    for entry in ordered:
+        event = entry.event
+        conversation = event.conversation
+        data = event.data
+        if isinstance(data, _CONVERSATION_LEVEL):
+            conversation_facts.setdefault(conversation, []).append(entry)
+            if isinstance(data, ConversationStarted):
+                channels.setdefault(conversation, data.channel)
+            continue
+        intent = event.intent or current_intent.get(conversation)
+        if intent is None:
+            unplaced.setdefault(conversation, []).append(entry)
+            continue
+        current_intent[conversation] = intent
+        key = (conversation, intent)
+        segment = segments.get(key)
+        if segment is None:
+            segment = _Segment(conversation, intent, event.time)
+            segments[key] = segment
+            # Facts seen before the first intent belong to the conversation's first problem.
+            segment.entries.extend(unplaced.pop(conversation, ()))
+        if isinstance(data, Recontact) and segment.previous_conversation is None:
+            segment.previous_conversation = data.previous_conversation
+        segment.entries.append(entry)
+
+    for conversation, pending in unplaced.items():
+        segment = _Segment(conversation, UNSPECIFIED_INTENT, pending[0].event.time)
+        segment.entries.extend(pending)
+        segments[(conversation, UNSPECIFIED_INTENT)] = segment
+    for conversation, facts in conversation_facts.items():
+        if not any(key[0] == conversation for key in segments):
+            segment = _Segment(conversation, UNSPECIFIED_INTENT, facts[0].event.time)
+            segments[(conversation, UNSPECIFIED_INTENT)] = segment
+
+    ordered_segments = sorted(
+        segments.values(), key=lambda s: (s.started_at, s.conversation, s.intent)
+    )
+    return ordered_segments, conversation_facts, channels
+
+
+def _link(segments: list[_Segment], link_horizon: timedelta) -> list[list[_Segment]]:
+    groups: list[list[_Segment]] = []
+    group_of: dict[tuple[str, str], list[_Segment]] = {}
+    latest_for_intent: dict[str, list[_Segment]] = {}
+    for segment in segments:
+        group: list[_Segment] | None = None
+        if segment.previous_conversation is not None:
+            group = group_of.get((segment.previous_conversation, segment.intent))
+        if group is None:
+            candidate = latest_for_intent.get(segment.intent)
+            if candidate is not None and segment.started_at - _last_time(candidate) <= link_horizon:
+                group = candidate
+        if group is None:
+            group = []
+            groups.append(group)
+        group.append(segment)
+        group_of[(segment.conversation, segment.intent)] = group
+        latest_for_intent[segment.intent] = group
+    return groups
+
+
+def _last_time(group: list[_Segment]) -> datetime:
+    return max(
+        segment.entries[-1].event.time if segment.entries else segment.started_at
+        for segment in group
+    )
+
+
+def _episode(
+    group: list[_Segment],
+    conversation_facts: dict[str, list[Entry]],
+    channels: dict[str, str],
+) -> Episode:
+    first = group[0]
+    conversations = tuple(dict.fromkeys(segment.conversation for segment in group))
+    entries: list[Entry] = [entry for segment in group for entry in segment.entries]
+    for conversation in conversations:
+        entries.extend(conversation_facts.get(conversation, ()))
+    entries.sort(key=_sort_key)
+    first_conversation_answers = [
+        entry.event.time
+        for entry in first.entries
+        if _is_ai_answer(entry.event)
+    ]
+    resolution_at = max(first_conversation_answers) if first_conversation_answers else None
+    recontact_at = group[1].started_at if len(group) > 1 else None
+
+    ai_answered = False
+    handoff_at: datetime | None = None
+    context_passed: bool | None = None
+    confirmed: bool | None = None
+    confirmed_at: datetime | None = None
+    csat: int | None = None
+    review_passed: bool | None = None
+    holdout_group: str | None = None
+    tiers: set[str] = set()
+    models: set[str] = set()
+    model_calls = input_tokens = output_tokens = latency_total = latency_max = 0
+    model_cost = Decimal(0)
+
+    for entry in entries:
+        event = entry.event
+        data = event.data
+        if isinstance(data, Message):
+            if data.role == "ai":
+                ai_answered = True
+            elif data.role == "human_agent" and handoff_at is None:
+                # A human answering is a takeover even if no handoff event was sent.
+                handoff_at, context_passed = event.time, False
+        elif isinstance(data, ModelCall):
+            model_calls += 1
+            tiers.add(data.tier)
+            models.add(data.model)
+            model_cost += data.cost
+            input_tokens += data.input_tokens
+            output_tokens += data.output_tokens
+            latency_total += data.latency_ms
+            latency_max = max(latency_max, data.latency_ms)
+        elif isinstance(data, Handoff):
+            if handoff_at is None:
+                handoff_at, context_passed = event.time, data.context_passed
+        elif isinstance(data, ResolutionClaimed):
+            if data.by == "human_agent" and handoff_at is None:
+                handoff_at, context_passed = event.time, False
+        elif isinstance(data, CustomerConfirmation):
+            confirmed, confirmed_at = data.resolved, event.time
+        elif isinstance(data, Csat):
+            csat = data.score
+        elif isinstance(data, ReviewVerdict):
+            review_passed = data.passed
+        elif isinstance(data, HoldoutAssignment):
+            holdout_group = data.group
+
+    started_at = entries[0].event.time
+    return Episode(
+        id=f"{first.conversation}#{first.intent}",
+        tenant=entries[0].event.tenant,
+        customer=entries[0].event.customer,
+        intent=first.intent,
+        conversations=conversations,
+        channels=tuple(dict.fromkeys(channels[c] for c in conversations if c in channels)),
+        started_at=started_at,
+        last_activity_at=entries[-1].event.time,
+        ai_answered=ai_answered,
+        resolution_at=resolution_at,
+        handed_off=handoff_at is not None,
+        handoff_at=handoff_at,
+        context_passed=context_passed,
+        confirmed=confirmed,
+        confirmed_at=confirmed_at,
+        csat=csat,
+        recontact_at=recontact_at,
+        recontact_delay_seconds=(
+            _seconds(recontact_at - resolution_at)
+            if recontact_at is not None and resolution_at is not None
+            else None
+        ),
+        time_to_resolution_seconds=(
+            _seconds(resolution_at - started_at) if resolution_at is not None else None
+        ),
+        tiers=tuple(sorted(tiers)),
+        models=tuple(sorted(models)),
+        model_calls=model_calls,
+        model_cost=model_cost,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_ms_total=latency_total,
+        latency_ms_max=latency_max,
+        review_passed=review_passed,
+        holdout_group=holdout_group,
+        event_hashes=tuple(sorted(entry.leaf_hash.hex() for entry in entries)),
+    )
+
+
+def _is_ai_answer(event: Event) -> bool:
+    data = event.data
+    if isinstance(data, Message):
+        return data.role == "ai"
+    return isinstance(data, ResolutionClaimed) and data.by == "ai"
+
+
+def _seconds(delta: timedelta) -> int:
+    # Whole seconds, truncated toward zero; windows are stated in hours, so this never decides.
+    return int(delta.total_seconds())
