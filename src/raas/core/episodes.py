@@ -144,14 +144,19 @@ def _segments(
         if intent is None:
             unplaced.setdefault(conversation, []).append(entry)
             continue
-        current_intent[conversation] = intent
         key = (conversation, intent)
         segment = segments.get(key)
         if segment is None:
-            segment = _Segment(conversation, intent, event.time)
+            started_at = event.time
+            if conversation not in current_intent:
+                # The conversation's first problem starts when the conversation does, and takes
+                # the facts seen before any intent was named.
+                earlier = unplaced.get(conversation, []) + conversation_facts.get(conversation, [])
+                started_at = min([started_at, *(fact.event.time for fact in earlier)])
+            segment = _Segment(conversation, intent, started_at)
             segments[key] = segment
-            # Facts seen before the first intent belong to the conversation's first problem.
             segment.entries.extend(unplaced.pop(conversation, ()))
+        current_intent[conversation] = intent
         if isinstance(data, Recontact) and segment.previous_conversation is None:
             segment.previous_conversation = data.previous_conversation
         segment.entries.append(entry)
