@@ -1,0 +1,1 @@
+"""raas: results as a service."""

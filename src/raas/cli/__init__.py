@@ -1,0 +1,1 @@
+"""The command line, `raas ...`: thin over the library."""

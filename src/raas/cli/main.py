@@ -1,0 +1,251 @@
+"""`raas ...`: parse options, call the library, render the result. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from raas.core.contract import Contract, load_contract
+from raas.core.invoice import invoice_json
+from raas.core.periods import Period, parse_period, period_containing
+from raas.core.settle import Settlement
+from raas.engine.reference import settle_from_ledger
+from raas.errors import RaasError
+from raas.ingest.validate import parse_batch
+from raas.ledger.sqlite import SqliteLedger
+from raas.service.pages import render_invoice_html
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+DEMO_CONTRACT = REPOSITORY_ROOT / "examples" / "contracts" / "acme-support.yaml"
+DATABASE_DEFAULT = "raas.db"
+_CENT = Decimal("0.01")
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+class _Group(click.Group):
+    """Turns raas errors into one clear line and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RaasError as error:
+            raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="raas")
+def main() -> None:
+    """raas: bill AI agents by verified outcome."""
+
+
+database_option = click.option(
+    "--db",
+    "database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DATABASE_DEFAULT,
+    show_default=True,
+    envvar="RAAS_DB",
+    help="The embedded ledger (SQLite file).",
+)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@database_option
+def ingest(files: tuple[str, ...], database: Path) -> None:
+    """Append events from FILES (a JSON array, or NDJSON with a .ndjson/.jsonl name).
+
+    Each file is one batch: it is stored whole or, if any event in it is bad, not at all.
+    """
+    with SqliteLedger(database) as ledger:
+        for name in files:
+            body = Path(name).read_bytes()
+            events = parse_batch(body, ndjson=name.endswith((".ndjson", ".jsonl")))
+            receipt = ledger.append(events)
+            stdout.print(
+                f"{name}: {receipt.stored} stored, {receipt.duplicates} already in the ledger"
+            )
+
+
+@main.command()
+@click.option("--conversations", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the events as NDJSON to this file instead of ingesting them.",
+)
+@database_option
+def simulate(conversations: int, seed: int, out: Path | None, database: Path) -> None:
+    """Simulate a month of AI customer service, seeded, and ingest it (or write it as NDJSON)."""
+    if out is not None:
+        _write_workload(conversations, seed, out)
+        return
+    with SqliteLedger(database) as ledger:
+        stored, duplicates = _simulate_into(ledger, conversations, seed)
+    stdout.print(f"{stored:,} events stored in {database}, {duplicates:,} duplicate deliveries ignored")
+
+
+@main.command()
+@click.option("--contract", "contract_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--period", "period_label", required=True, help="The billing month, YYYY-MM.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder for the invoice's JSON and HTML.")
+@database_option
+def settle(contract_path: Path, period_label: str, out: Path, database: Path) -> None:
+    """Settle CONTRACT for one billing period from the ledger; write the invoice."""
+    contract = load_contract(contract_path)
+    period = parse_period(period_label, contract.time_zone)
+    with SqliteLedger(database) as ledger:
+        settlement = _settle(ledger, contract, period)
+    _write_invoice(settlement, out)
+    _print_summary(settlement, conversations_simulated=None)
+
+
+@main.command()
+@click.option("--conversations", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("out/demo"), show_default=True)
+@click.option("--contract", "contract_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), default=None, help=f"Default: {DEMO_CONTRACT.relative_to(REPOSITORY_ROOT)}")
+def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -> None:
+    """Simulate a month, ingest it, settle it and write the invoice (JSON and HTML)."""
+    contract = load_contract(contract_path or DEMO_CONTRACT)
+    out.mkdir(parents=True, exist_ok=True)
+    database = out / "ledger.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    with SqliteLedger(database) as ledger:
+        _simulate_into(ledger, conversations, seed, tenant=contract.buyer)
+        period = period_containing(_simulation_start(), contract.time_zone)
+        settlement = _settle(ledger, contract, period)
+    json_path, html_path = _write_invoice(settlement, out)
+    _print_summary(settlement, conversations_simulated=conversations)
+    stdout.print(f"invoice: {json_path}\n         {html_path}\nledger:  {database}")
+
+
+def _simulation_start() -> datetime:
+    from raas.sim.workload import SimConfig
+
+    return SimConfig().start
+
+
+def _simulate_into(
+    ledger: SqliteLedger, conversations: int, seed: int, tenant: str = "acme"
+) -> tuple[int, int]:
+    from raas.sim.workload import SimConfig, Simulation
+
+    simulation = Simulation(SimConfig(conversations=conversations, seed=seed, tenant=tenant))
+    stored = duplicates = 0
+    with _progress() as progress:
+        task = progress.add_task("simulate and ingest", total=conversations)
+        for body in simulation.ndjson_batches():
+            receipt = ledger.append(parse_batch(body, ndjson=True))
+            stored += receipt.stored
+            duplicates += receipt.duplicates
+            progress.update(task, completed=simulation.conversations_done)
+        progress.update(task, completed=conversations)
+    return stored, duplicates
+
+
+def _write_workload(conversations: int, seed: int, out: Path) -> None:
+    from raas.sim.workload import SimConfig, Simulation
+
+    simulation = Simulation(SimConfig(conversations=conversations, seed=seed))
+    with out.open("wb") as file, _progress() as progress:
+        task = progress.add_task("simulate", total=conversations)
+        for body in simulation.ndjson_batches():
+            file.write(body)
+            progress.update(task, completed=simulation.conversations_done)
+    stdout.print(f"wrote {out}")
+
+
+def _settle(ledger: SqliteLedger, contract: Contract, period: Period) -> Settlement:
+    size = ledger.head(contract.buyer)
+    with _progress() as progress:
+        task = progress.add_task(f"settle {period.label}", total=size)
+        return settle_from_ledger(
+            ledger,
+            contract,
+            period,
+            size=size,
+            on_customer=lambda events: progress.advance(task, events),
+        )
+
+
+def _write_invoice(settlement: Settlement, out: Path) -> tuple[Path, Path]:
+    invoice = settlement.invoice
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"invoice-{invoice.id}.json"
+    html_path = out / f"invoice-{invoice.id}.html"
+    json_path.write_bytes(invoice_json(invoice))
+    html_path.write_text(render_invoice_html(invoice), encoding="utf-8")
+    return json_path, html_path
+
+
+def _print_summary(settlement: Settlement, conversations_simulated: int | None) -> None:
+    invoice, report = settlement.invoice, settlement.report
+    currency = invoice.currency
+    table = Table(title=f"{invoice.contract} v{invoice.contract_version}, {invoice.period}"
+                        f" ({invoice.time_zone})", show_header=True)
+    table.add_column("", style="bold")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, str]] = []
+    if conversations_simulated is not None:
+        rows.append(("conversations simulated", f"{conversations_simulated:,}"))
+    rows += [
+        ("conversations final in period", f"{report.conversations:,}"),
+        ("episodes final in period", f"{report.episodes:,}"),
+        ("AI resolutions (billed)", f"{report.ai_resolutions:,}"),
+        ("  confirmed / assumed", f"{report.confirmed_resolutions:,} / {report.assumed_resolutions:,}"),
+        ("handoffs (free)", f"{report.handoffs:,}"),
+        ("  with context", f"{report.handoffs_with_context:,}"),
+        ("recontacts inside window (not billed)", f"{report.recontacts_inside_window:,}"),
+        ("recontacts after window (billed)", f"{report.recontacts_outside_window:,}"),
+        ("unresolved", f"{report.unresolved:,}"),
+        ("window still open at period end", f"{report.provisional:,}"),
+        ("billed", f"{report.billed:,} {currency}"),
+        ("model cost", f"{report.model_cost.quantize(_CENT):,} {currency}"),
+        ("model cost per resolution",
+         f"{report.model_cost_per_resolution} {currency}" if report.model_cost_per_resolution
+         is not None else "-"),
+        ("margin", f"{report.margin.quantize(_CENT):,} {currency}"),
+        ("ledger entries read", f"{invoice.ledger.size:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    stdout.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The router: features, models, training and evaluation for choosing a tier per interaction."""
