@@ -1,0 +1,247 @@
+"""The ingest boundary: bytes from the wire become typed raas events, or a list of every bad one.
+
+A batch is all or nothing: one bad event rejects it, and the error names each bad event, the
+field (a dotted path such as `data.cost`) and the reason, so a sender can fix them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from datetime import UTC
+from typing import Any, Final
+
+import msgspec
+
+from raas.core.events import DATA_TYPES, Event
+from raas.errors import BatchRejected, EventError
+
+BATCH_EVENTS_MAX: Final = 10_000
+BATCH_BYTES_MAX: Final = 16 * 1024 * 1024
+# The `field` of errors about the request body as a whole, and about an event that is not an object.
+BODY_FIELD: Final = "body"
+EVENT_ROOT_FIELD: Final = "$"
+# Long ids are echoed back cut to this length, so an error stays readable.
+ECHOED_ID_CHARACTERS_MAX: Final = 256
+
+_EVENT_TYPES_TEXT: Final = ", ".join(sorted(DATA_TYPES))
+
+
+def _typed_envelope(type_name: str, data_class: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """A copy of `Event` whose `data` has this type's class and whose `type` is a msgspec tag.
+
+    Generated from `Event`'s own fields so the two cannot drift apart; a tagged union of these
+    decodes a whole batch, data included, in one pass of msgspec.
+    """
+    hints = typing.get_type_hints(Event, include_extras=True)
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for field in msgspec.structs.fields(Event):
+        if field.name == "type":
+            continue
+        annotation = data_class if field.name == "data" else hints[field.name]
+        fields.append(
+            (field.name, annotation) if field.required else (field.name, annotation, field.default)
+        )
+    config = Event.__struct_config__
+    return msgspec.defstruct(
+        f"_{data_class.__name__}Envelope",
+        fields,
+        kw_only=True,
+        frozen=True,
+        forbid_unknown_fields=config.forbid_unknown_fields,
+        tag_field="type",
+        tag=type_name,
+    )
+
+
+_TYPE_OF_ENVELOPE: Final[dict[type[msgspec.Struct], str]] = {
+    _typed_envelope(type_name, data_class): type_name
+    for type_name, data_class in DATA_TYPES.items()
+}
+_AnyEnvelope: Any = typing.Union[tuple(_TYPE_OF_ENVELOPE)]  # noqa: UP007 (built at run time)
+_batch_decoder: Final = msgspec.json.Decoder(list[_AnyEnvelope])
+_event_decoder: Final = msgspec.json.Decoder(_AnyEnvelope)
+_items_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class _IdOnly(msgspec.Struct):
+    """Just enough of an event to name it in an error."""
+
+    id: Any = None
+
+
+_id_decoder: Final = msgspec.json.Decoder(_IdOnly)
+
+
+def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
+    """A JSON array (or NDJSON, one event a line) of CloudEvents -> typed events, in order.
+
+    Raises BatchRejected listing every bad event, or the one reason the body as a whole is refused
+    (too large, not JSON, not an array).
+    """
+    if len(body) > BATCH_BYTES_MAX:
+        _reject_body(f"is {len(body):,} bytes; a batch may hold at most {BATCH_BYTES_MAX:,} bytes")
+    if ndjson:
+        return _parse_lines(body)
+    try:
+        envelopes = _batch_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        # The slow path only runs to say what is wrong, event by event.
+        raise _batch_errors(body) from None
+    _check_count(len(envelopes))
+    return _events_of(envelopes)
+
+
+def parse_event(obj: bytes) -> Event:
+    """One CloudEvent as JSON -> a typed event; raises EventError naming the field and reason."""
+    try:
+        envelope = _event_decoder.decode(obj)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise _event_error(obj, error, None) from None
+    return _events_of([envelope])[0]
+
+
+def _events_of(envelopes: list[Any]) -> list[Event]:
+    # The hot loop of ingest: locals instead of globals, no per-event function call.
+    type_of = _TYPE_OF_ENVELOPE
+    utc = UTC
+    events: list[Event] = []
+    append = events.append
+    for envelope in envelopes:
+        time = envelope.time
+        if time.tzinfo is not utc:
+            time = time.astimezone(utc)
+        append(
+            Event(
+                specversion=envelope.specversion,
+                id=envelope.id,
+                source=envelope.source,
+                type=type_of[envelope.__class__],
+                time=time,
+                tenant=envelope.tenant,
+                customer=envelope.customer,
+                conversation=envelope.conversation,
+                data=envelope.data,
+                intent=envelope.intent,
+                subject=envelope.subject,
+                datacontenttype=envelope.datacontenttype,
+                traceparent=envelope.traceparent,
+            )
+        )
+    return events
+
+
+def _parse_lines(body: bytes) -> list[Event]:
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    _check_count(len(lines))
+    envelopes = []
+    errors = []
+    for index, line in enumerate(lines):
+        try:
+            envelopes.append(_event_decoder.decode(line))
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            errors.append(_event_error(line, error, index))
+    if errors:
+        raise BatchRejected(errors)
+    return _events_of(envelopes)
+
+
+def _batch_errors(body: bytes) -> BatchRejected:
+    """Every reason a JSON-array batch was refused; only called once the fast decode failed."""
+    try:
+        items = _items_decoder.decode(body)
+    except msgspec.ValidationError as error:
+        return _body_rejected(f"must be a JSON array of events: {_reason_of(str(error))}")
+    except msgspec.DecodeError as error:
+        return _body_rejected(f"is not valid JSON: {error}")
+    try:
+        _check_count(len(items))
+    except BatchRejected as too_many:
+        return too_many
+    errors = []
+    for index, item in enumerate(items):
+        try:
+            _event_decoder.decode(item)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            errors.append(_event_error(bytes(item), error, index))
+    if not errors:
+        # Each event decodes alone but the batch did not: a decoder disagreement we must not hide.
+        return _body_rejected("was refused as a whole but no single event is invalid (a raas bug)")
+    return BatchRejected(errors)
+
+
+def _check_count(count: int) -> None:
+    if count > BATCH_EVENTS_MAX:
+        _reject_body(f"holds {count:,} events; a batch may hold at most {BATCH_EVENTS_MAX:,}")
+
+
+def _reject_body(reason: str) -> typing.NoReturn:
+    raise _body_rejected(reason)
+
+
+def _body_rejected(reason: str) -> BatchRejected:
+    return BatchRejected([EventError(None, BODY_FIELD, reason)])
+
+
+# msgspec ends each validation message with " - at `$...`"; the rest is the reason.
+_AT_PATH: Final = re.compile(r" - at `\$(?:\[\d+\])?(?P<path>[^`]*)`$")
+_NAMED_FIELD: Final = re.compile(
+    r"^(?:Object missing required field|Object contains unknown field) `(?P<name>[^`]+)`$"
+    r"|^`(?P<own>[A-Za-z_][A-Za-z0-9_]*)` (?P<rest>.+)$",
+    re.DOTALL,
+)
+
+
+def _event_error(item: bytes, error: Exception, index: int | None) -> EventError:
+    event_id = _id_of(item)
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        return EventError(event_id, EVENT_ROOT_FIELD, f"is not valid JSON: {error}", index)
+    message = str(error)
+    match = _AT_PATH.search(message)
+    path = match.group("path").lstrip(".") if match else ""
+    reason = _reason_of(message)
+    field = path
+    named = _NAMED_FIELD.match(reason)
+    if named:
+        # The message names a field below the path (a missing or unknown one, or one that a
+        # __post_init__ check refused): point at that field, not at its parent object.
+        name = named.group("name") or named.group("own")
+        field = f"{path}.{name}" if path else name
+        if reason.startswith("Object missing"):
+            reason = "is required but missing"
+        elif reason.startswith("Object contains unknown"):
+            reason = "is not a field of this event type"
+        else:
+            reason = named.group("rest")
+    if field == "type" and reason.startswith("Invalid value"):
+        reason = (
+            f"{_type_of(item)!r} is not a raas event type; expected one of: {_EVENT_TYPES_TEXT}"
+        )
+    return EventError(event_id, field or EVENT_ROOT_FIELD, reason, index)
+
+
+def _reason_of(message: str) -> str:
+    return _AT_PATH.sub("", message)
+
+
+def _id_of(item: bytes) -> str | None:
+    try:
+        found = _id_decoder.decode(item).id
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return found[:ECHOED_ID_CHARACTERS_MAX] if isinstance(found, str) else None
+
+
+class _TypeOnly(msgspec.Struct):
+    type: Any = None
+
+
+_type_decoder: Final = msgspec.json.Decoder(_TypeOnly)
+
+
+def _type_of(item: bytes) -> str:
+    try:
+        found = _type_decoder.decode(item).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return ""
+    return str(found)[:ECHOED_ID_CHARACTERS_MAX]
