@@ -283,6 +283,7 @@ class _Reader:
     def __init__(self) -> None:
         self.places: dict[_Path, _Place] = {}
         self.findings: list[_Finding] = []
+        self.refused: list[_Path] = []  # values left out of the data, each with its finding
         self._seen: set[int] = set()
 
     def read(self, node: Node, path: _Path, key: ScalarNode | None) -> Any:
@@ -294,6 +295,7 @@ class _Reader:
             # The node is the anchored one, so the key is what points at the alias's line.
             reason = "expected a value written out, found an alias (*name)"
             self.findings.append(_finding_at(key or node, field, reason))
+            self.refused.append(path)
             return None
         self._seen.add(id(node))
         if isinstance(node, MappingNode):
@@ -373,7 +375,8 @@ def _describe(node: Node) -> str:
         _TAG + "int": "number",
         _TAG + "float": "number",
         _TAG + "bool": "boolean",
-        _TAG + "timestamp": "date",
+        # 2026-02-30 looks like a date to YAML, but it is none.
+        _TAG + "timestamp": "date" if isinstance(_construct_date(text), date) else "text",
     }.get(node.tag, "text")
     if kind != "text" and node.style is None:
         return f"{kind} {text}"
@@ -460,9 +463,12 @@ def _schema_findings(
                 continue
             child = places[(*path, name)]
             assert child.key is not None
-            hint = difflib.get_close_matches(name, allowed, n=1)
+            hint = difflib.get_close_matches(name, allowed, n=1, cutoff=0.8)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            reason = f"unknown field{suggestion}; expected one of: {', '.join(allowed)}"
+            reason = (
+                f"expected one of the fields {', '.join(allowed)}, "
+                f"found the unknown field {name!r}{suggestion}"
+            )
             yield _finding_at(child.key, _dotted((*path, name)), reason)
         return
     if keyword == "required":
@@ -521,6 +527,23 @@ def _semantic_findings(
                 yield at(path, f"expected a non-negative price, found {found}")
 
 
+def _syntax_finding(error: yaml.MarkedYAMLError, field: str, text_length: int) -> _Finding:
+    problem = ", ".join(part for part in (error.context, error.problem) if part)
+    reason = f"expected valid YAML, found a syntax error: {problem}"
+    mark, context = error.problem_mark, error.context_mark
+    if mark is not None and context is not None and mark.index >= text_length:
+        # The scanner ran off the end of the file (an unclosed quote or bracket): the line
+        # where the unfinished construct began is the one to fix.
+        mark = context
+        reason += " (still open at the end of the file)"
+    elif mark is not None and context is not None and context.line != mark.line:
+        reason += f" (while reading from line {context.line + 1})"
+    mark = mark or context
+    if mark is None:
+        return _Finding(0, 0, 0, field, reason)
+    return _Finding(0, 0, 0, field, reason, mark.line + 1)
+
+
 def _findings(text: str) -> tuple[list[_Finding], Any]:
     loader: _ContractLoader | None = None
     try:
@@ -528,12 +551,8 @@ def _findings(text: str) -> tuple[list[_Finding], Any]:
         loader = _ContractLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
         field = _dotted(tuple(loader.key_path) if loader is not None else ())
-        problem = ", ".join(part for part in (error.context, error.problem) if part)
-        reason = f"expected valid YAML, found a syntax error: {problem}"
-        line = mark.line + 1 if mark is not None else None
-        return [_Finding(0, 0, 0, field, reason, line)], None
+        return [_syntax_finding(error, field, len(text))], None
     except yaml.reader.ReaderError as error:  # a control character, which YAML forbids
         line = text.count("\n", 0, error.position) + 1
         character = error.character if isinstance(error.character, int) else ord(error.character)
@@ -550,12 +569,20 @@ def _findings(text: str) -> tuple[list[_Finding], Any]:
         return [_Finding(0, 0, 0, DOCUMENT_FIELD, reason)], None
     reader = _Reader()
     data = reader.read(root, (), None)
-    findings = list(reader.findings)
+    checked: list[_Finding] = []
     for schema_error in _validator().iter_errors(_schema_view(data)):
-        findings.extend(_schema_findings(schema_error, reader.places))
+        checked.extend(_schema_findings(schema_error, reader.places))
     if isinstance(data, dict):
-        findings.extend(_semantic_findings(data, reader.places))
-    return sorted(set(findings)), data
+        checked.extend(_semantic_findings(data, reader.places))
+    # A refused alias already has its error; what the schema says of its stand-in is noise.
+    refused = [_dotted(path) for path in reader.refused]
+
+    def under_refused(finding: _Finding) -> bool:
+        field = finding.field
+        return any(field == path or field.startswith(path + ".") for path in refused)
+
+    kept = [finding for finding in checked if not under_refused(finding)]
+    return sorted(set(reader.findings + kept)), data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,7 +83,8 @@ def _context_for(amount: Decimal, places: int, rounding: str) -> decimal.Context
 
 def quantize(amount: Decimal, currency: str, rounding: Rounding) -> Decimal:
     """`amount` rounded to the minor unit of `currency` by `rounding`, with exactly that many
-    decimal places (USD: 2, so Decimal("1.5") gives Decimal("1.50"))."""
+    decimal places (USD: 2, so Decimal("1.5") gives Decimal("1.50")). A result of zero is
+    always positive zero."""
     _require_finite_decimal(amount)
     try:
         mode = ROUNDING_MODES[rounding]
@@ -92,7 +93,9 @@ def quantize(amount: Decimal, currency: str, rounding: Rounding) -> Decimal:
         raise ValueError(f"unknown rounding {rounding!r}: expected one of {expected}") from None
     places = minor_units(currency)
     unit = Decimal(1).scaleb(-places)
-    return amount.quantize(unit, context=_context_for(amount, places, mode))
+    rounded = amount.quantize(unit, context=_context_for(amount, places, mode))
+    # -0.004 rounds to -0.00, which equals 0.00 but prints (and hashes as text) differently.
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
