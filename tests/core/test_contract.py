@@ -260,3 +260,12 @@ def test_any_edit_of_a_contract_loads_or_fails_with_a_contract_error(data: st.Da
         assert error.field
         assert error.line is None or 1 <= error.line <= edited.count("\n") + 2
         assert error.reason.startswith(("expected", "required field is missing"))
+
+
+def test_the_published_schema_is_a_copy() -> None:
+    """A caller editing the schema it was given must not change what the loader accepts."""
+    schema = contract_schema()
+    schema["properties"]["currency"]["pattern"] = ".*"
+    assert contract_schema()["properties"]["currency"]["pattern"] == "^[A-Z]{3}$"
+    with pytest.raises(ContractError):
+        parse_contract(EXAMPLE.read_text("utf-8").replace("currency: USD", "currency: usd"))

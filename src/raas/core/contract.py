@@ -20,11 +20,12 @@ How the loader reads a file, and why:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date, datetime
@@ -46,6 +47,7 @@ from raas.errors import ContractError
 __all__ = [
     "CONTRACT_BYTES_MAX",
     "DOCUMENT_FIELD",
+    "NESTING_DEPTH_MAX",
     "RECONTACT_WINDOW_HOURS_MAX",
     "AiResolutionRule",
     "Contract",
@@ -61,6 +63,8 @@ __all__ = [
 # A contract is a page of text; anything much larger is a mistake or an attack on the parser.
 CONTRACT_BYTES_MAX: Final = 1_048_576
 RECONTACT_WINDOW_HOURS_MAX: Final = 8760  # one year
+# A contract nests three levels deep; a limit keeps PyYAML's recursive composer off the stack's end.
+NESTING_DEPTH_MAX: Final = 32
 # The `field` of an error that belongs to the file as a whole (YAML syntax, an empty file).
 DOCUMENT_FIELD: Final = "(document)"
 
@@ -201,26 +205,41 @@ class _Finding:
     line: int | None = dataclass_field(default=None, compare=False)  # 1-based, as reported
 
 
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class _ContractLoader(yaml.SafeLoader):
-    """SafeLoader that remembers which key it is composing, to name the field of a YAML error."""
+    """SafeLoader that remembers which key it is composing, to name the field of a YAML error,
+    and that refuses nesting deeper than any contract needs (PyYAML composes recursively)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.key_path: list[str] = []
+        self.depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self.depth += 1
+        if self.depth > NESTING_DEPTH_MAX:
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+            raise _TooDeep(event.start_mark.line + 1)
         # PyYAML passes the key node when composing a mapping's value, the position when
         # composing a list item, and None when composing a key.
         if isinstance(parent, MappingNode) and isinstance(index, ScalarNode):
-            step = str(index.value)
+            step: str | None = str(index.value)
         elif isinstance(parent, SequenceNode) and isinstance(index, int):
             step = str(index)
         else:
-            return super().compose_node(parent, index)
-        self.key_path.append(step)
+            step = None
+        if step is not None:
+            self.key_path.append(step)
+        node: Node | None = super().compose_node(parent, index)
         # Popped only on success: after a syntax error the path names where it happened.
-        node = super().compose_node(parent, index)
-        self.key_path.pop()
+        if step is not None:
+            self.key_path.pop()
+        self.depth -= 1
         return node
 
 
@@ -256,10 +275,10 @@ def _construct_date(text: str) -> date | str:
 
 
 def _construct_boolean(text: str) -> bool:
-    return text.lower() in {"yes", "true", "on", "y"}
+    return text.lower() in {"yes", "true", "on"}
 
 
-_SCALAR_CONSTRUCTORS: Final[dict[str, Any]] = {
+_SCALAR_CONSTRUCTORS: Final[dict[str, Callable[[str], object]]] = {
     _TAG + "str": lambda text: text,
     _TAG + "int": _construct_integer,
     _TAG + "float": _construct_decimal,
@@ -388,16 +407,21 @@ def _describe(node: Node) -> str:
 
 
 @cache
-def contract_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of contract files, as shipped in the package."""
+def _schema() -> dict[str, Any]:
     text = resources.files("raas.core").joinpath("contract.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
+def contract_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of contract files, as shipped in the package (a copy:
+    changing it changes nothing the loader does)."""
+    return copy.deepcopy(_schema())
+
+
 @cache
 def _validator() -> Any:
-    schema = contract_schema()
+    schema = _schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -430,7 +454,7 @@ def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     # Only local references into $defs are used in the contract schema.
     reference = schema.get("$ref")
     if isinstance(reference, str) and reference.startswith("#/$defs/"):
-        resolved: Mapping[str, Any] = contract_schema()["$defs"][reference.removeprefix("#/$defs/")]
+        resolved: Mapping[str, Any] = _schema()["$defs"][reference.removeprefix("#/$defs/")]
         return resolved
     return schema
 
@@ -553,6 +577,11 @@ def _findings(text: str) -> tuple[list[_Finding], Any]:
     except yaml.MarkedYAMLError as error:
         field = _dotted(tuple(loader.key_path) if loader is not None else ())
         return [_syntax_finding(error, field, len(text))], None
+    except _TooDeep as error:
+        # The full path would be dozens of steps long; the top-level field says where to look.
+        field = _dotted(tuple(loader.key_path[:1]) if loader is not None else ())
+        reason = f"expected at most {NESTING_DEPTH_MAX} levels of nesting, found more"
+        return [_Finding(0, 0, 0, field, reason, error.line)], None
     except yaml.reader.ReaderError as error:  # a control character, which YAML forbids
         line = text.count("\n", 0, error.position) + 1
         character = error.character if isinstance(error.character, int) else ord(error.character)
