@@ -1,0 +1,509 @@
+"""The SQLite ledger stores each event once, in dense per-tenant logs, and reads them back in order.
+
+What would break: a retried batch stored twice, a reused id with other content accepted or half
+a batch kept after a conflict, a gap or a repeat in a tenant's log_index, an entry that differs
+from `event_entry` (so leaf hashes and proofs would not match), reads out of the promised order
+or past the requested bound, driver errors leaking out, or the in-memory fake drifting from it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from raas.core.canonical import leaf_hash
+from raas.core.events import (
+    Csat,
+    Event,
+    Handoff,
+    Message,
+    ModelCall,
+    event_entry,
+    make_event,
+)
+from raas.errors import ConflictError, StoreError
+from raas.ledger import LedgerStore, MemoryLedger, SqliteLedger, StoredEvent, entry_of
+from raas.ledger.store import time_microseconds
+
+START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+SOURCE = "urn:raas:test:agents"
+
+
+def event(
+    number: int,
+    *,
+    tenant: str = "acme",
+    customer: str = "customer-1",
+    source: str = SOURCE,
+    seconds: float | None = None,
+    data: Any = None,
+) -> Event:
+    return make_event(
+        data if data is not None else Csat(score=1 + number % 5),
+        id=f"event-{number}",
+        source=source,
+        time=START + timedelta(seconds=number if seconds is None else seconds),
+        tenant=tenant,
+        customer=customer,
+        conversation=f"conversation-{number // 3}",
+        intent="refund" if number % 2 else None,
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+    with SqliteLedger(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+def dump(path: Path) -> list[str]:
+    """Every row of every table as SQL text (blobs in hex): the stored data, byte for byte."""
+    connection = sqlite3.connect(path)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+def rows(store: LedgerStore, tenant: str) -> list[StoredEvent]:
+    return list(store.iter_events(tenant))
+
+
+# -- appending ---------------------------------------------------------------------------------
+
+
+def test_append_stores_canonical_entries_with_their_leaf_hashes(ledger: SqliteLedger) -> None:
+    events = [event(number) for number in range(5)]
+
+    receipt = ledger.append(events)
+
+    assert (receipt.stored, receipt.duplicates) == (5, 0)
+    assert receipt.logs["acme"].size == 5
+    assert receipt.logs["acme"].last_seq == 5
+    stored = rows(ledger, "acme")
+    assert [row.seq for row in stored] == [1, 2, 3, 4, 5]
+    assert [row.log_index for row in stored] == [0, 1, 2, 3, 4]
+    for row, original in zip(stored, events, strict=True):
+        assert row.entry == event_entry(original)
+        assert row.leaf_hash == leaf_hash(row.entry)
+        assert row.event == original
+        assert row.tenant == "acme"
+
+
+def test_extracted_columns_hold_what_queries_need(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    moment = datetime(2026, 11, 2, 11, 30, 0, 120_000, tzinfo=timezone(timedelta(hours=2)))
+    original = event(1, data=Message(role="ai", text="hi"))
+    original = make_event(
+        original.data, id="m-1", source=SOURCE, time=moment, tenant="acme", customer="c-9",
+        conversation="v-3", intent="billing",
+    )
+    with SqliteLedger(path) as ledger:
+        ledger.append([original])
+    connection = sqlite3.connect(path)
+    row = connection.execute(
+        "SELECT type, time_microseconds, customer, conversation, intent FROM events"
+    ).fetchone()
+    connection.close()
+    assert row == (
+        "dev.raas.message", time_microseconds(moment), "c-9", "v-3", "billing"
+    )
+    assert row[1] == 1_793_611_800_120_000  # 2026-11-02T09:30:00.12Z, from calendar.timegm
+
+
+def test_the_same_batch_twice_is_a_no_op(ledger: SqliteLedger, tmp_path: Path) -> None:
+    events = [event(number) for number in range(4)]
+    ledger.append(events)
+    before = dump(tmp_path / "ledger.db")
+
+    receipt = ledger.append(events)
+
+    assert (receipt.stored, receipt.duplicates) == (0, 4)
+    assert receipt.logs["acme"].size == 4
+    assert receipt.logs["acme"].last_seq == 4
+    assert dump(tmp_path / "ledger.db") == before
+
+
+def test_a_repeat_inside_one_batch_counts_as_a_duplicate(ledger: SqliteLedger) -> None:
+    receipt = ledger.append([event(1), event(2), event(1)])
+
+    assert (receipt.stored, receipt.duplicates) == (2, 1)
+    assert ledger.count("acme") == 2
+
+
+def test_a_batch_mixing_new_and_stored_events_stores_only_the_new(ledger: SqliteLedger) -> None:
+    ledger.append([event(0), event(1)])
+    ledger.append([event(10, tenant="globex")])
+
+    receipt = ledger.append([event(1), event(2), event(0), event(3), event(11, tenant="globex")])
+
+    assert (receipt.stored, receipt.duplicates) == (3, 2)
+    assert [row.log_index for row in rows(ledger, "acme")] == [0, 1, 2, 3]
+    assert [row.event.id for row in rows(ledger, "acme")] == [
+        "event-0", "event-1", "event-2", "event-3"
+    ]
+    assert receipt.logs == {
+        "acme": receipt.logs["acme"], "globex": receipt.logs["globex"]
+    }
+    assert (receipt.logs["acme"].size, receipt.logs["globex"].size) == (4, 2)
+    assert receipt.logs["globex"].last_seq == ledger.max_seq()
+
+
+def test_a_reused_id_with_other_content_rolls_back_the_whole_batch(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    ledger.append([event(0), event(1)])
+    before = dump(tmp_path / "ledger.db")
+    changed = event(1, data=Csat(score=5 if event(1).data.score != 5 else 4))
+
+    with pytest.raises(ConflictError) as conflict:
+        ledger.append([event(2), changed, event(3)])
+
+    error = conflict.value
+    assert (error.tenant, error.source, error.event_id) == ("acme", SOURCE, "event-1")
+    assert error.stored_hash == leaf_hash(event_entry(event(1))).hex()
+    assert error.new_hash == leaf_hash(event_entry(changed)).hex()
+    assert dump(tmp_path / "ledger.db") == before
+    assert (ledger.head("acme"), ledger.max_seq()) == (2, 2)
+    # The refused batch left no hole: the next one continues the log densely.
+    ledger.append([event(2), event(3)])
+    assert [row.log_index for row in rows(ledger, "acme")] == [0, 1, 2, 3]
+    assert [row.seq for row in rows(ledger, "acme")] == [1, 2, 3, 4]
+
+
+def test_a_reused_id_inside_one_batch_is_refused_before_anything_is_written(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    ledger.append([event(0)])
+    before = dump(tmp_path / "ledger.db")
+
+    with pytest.raises(ConflictError, match="event-5"):
+        ledger.append([event(5), event(6), event(5, data=Csat(score=5)), event(7)])
+
+    assert dump(tmp_path / "ledger.db") == before
+
+
+def test_the_key_is_tenant_source_and_id(ledger: SqliteLedger) -> None:
+    receipt = ledger.append([
+        event(1), event(1, tenant="globex"), event(1, source="urn:raas:test:other"),
+    ])
+    assert (receipt.stored, receipt.duplicates) == (3, 0)
+    assert ledger.get("acme", "urn:raas:test:other", "event-1") is not None
+    assert ledger.get("acme", "urn:raas:test:nowhere", "event-1") is None
+
+
+def test_each_tenant_has_its_own_dense_log(ledger: SqliteLedger) -> None:
+    tenants = ["acme", "globex", "initech"]
+    for batch in range(4):
+        ledger.append([event(batch * 10 + n, tenant=tenants[n % 3]) for n in range(7)])
+
+    assert ledger.tenants() == tenants
+    for tenant in tenants:
+        stored = rows(ledger, tenant)
+        assert [row.log_index for row in stored] == list(range(len(stored)))
+        assert [row.seq for row in stored] == sorted(row.seq for row in stored)
+        assert ledger.head(tenant) == ledger.count(tenant) == len(stored)
+    assert ledger.max_seq() == 28
+    assert ledger.head("nobody") == ledger.count("nobody") == 0
+
+
+def test_the_ledger_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with SqliteLedger(path) as ledger:
+        ledger.append([event(n) for n in range(3)])
+    with SqliteLedger(path) as ledger:
+        assert ledger.head("acme") == 3
+        assert ledger.append([event(2), event(3)]).stored == 1
+        assert [row.log_index for row in rows(ledger, "acme")] == [0, 1, 2, 3]
+
+
+def test_new_events_take_the_fast_path_and_retries_the_staged_one(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The staged path is correct for every batch but about twice as slow: a batch of new events
+    # for tenants that already have a log must not fall back to it.
+    import raas.ledger.sqlite as sqlite_module
+
+    staged = []
+    real = sqlite_module._append_staged
+    monkeypatch.setattr(
+        sqlite_module, "_append_staged", lambda *a: staged.append(1) or real(*a)
+    )
+    ledger.append([event(0), event(1, tenant="globex")])
+    ledger.append([event(2), event(3, tenant="globex")])
+    assert staged == []
+    ledger.append([event(3, tenant="globex"), event(4)])
+    assert staged == [1]
+
+
+def test_an_empty_batch_stores_nothing(ledger: SqliteLedger) -> None:
+    receipt = ledger.append([])
+    assert (receipt.stored, receipt.duplicates, receipt.logs) == (0, 0, {})
+    assert ledger.max_seq() == 0
+
+
+def test_concurrent_appends_from_threads_keep_logs_dense(ledger: SqliteLedger) -> None:
+    def work(offset: int) -> None:
+        for batch in range(10):
+            ledger.append([event(offset + batch * 20 + n) for n in range(20)])
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in (0, 10_000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    stored = rows(ledger, "acme")
+    assert len(stored) == ledger.head("acme") == 400
+    assert [row.log_index for row in stored] == list(range(400))
+    assert len({row.entry for row in stored}) == 400
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def test_customers_come_sorted_and_each_ones_events_by_time_source_and_id(
+    ledger: SqliteLedger,
+) -> None:
+    # Appended out of order, with ties in time broken by source and then id.
+    ledger.append([
+        event(3, customer="customer-b", seconds=50),
+        event(1, customer="customer-a", seconds=90),
+        event(2, customer="customer-a", seconds=10, source="urn:b"),
+        event(4, customer="customer-a", seconds=10, source="urn:a"),
+        event(6, customer="customer-a", seconds=10, source="urn:a"),
+        event(5, customer="customer-a", seconds=10, source="urn:a"),
+        event(7, customer="customer-a", seconds=-1_000_000),
+    ])
+
+    grouped = [
+        (customer, [(row.event.source, row.event.id) for row in stored])
+        for customer, stored in ledger.iter_customers("acme")
+    ]
+
+    assert grouped == [
+        ("customer-a", [
+            (SOURCE, "event-7"), ("urn:a", "event-4"), ("urn:a", "event-5"),
+            ("urn:a", "event-6"), ("urn:b", "event-2"), (SOURCE, "event-1"),
+        ]),
+        ("customer-b", [(SOURCE, "event-3")]),
+    ]
+
+
+def test_reads_stop_at_the_seq_or_size_asked_for(ledger: SqliteLedger) -> None:
+    ledger.append([event(n, tenant="acme", customer=f"c-{n % 2}") for n in range(4)])
+    ledger.append([event(n, tenant="globex") for n in range(3)])
+    ledger.append([event(n, tenant="acme", customer=f"c-{n % 2}") for n in range(4, 8)])
+
+    def ids(read: Iterator[tuple[str, list[StoredEvent]]]) -> list[str]:
+        return sorted(row.event.id for _, stored in read for row in stored)
+
+    assert ids(ledger.iter_customers("acme", upto_seq=7)) == [f"event-{n}" for n in range(4)]
+    assert ids(ledger.iter_customers("acme", upto_size=5)) == [f"event-{n}" for n in range(5)]
+    assert ids(ledger.iter_customers("acme", upto_seq=9, upto_size=7)) == [
+        f"event-{n}" for n in range(6)
+    ]
+    assert [row.log_index for row in ledger.iter_events("acme", upto_size=3)] == [0, 1, 2]
+    assert [row.seq for row in ledger.iter_events("acme", upto_seq=8)] == [1, 2, 3, 4, 8]
+    assert list(ledger.iter_customers("acme", upto_seq=0)) == []
+
+
+def test_a_stream_sees_one_snapshot_while_appends_go_on(ledger: SqliteLedger) -> None:
+    ledger.append([event(n, customer=f"c-{n}") for n in range(3)])
+    stream = ledger.iter_customers("acme")
+    first_customer, _ = next(stream)
+
+    ledger.append([event(n, customer=f"c-{n}") for n in range(3, 6)])
+
+    rest = [customer for customer, _ in stream]
+    assert [first_customer, *rest] == ["c-0", "c-1", "c-2"]
+    assert [customer for customer, _ in ledger.iter_customers("acme")] == [
+        f"c-{n}" for n in range(6)
+    ]
+
+
+def test_get_returns_the_stored_event(ledger: SqliteLedger) -> None:
+    ledger.append([event(0), event(1, tenant="globex")])
+    found = ledger.get("globex", SOURCE, "event-1")
+    assert found is not None
+    assert (found.seq, found.tenant, found.log_index) == (2, "globex", 0)
+    assert found.event == event(1, tenant="globex")
+    assert ledger.get("acme", SOURCE, "event-1") is None
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_bytes(b"this is not a database, just some text" * 100)
+    with pytest.raises(StoreError, match="could not open the ledger"):
+        SqliteLedger(not_a_database)
+    with pytest.raises(StoreError):
+        SqliteLedger(tmp_path / "missing-folder" / "ledger.db")
+
+
+def test_a_closed_ledger_says_so(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger.close()
+    ledger.close()  # closing twice is harmless
+    with pytest.raises(StoreError, match="closed"):
+        ledger.append([event(0)])
+    with pytest.raises(StoreError, match="closed"):
+        ledger.head("acme")
+    with pytest.raises(StoreError, match="closed"):
+        list(ledger.iter_events("acme"))
+
+
+def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqliteLedger(path)
+
+
+def test_a_ledger_whose_logs_table_lies_refuses_to_append(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    ledger.append([event(0), event(1)])
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    connection.execute("UPDATE logs SET size = 1")
+    connection.commit()
+    connection.close()
+    before = dump(tmp_path / "ledger.db")
+
+    with pytest.raises(StoreError):
+        ledger.append([event(2)])
+
+    assert dump(tmp_path / "ledger.db") == before
+
+
+# -- entries -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 30, 0, 120_000, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 30, 0, 100, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 30, 0, 999_999, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 30, 0, 500_000, tzinfo=timezone(timedelta(hours=-3))),
+        datetime(999, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_the_fast_entry_is_event_entry(moment: datetime) -> None:
+    original = event(1)
+    shifted = msgspec.structs.replace(original, time=moment)
+    assert entry_of(shifted) == event_entry(shifted)
+
+
+texts = st.text(min_size=1, max_size=12)
+datas = st.one_of(
+    st.builds(Csat, score=st.integers(1, 5)),
+    st.builds(Message, role=st.sampled_from(["customer", "ai"]), text=st.text(max_size=30)),
+    st.builds(Handoff, context_passed=st.booleans(), reason=st.none() | texts),
+    st.builds(
+        ModelCall, tier=texts, model=texts, input_tokens=st.integers(0, 2**40),
+        output_tokens=st.integers(0, 10**6), latency_ms=st.integers(0, 10**6),
+        cost=st.decimals(min_value=0, max_value=10**4, places=8),
+    ),
+)
+moments = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=45))]),
+) | st.builds(
+    lambda seconds, milliseconds: START + timedelta(seconds=seconds, milliseconds=milliseconds),
+    st.integers(-10**8, 10**8), st.integers(0, 999),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=datas, moment=moments, intent=st.none() | texts, text=texts)
+def test_the_fast_entry_is_event_entry_for_any_event(
+    data: Any, moment: datetime, intent: str | None, text: str
+) -> None:
+    original = make_event(
+        data, id=text, source=text + ":time", time=moment, tenant=text, customer='"time":"',
+        conversation=text, intent=intent, subject=text,
+    )
+    assert entry_of(original) == event_entry(original)
+
+
+# -- the batching property ---------------------------------------------------------------------
+
+distinct_events = st.lists(
+    st.builds(
+        lambda tenant, source, number, customer, seconds, data: make_event(
+            data, id=f"event-{number}", source=source,
+            time=START + timedelta(milliseconds=seconds), tenant=tenant, customer=customer,
+            conversation="conversation-1",
+        ),
+        st.sampled_from(["acme", "globex", "initech"]),
+        st.sampled_from(["urn:a", "urn:b"]),
+        st.integers(0, 30),
+        st.sampled_from(["c-1", "c-2", "c-3"]),
+        st.integers(0, 5_000),
+        datas,
+    ),
+    max_size=25,
+    unique_by=lambda e: (e.tenant, e.source, e.id),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=distinct_events, plan=st.data())
+def test_any_batching_with_retries_in_any_order_stores_the_same_set(
+    events: list[Event], plan: st.DataObject
+) -> None:
+    retries = plan.draw(st.lists(st.sampled_from(events))) if events else []
+    deliveries = plan.draw(st.permutations(events + retries))
+    cuts = sorted(plan.draw(st.lists(st.integers(0, len(deliveries)), max_size=6)))
+    bounds = zip([0, *cuts], [*cuts, len(deliveries)], strict=True)
+    batches = [deliveries[start:end] for start, end in bounds]
+
+    memory = MemoryLedger()
+    with tempfile.TemporaryDirectory() as folder, SqliteLedger(Path(folder) / "l.db") as ledger:
+        for batch in batches:
+            receipt = ledger.append(batch)
+            assert receipt == memory.append(batch)
+            assert receipt.stored + receipt.duplicates == len(batch)
+        expected = {(e.tenant, e.source, e.id, leaf_hash(event_entry(e))) for e in events}
+        tenants = sorted({e.tenant for e in events})
+        assert ledger.tenants() == memory.tenants() == tenants
+        found: set[tuple[str, str, str, bytes]] = set()
+        for tenant in tenants:
+            stored = rows(ledger, tenant)
+            assert [row.log_index for row in stored] == list(range(len(stored)))
+            assert ledger.head(tenant) == ledger.count(tenant) == len(stored)
+            assert stored == rows(memory, tenant)
+            assert list(ledger.iter_customers(tenant)) == list(memory.iter_customers(tenant))
+            for row in stored:
+                original = row.event
+                found.add((row.tenant, original.source, original.id, row.leaf_hash))
+        assert found == expected
+        assert ledger.max_seq() == len(events)
+
+
+def test_the_money_in_a_stored_event_is_still_a_decimal(ledger: SqliteLedger) -> None:
+    call = ModelCall(
+        tier="small", model="m", input_tokens=1, output_tokens=1, latency_ms=1,
+        cost=Decimal("0.000000001"),
+    )
+    ledger.append([event(0, data=call)])
+    stored = ledger.get("acme", SOURCE, "event-0")
+    assert stored is not None
+    assert stored.event.data.cost == Decimal("0.000000001")
