@@ -48,6 +48,8 @@ __all__ = [
     "CONTRACT_BYTES_MAX",
     "DOCUMENT_FIELD",
     "NESTING_DEPTH_MAX",
+    "PRICE_EXCLUSIVE_MAX",
+    "PRICE_PLACES_MAX",
     "RECONTACT_WINDOW_HOURS_MAX",
     "AiResolutionRule",
     "Contract",
@@ -63,6 +65,10 @@ __all__ = [
 # A contract is a page of text; anything much larger is a mistake or an attack on the parser.
 CONTRACT_BYTES_MAX: Final = 1_048_576
 RECONTACT_WINDOW_HOURS_MAX: Final = 8760  # one year
+# Bounds on a unit price: far beyond any real one, and small enough that no amount computed
+# from it needs an unbounded decimal context.
+PRICE_EXCLUSIVE_MAX: Final = Decimal(10) ** 12
+PRICE_PLACES_MAX: Final = 12
 # A contract nests three levels deep; a limit keeps PyYAML's recursive composer off the stack's end.
 NESTING_DEPTH_MAX: Final = 32
 # The `field` of an error that belongs to the file as a whole (YAML syntax, an empty file).
@@ -76,6 +82,17 @@ def _check_price(price: Decimal, field: str) -> None:
         raise TypeError(f"{field} must be a Decimal, found {type(price).__name__} {price!r}")
     if not price.is_finite() or price.is_signed():
         raise ValueError(f"{field} must be a finite, non-negative Decimal, found {price}")
+    if price >= PRICE_EXCLUSIVE_MAX or _decimal_places(price) > PRICE_PLACES_MAX:
+        raise ValueError(
+            f"{field} must be below 10^12 with at most {PRICE_PLACES_MAX} decimal places, "
+            f"found {price}"
+        )
+
+
+def _decimal_places(amount: Decimal) -> int:
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int), "only finite amounts have decimal places"
+    return max(-exponent, 0)
 
 
 class AiResolutionRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -544,11 +561,19 @@ def _semantic_findings(
     if isinstance(outcomes, dict):
         for name, rule in outcomes.items():
             price = rule.get("price") if isinstance(rule, dict) else None
+            if not isinstance(price, Decimal) or not price.is_finite():
+                continue
+            path = ("outcomes", name, "price")
+            found = _describe(places[path].value)
             # -0 passes "minimum: 0" but would print as -0.00 on an invoice.
-            if isinstance(price, Decimal) and price.is_signed():
-                path = ("outcomes", name, "price")
-                found = _describe(places[path].value)
+            if price.is_signed():
                 yield at(path, f"expected a non-negative price, found {found}")
+            elif _decimal_places(price) > PRICE_PLACES_MAX:
+                yield at(
+                    path,
+                    f"expected at most {PRICE_PLACES_MAX} decimal places, found "
+                    f"{_decimal_places(price)} in {found}",
+                )
 
 
 def _syntax_finding(error: yaml.MarkedYAMLError, field: str, text_length: int) -> _Finding:

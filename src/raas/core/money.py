@@ -61,7 +61,8 @@ def minor_units(currency: str) -> int:
 
 
 def _require_finite_decimal(amount: Decimal) -> None:
-    # bool and float are refused too: a float has already lost the exact amount.
+    # Only Decimal: a float has already lost the exact amount, and an int or bool here is a
+    # sign of a caller mixing up amounts and counts.
     if not isinstance(amount, Decimal):
         raise TypeError(f"amount must be a Decimal, found {type(amount).__name__} {amount!r}")
     if not amount.is_finite():
