@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from factories import NOVEMBER, conversation, entries, last_ai_answer
-
 from raas.core.episodes import derive_episodes
 
 

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from factories import NOVEMBER, conversation, entries, last_ai_answer
 
+from factories import NOVEMBER, conversation, entries, last_ai_answer
 from raas.core.contract import AiResolutionRule, Contract, HandoffRule, Outcomes
 from raas.core.episodes import derive_episodes
 from raas.core.judge import judge_episode

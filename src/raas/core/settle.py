@@ -49,19 +49,17 @@ class Settlement(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_contract_covers(contract: Contract, period: Period) -> None:
-    start = contract.effective_from_utc()
-    if start > period.start:
+    if contract.effective_from_utc() > period.start:
         raise SettlementError(
             f"contract {contract.contract} v{contract.version} takes effect "
             f"{contract.effective_from}, after the start of period {period.label}"
         )
-    if contract.effective_until is not None:
-        until = datetime.combine(contract.effective_until, datetime.min.time(), contract.zone)
-        if until < period.end:
-            raise SettlementError(
-                f"contract {contract.contract} v{contract.version} ends "
-                f"{contract.effective_until}, before the end of period {period.label}"
-            )
+    until = contract.effective_until_utc()
+    if until is not None and until < period.end:
+        raise SettlementError(
+            f"contract {contract.contract} v{contract.version} ends "
+            f"{contract.effective_until}, before the end of period {period.label}"
+        )
 
 
 def settle(
