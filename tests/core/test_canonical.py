@@ -92,6 +92,9 @@ def test_golden_entries() -> None:
         conversation="conv-1",
     )
     assert event_entry(model_call) == GOLDEN_MODEL_CALL
-    assert leaf_hash(GOLDEN_MODEL_CALL).hex() == hashlib.sha256(
-        b"\x00" + GOLDEN_MODEL_CALL
-    ).hexdigest()
+    assert leaf_hash(GOLDEN_MESSAGE).hex() == (
+        "4af52c9c3b0a9a5ba204484582eb06549ad87cbab31dfb0c0b1ca614d987c1f6"
+    )
+    assert leaf_hash(GOLDEN_MODEL_CALL).hex() == (
+        "c564d948494094c8fbb4dd531ecf8c24b61278aea972f02b5127e0fa22312b39"
+    )
