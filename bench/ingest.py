@@ -1,0 +1,294 @@
+"""Ingest throughput end to end: JSON batches -> parse_batch -> SqliteLedger.append, fsync on.
+
+Generates a realistic month of conversations (a mix of every common event type, interleaved in
+time as they would arrive), encodes them as JSON array bodies, then times parsing and appending
+into a fresh ledger, several runs. Prints the median events/s with the parse and append shares
+and writes bench/results/ingest.json.
+
+    .venv/bin/python bench/ingest.py [--events 200000] [--batch 5000] [--runs 5]
+
+`--threads 2` also measures two sender threads sharing one ledger, each parsing and appending
+its own batches, as a service handling concurrent requests does: while one thread waits on
+SQLite (which releases the GIL while it writes and fsyncs), the other parses and prepares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import queue
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from raas.core.events import (
+    ConversationClosed,
+    ConversationStarted,
+    Csat,
+    CustomerConfirmation,
+    Event,
+    Handoff,
+    Message,
+    ModelCall,
+    ResolutionClaimed,
+    ToolCall,
+    make_event,
+)
+from raas.ingest import parse_batch
+from raas.ledger.sqlite import SqliteLedger
+
+RESULTS_PATH = Path(__file__).parent / "results" / "ingest.json"
+TARGET_EVENTS_PER_SECOND = 100_000
+MONTH_START = datetime(2026, 11, 1, tzinfo=UTC)
+TENANTS = ("acme", "globex", "initech")
+SOURCES = tuple(f"https://agents.helpdesk-ai.example/fleet/{n}" for n in range(4))
+INTENTS = ("order_status", "refund", "billing", "password_reset", "shipping_address")
+CUSTOMER_LINES = (
+    "Hi, my order still has not arrived and the tracking page has not changed in four days.",
+    "I was charged twice for the same subscription this month, can you refund one of them?",
+    "How do I change the delivery address on an order I placed this morning?",
+    "I can't log in, the reset link in the email says it has expired.",
+)
+AI_LINES = (
+    "I'm sorry about the delay. I can see the parcel left the warehouse on Tuesday; let me check "
+    "with the carrier.",
+    "I found both charges. I've started a refund for the duplicate; it will show in 3-5 days.",
+    "Done: the new address is on the order, and you'll get a confirmation email shortly.",
+    "I've sent you a fresh reset link that is valid for one hour.",
+)
+
+
+def conversation_events(number: int, chance: random.Random) -> list[Event]:
+    """One conversation: start, a few turns with model and tool calls, maybe a handoff, feedback."""
+    tenant = chance.choice(TENANTS)
+    source = chance.choice(SOURCES)
+    customer = f"customer-{chance.randrange(40_000):05d}"
+    conversation = f"conversation-{number:07d}"
+    intent = chance.choice(INTENTS)
+    clock = MONTH_START + timedelta(milliseconds=chance.randrange(30 * 24 * 3600 * 1000))
+    events: list[Event] = []
+
+    def add(data: Any, with_intent: bool = True) -> None:
+        nonlocal clock
+        clock += timedelta(milliseconds=chance.randrange(300, 40_000))
+        events.append(make_event(
+            data, id=f"{conversation}-{len(events):03d}", source=source, time=clock,
+            tenant=tenant, customer=customer, conversation=conversation,
+            intent=intent if with_intent else None,
+        ))
+
+    add(ConversationStarted(channel=chance.choice(["chat", "chat", "email", "voice"])), False)
+    for _turn in range(chance.randint(1, 4)):
+        add(Message(role="customer", text=chance.choice(CUSTOMER_LINES)))
+        tier = "small" if chance.random() < 0.8 else "large"
+        input_tokens = chance.randrange(300, 4000)
+        output_tokens = chance.randrange(20, 400)
+        price = Decimal("0.0000002") if tier == "small" else Decimal("0.000003")
+        add(ModelCall(
+            tier=tier, model="llama-3.1-8b" if tier == "small" else "llama-3.1-70b",
+            input_tokens=input_tokens, output_tokens=output_tokens,
+            latency_ms=chance.randrange(150, 4000), cost=price * (input_tokens + output_tokens),
+            time_to_first_token_ms=chance.randrange(50, 600),
+        ))
+        if chance.random() < 0.4:
+            add(ToolCall(name="lookup_order", latency_ms=chance.randrange(5, 300)))
+        add(Message(role="ai", text=chance.choice(AI_LINES)))
+    if chance.random() < 0.15:
+        add(Handoff(context_passed=chance.random() < 0.8, reason="customer asked for a human"))
+        add(Message(role="human_agent", text="Hello, I'm Sam from the support team."))
+    else:
+        add(ResolutionClaimed())
+        if chance.random() < 0.5:
+            add(CustomerConfirmation(resolved=chance.random() < 0.85))
+        if chance.random() < 0.3:
+            add(Csat(score=chance.randint(1, 5)))
+    add(ConversationClosed(), False)
+    return events
+
+
+def workload(events_count: int, seed: int) -> list[Event]:
+    """At least `events_count` events of whole conversations, in time order (as they arrive)."""
+    chance = random.Random(seed)
+    events: list[Event] = []
+    number = 0
+    while len(events) < events_count:
+        events.extend(conversation_events(number, chance))
+        number += 1
+    events.sort(key=lambda event: event.time)
+    return events[:events_count]
+
+
+def bodies_of(events: list[Event], batch_events: int) -> list[bytes]:
+    encoder = msgspec.json.Encoder()
+    return [
+        encoder.encode(events[start : start + batch_events])
+        for start in range(0, len(events), batch_events)
+    ]
+
+
+def run_sequential(bodies: list[bytes], path: Path) -> dict[str, float]:
+    parse_seconds = append_seconds = 0.0
+    events_count = 0
+    with SqliteLedger(path) as ledger:
+        started = time.perf_counter()
+        for body in bodies:
+            before_parse = time.perf_counter()
+            events = parse_batch(body)
+            before_append = time.perf_counter()
+            receipt = ledger.append(events)
+            parse_seconds += before_append - before_parse
+            append_seconds += time.perf_counter() - before_append
+            assert receipt.stored == len(events)
+            events_count += len(events)
+        total_seconds = time.perf_counter() - started
+    return {
+        "events": events_count,
+        "seconds": total_seconds,
+        "events_per_second": events_count / total_seconds,
+        "parse_seconds": parse_seconds,
+        "append_seconds": append_seconds,
+    }
+
+
+def run_threads(bodies: list[bytes], path: Path, threads_count: int) -> dict[str, float]:
+    """`threads_count` senders share one ledger; each takes the next body, parses and appends it."""
+    pending: queue.Queue[bytes] = queue.Queue()
+    for body in bodies:
+        pending.put(body)
+    stored: list[int] = []
+    failures: list[BaseException] = []
+
+    def send(ledger: SqliteLedger) -> None:
+        try:
+            while True:
+                try:
+                    body = pending.get_nowait()
+                except queue.Empty:
+                    return
+                stored.append(ledger.append(parse_batch(body)).stored)
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    with SqliteLedger(path) as ledger:
+        started = time.perf_counter()
+        senders = [threading.Thread(target=send, args=(ledger,)) for _ in range(threads_count)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        total_seconds = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return {"events": sum(stored), "seconds": total_seconds,
+            "events_per_second": sum(stored) / total_seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="events per batch")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="also measure this many sender threads sharing the ledger")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="where the ledger files go (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH)
+    arguments = parser.parse_args()
+
+    print(f"generating {arguments.events:,} events ...", flush=True)
+    events = workload(arguments.events, arguments.seed)
+    events_count = len(events)
+    bodies = bodies_of(events, arguments.batch)
+    # A service does not hold a month of events in memory: drop them, so the garbage collector
+    # does not walk them during the measurement.
+    del events
+    gc.collect()
+    body_bytes = sum(len(body) for body in bodies)
+    print(f"{len(bodies)} batches of {arguments.batch:,}, {body_bytes / events_count:.0f} bytes "
+          "an event on the wire")
+
+    sequential: list[dict[str, float]] = []
+    threaded: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(dir=arguments.folder) as folder:
+        for run in range(arguments.runs):
+            path = Path(folder) / f"sequential-{run}.db"
+            result = run_sequential(bodies, path)
+            result["database_bytes"] = _database_bytes(path)
+            sequential.append(result)
+            print(f"run {run + 1}: {result['events_per_second']:>9,.0f} events/s  "
+                  f"(parse {result['parse_seconds']:.2f} s, "
+                  f"append {result['append_seconds']:.2f} s)", flush=True)
+            if arguments.threads > 1:
+                result = run_threads(bodies, Path(folder) / f"threads-{run}.db", arguments.threads)
+                threaded.append(result)
+                print(f"       {result['events_per_second']:>9,.0f} events/s with "
+                      f"{arguments.threads} sender threads", flush=True)
+
+    median = statistics.median(result["events_per_second"] for result in sequential)
+    parse = sum(result["parse_seconds"] for result in sequential)
+    append = sum(result["append_seconds"] for result in sequential)
+    parse_share = parse / (parse + append)
+    summary: dict[str, Any] = {
+        "benchmark": "ingest: parse_batch + SqliteLedger.append, WAL, synchronous=FULL",
+        "events": events_count,
+        "batch_events": arguments.batch,
+        "runs": arguments.runs,
+        "bytes_per_event_on_the_wire": round(body_bytes / events_count),
+        "median_events_per_second": round(median),
+        "parse_share": round(parse_share, 3),
+        "append_share": round(1 - parse_share, 3),
+        "parse_microseconds_per_event": round(parse / (events_count * arguments.runs) * 1e6, 2),
+        "append_microseconds_per_event": round(append / (events_count * arguments.runs) * 1e6, 2),
+        "database_bytes_per_event": round(sequential[-1]["database_bytes"] / events_count),
+        "target_events_per_second": TARGET_EVENTS_PER_SECOND,
+        "runs_detail": sequential,
+        "machine": {
+            "python": sys.version.split()[0],
+            "sqlite": sqlite3.sqlite_version,
+            "msgspec": msgspec.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+    }
+    if threaded:
+        summary["sender_threads"] = arguments.threads
+        summary["threads_median_events_per_second"] = round(
+            statistics.median(result["events_per_second"] for result in threaded)
+        )
+        summary["threads_runs_detail"] = threaded
+    print(f"median {median:,.0f} events/s (target {TARGET_EVENTS_PER_SECOND:,}); "
+          f"parse {parse_share:.0%}, append {1 - parse_share:.0%} "
+          f"({summary['parse_microseconds_per_event']} + "
+          f"{summary['append_microseconds_per_event']} us an event)")
+    if threaded:
+        print(f"median with {arguments.threads} sender threads: "
+              f"{summary['threads_median_events_per_second']:,} events/s")
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {arguments.out}")
+
+
+def _database_bytes(path: Path) -> int:
+    return sum(
+        os.path.getsize(f"{path}{suffix}")
+        for suffix in ("", "-wal")
+        if os.path.exists(f"{path}{suffix}")
+    )
+
+
+if __name__ == "__main__":
+    main()
