@@ -147,9 +147,8 @@ class _Workload:
         # Written conversations whose events are not all released yet, as merge cursors:
         # [time of the next event, sequence, position of the next event, thread].
         self.pending: list[list[Any]] = []
-        self.scheduled: list[
-            tuple[int, int, PlannedRecontact]
-        ] = []  # (start_ms, sequence, recontact)
+        # Recontact conversations to write later, as (start_ms, sequence, recontact).
+        self.scheduled: list[tuple[int, int, PlannedRecontact]] = []
         self.writer = ConversationWriter(config, catalog, self.rng, self.tally, _id_prefix(config))
         self.start_ms = _to_ms(config.start_utc)
         self.end_ms = _to_ms(config.end_utc)
