@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -87,15 +88,28 @@ def _digest(batches: list[bytes]) -> str:
 
 
 def test_the_same_config_gives_the_same_bytes_and_another_seed_does_not(month: Delivered) -> None:
-    again = list(generate_ndjson(month.config))
-    assert _digest(again) == _digest(month.batches)
-    other_seed = SimConfig(seed=12, conversations=3_000, batch_events=BATCH_EVENTS)
-    other = list(generate_ndjson(other_seed))
-    assert _digest(other) != _digest(month.batches)
-    # The typed batches are the same stream as the bytes.
+    # A second run, through the typed batches this time: the same stream, byte for byte.
     encoder = msgspec.json.Encoder()
-    typed = [encoder.encode_lines(batch) for batch in generate(month.config)]
-    assert typed == month.batches
+    again = [encoder.encode_lines(batch) for batch in generate(month.config)]
+    assert again == month.batches
+    small = {"conversations": 300, "batch_events": 500}
+    seed_one = _digest(list(generate_ndjson(SimConfig(seed=1, **small))))
+    assert seed_one == _digest(list(generate_ndjson(SimConfig(seed=1, **small))))
+    assert seed_one != _digest(list(generate_ndjson(SimConfig(seed=2, **small))))
+
+
+def test_the_bytes_do_not_depend_on_the_process() -> None:
+    # Another interpreter with another hash seed: set or dict order must not leak into output.
+    arguments = {"seed": 9, "conversations": 300, "batch_events": 500}
+    script = (
+        "import hashlib; from raas.sim import SimConfig, generate_ndjson; "
+        f"print(hashlib.sha256(b''.join(generate_ndjson(SimConfig(**{arguments!r})))).hexdigest())"
+    )
+    environment = {**os.environ, "PYTHONHASHSEED": "12345"}
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True
+    ).stdout.strip()
+    assert output == _digest(list(generate_ndjson(SimConfig(**arguments))))
 
 
 def test_every_event_validates_and_round_trips(month: Delivered) -> None:

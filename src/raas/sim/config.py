@@ -52,7 +52,9 @@ class SimConfig:
 
     `conversations` counts first contacts; recontacts come on top of them (see `SimSummary`).
     First contacts start inside [start, start + span); recontacts, late answers and reviews may
-    fall after the span, as they do in a real month.
+    fall after the span, as they do in a real month. A recontact starts between 15 minutes and
+    three windows after the AI's last answer, never within an hour of the window's edge, so that
+    "inside" and "outside" the window are never a matter of milliseconds.
     """
 
     seed: int = 0
