@@ -286,7 +286,14 @@ class ConversationWriter:
                 if segment.outcome == "handoff":
                     human_context = segment.context_passed
             segments.append(segment)
-            if recontact is None:
+        last = segments[-1]
+        if last.outcome == "ai_resolved" and last.confirmed:
+            thread.time_ms += _log_uniform(random_, profile.ai_overhead_ms)
+            goodbye = Message(role="ai", text=_pick(random_, self.catalog.ai_closings))
+            self._emit(thread, goodbye, last.intent.name)
+            last.resolution_ms = thread.time_ms
+        if recontact is None:
+            for segment in segments:
                 self._count_outcome(segment)
                 planned_recontact = self._maybe_plan_recontact(thread, customer_index, segment)
                 if planned_recontact is not None:
