@@ -7,6 +7,9 @@ and writes bench/results/ingest.json.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--batch 5000] [--runs 5]
 
+`--prefill 1000000` first fills each ledger with that many other events (untimed), to see how
+ingest slows down as the ledger grows.
+
 `--threads 2` also measures two sender threads sharing one ledger, each parsing and appending
 its own batches, as a service handling concurrent requests does: while one thread waits on
 SQLite (which releases the GIL while it writes and fsyncs), the other parses and prepares.
@@ -21,6 +24,7 @@ import os
 import platform
 import queue
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -71,12 +75,12 @@ AI_LINES = (
 )
 
 
-def conversation_events(number: int, chance: random.Random) -> list[Event]:
+def conversation_events(number: int, chance: random.Random, prefix: str) -> list[Event]:
     """One conversation: start, a few turns with model and tool calls, maybe a handoff, feedback."""
     tenant = chance.choice(TENANTS)
     source = chance.choice(SOURCES)
     customer = f"customer-{chance.randrange(40_000):05d}"
-    conversation = f"conversation-{number:07d}"
+    conversation = f"{prefix}conversation-{number:07d}"
     intent = chance.choice(INTENTS)
     clock = MONTH_START + timedelta(milliseconds=chance.randrange(30 * 24 * 3600 * 1000))
     events: list[Event] = []
@@ -119,13 +123,13 @@ def conversation_events(number: int, chance: random.Random) -> list[Event]:
     return events
 
 
-def workload(events_count: int, seed: int) -> list[Event]:
-    """At least `events_count` events of whole conversations, in time order (as they arrive)."""
+def workload(events_count: int, seed: int, prefix: str = "") -> list[Event]:
+    """`events_count` events of conversations in arrival (time) order; ids open with `prefix`."""
     chance = random.Random(seed)
     events: list[Event] = []
     number = 0
     while len(events) < events_count:
-        events.extend(conversation_events(number, chance))
+        events.extend(conversation_events(number, chance, prefix))
         number += 1
     events.sort(key=lambda event: event.time)
     return events[:events_count]
@@ -204,6 +208,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1,
                         help="also measure this many sender threads sharing the ledger")
+    parser.add_argument("--prefill", type=int, default=0,
+                        help="events already in each ledger before the timed ingest")
     parser.add_argument("--folder", type=Path, default=None,
                         help="where the ledger files go (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
@@ -224,8 +230,13 @@ def main() -> None:
     sequential: list[dict[str, float]] = []
     threaded: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(dir=arguments.folder) as folder:
+        template = Path(folder) / "prefilled.db"
+        if arguments.prefill:
+            _prefill(template, arguments.prefill, arguments.seed, arguments.batch)
         for run in range(arguments.runs):
             path = Path(folder) / f"sequential-{run}.db"
+            if arguments.prefill:
+                shutil.copyfile(template, path)
             result = run_sequential(bodies, path)
             result["database_bytes"] = _database_bytes(path)
             sequential.append(result)
@@ -233,7 +244,10 @@ def main() -> None:
                   f"(parse {result['parse_seconds']:.2f} s, "
                   f"append {result['append_seconds']:.2f} s)", flush=True)
             if arguments.threads > 1:
-                result = run_threads(bodies, Path(folder) / f"threads-{run}.db", arguments.threads)
+                path = Path(folder) / f"threads-{run}.db"
+                if arguments.prefill:
+                    shutil.copyfile(template, path)
+                result = run_threads(bodies, path, arguments.threads)
                 threaded.append(result)
                 print(f"       {result['events_per_second']:>9,.0f} events/s with "
                       f"{arguments.threads} sender threads", flush=True)
@@ -246,6 +260,7 @@ def main() -> None:
         "benchmark": "ingest: parse_batch + SqliteLedger.append, WAL, synchronous=FULL",
         "events": events_count,
         "batch_events": arguments.batch,
+        "prefilled_events": arguments.prefill,
         "runs": arguments.runs,
         "bytes_per_event_on_the_wire": round(body_bytes / events_count),
         "median_events_per_second": round(median),
@@ -253,7 +268,9 @@ def main() -> None:
         "append_share": round(1 - parse_share, 3),
         "parse_microseconds_per_event": round(parse / (events_count * arguments.runs) * 1e6, 2),
         "append_microseconds_per_event": round(append / (events_count * arguments.runs) * 1e6, 2),
-        "database_bytes_per_event": round(sequential[-1]["database_bytes"] / events_count),
+        "database_bytes_per_event": round(
+            sequential[-1]["database_bytes"] / (events_count + arguments.prefill)
+        ),
         "target_events_per_second": TARGET_EVENTS_PER_SECOND,
         "runs_detail": sequential,
         "machine": {
@@ -280,6 +297,20 @@ def main() -> None:
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {arguments.out}")
+
+
+def _prefill(path: Path, events_count: int, seed: int, batch_events: int) -> None:
+    print(f"prefilling a ledger with {events_count:,} other events ...", flush=True)
+    events = workload(events_count, seed + 1, prefix="prefill-")
+    with SqliteLedger(path) as ledger:
+        for start in range(0, len(events), batch_events):
+            ledger.append(events[start : start + batch_events])
+    del events
+    gc.collect()
+    # Fold the WAL into the file, so that a plain copy of the file is the whole ledger.
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
 
 
 def _database_bytes(path: Path) -> int:

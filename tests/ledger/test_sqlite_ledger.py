@@ -9,6 +9,8 @@ or past the requested bound, driver errors leaking out, or the in-memory fake dr
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from raas.core.events import (
     event_entry,
     make_event,
 )
-from raas.errors import ConflictError, StoreError
+from raas.errors import ConflictError, EventError, StoreError
 from raas.ledger import LedgerStore, MemoryLedger, SqliteLedger, StoredEvent, entry_of
 from raas.ledger.store import time_microseconds
 
@@ -391,6 +393,19 @@ def test_a_ledger_whose_logs_table_lies_refuses_to_append(
     assert dump(tmp_path / "ledger.db") == before
 
 
+def test_the_store_interface_loads_no_driver() -> None:
+    # Code above the ledger imports raas.ledger (or .store) for the interface; sqlite3 must come
+    # only with SqliteLedger, so that the core and the engines never pull in a driver.
+    probe = (
+        "import sys, raas.ingest, raas.ledger, raas.ledger.store; "
+        "print('sqlite3' in sys.modules); raas.ledger.SqliteLedger; print('sqlite3' in sys.modules)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert output == ["False", "True"]
+
+
 # -- entries -----------------------------------------------------------------------------------
 
 
@@ -409,6 +424,17 @@ def test_the_fast_entry_is_event_entry(moment: datetime) -> None:
     original = event(1)
     shifted = msgspec.structs.replace(original, time=moment)
     assert entry_of(shifted) == event_entry(shifted)
+    # Attributes after "time" whose text looks like the time must not confuse the touch-up.
+    tricky = msgspec.structs.replace(shifted, traceparent='"time":".120000Z".000100Z')
+    assert entry_of(tricky) == event_entry(tricky)
+
+
+def test_an_event_with_a_naive_time_is_refused(ledger: SqliteLedger) -> None:
+    naive = msgspec.structs.replace(event(1), time=datetime(2026, 11, 2, 9, 30))
+    with pytest.raises(EventError) as refused:
+        ledger.append([event(0), naive])
+    assert (refused.value.event_id, refused.value.field) == ("event-1", "time")
+    assert ledger.max_seq() == 0
 
 
 texts = st.text(min_size=1, max_size=12)

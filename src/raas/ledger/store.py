@@ -15,7 +15,7 @@ import msgspec
 
 from raas.core.canonical import leaf_hash
 from raas.core.events import DATA_TYPES, Event, event_entry
-from raas.errors import ConflictError, StoreError
+from raas.errors import ConflictError, EventError, StoreError
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -136,9 +136,12 @@ def entry_of(event: Event) -> bytes:
     directly (sorted keys, as RFC 8785 wants) and only the time is touched up: msgspec always
     writes six fraction digits, the canonical form drops trailing zeros. Anything unusual (a
     time not in UTC, a year before 1000) takes the reference path. Tests hold the two equal.
+    Raises EventError for a naive time (only an event built in-process, unchecked, can have one).
     """
     moment = event.time
     if moment.tzinfo is not UTC or moment.year < 1000:
+        if moment.utcoffset() is None:
+            raise EventError(event.id, "time", "must be timezone-aware")
         return event_entry(event)
     entry = _entry_encoder.encode(event)
     microsecond = moment.microsecond
