@@ -84,3 +84,38 @@ def test_arrival_order_and_duplicates_do_not_change_episodes() -> None:
 
 def test_no_events_no_episodes() -> None:
     assert derive_episodes([]) == []
+
+
+def test_holdout_assignment_belongs_to_every_episode_of_the_customer() -> None:
+    from raas.core.events import HoldoutAssignment, make_event
+
+    assignment = make_event(
+        HoldoutAssignment(group="control", experiment="ai-vs-human"),
+        id="h1", source="urn:test", time=NOVEMBER - timedelta(days=1), tenant="acme",
+        customer="customer-1", conversation="c0",
+    )
+    events = [assignment, *conversation("c1"), *conversation(
+        "c2", intents=("delivery",), start=NOVEMBER + timedelta(days=10))]
+    episodes = derive_episodes(entries(events))
+    assert [episode.holdout_group for episode in episodes] == ["control", "control"]
+    # The assignment is evidence for both, but does not move when the problems started.
+    assert episodes[0].started_at == NOVEMBER
+
+
+def test_csat_without_intent_rates_every_problem_of_its_conversation() -> None:
+    from raas.core.events import Csat, make_event
+
+    events = conversation("c1", intents=("refund", "delivery"))
+    events.append(make_event(
+        Csat(score=2), id="csat", source="urn:test", time=NOVEMBER + timedelta(hours=1),
+        tenant="acme", customer="customer-1", conversation="c1",
+    ))
+    assert [episode.csat for episode in derive_episodes(entries(events))] == [2, 2]
+
+
+def test_a_return_after_the_link_horizon_without_recontact_event_is_a_new_problem() -> None:
+    first = conversation("c1")
+    later = conversation("c2", start=NOVEMBER + timedelta(hours=80))
+    explicit = conversation("c3", start=NOVEMBER + timedelta(days=20), recontact_of="c1")
+    episodes = derive_episodes(entries(first + later + explicit))
+    assert [episode.conversations for episode in episodes] == [("c1", "c3"), ("c2",)]

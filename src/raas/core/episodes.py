@@ -8,11 +8,13 @@ How events become episodes:
 - an event belongs to the intent it names; an event without an intent (a model call, a CSAT
   answer, a handoff) belongs to the intent most recently named before it in its conversation,
   or to the conversation's first intent if none was named yet;
-- conversation-level facts (started, closed, holdout assignment) belong to every episode of
-  their conversation;
+- conversation-level facts (started, closed, a CSAT answer that names no intent) belong to every
+  episode of their conversation; a holdout assignment belongs to every episode of its customer;
 - one (conversation, intent) is a segment; segments of the same customer and intent join one
   episode when the later one names the earlier conversation in a `recontact` event, or starts
-  within `link_horizon` of the episode's last activity. Otherwise the later one opens a new episode.
+  within `link_horizon` of the episode's last activity (settlement passes the contract's window:
+  a return after it is a new problem unless the agent said it was a recontact). Otherwise the
+  later one opens a new episode.
 - the window for judging opens at the AI's last answer (message or resolution claim) in the
   episode's first conversation; a recontact is the start of the episode's second segment.
 """
@@ -41,11 +43,12 @@ from raas.core.events import (
     ReviewVerdict,
 )
 
-# A recontact later than this after the episode's last activity is a new problem, not a return.
-LINK_HORIZON_DEFAULT: Final = timedelta(days=30)
+# Without a `recontact` event, a return later than this after the episode's last activity is a
+# new problem about the same intent, not the old one coming back.
+LINK_HORIZON_DEFAULT: Final = timedelta(hours=72)
 UNSPECIFIED_INTENT: Final = "unspecified"
 
-_CONVERSATION_LEVEL = (ConversationStarted, ConversationClosed, HoldoutAssignment)
+_CONVERSATION_LEVEL = (ConversationStarted, ConversationClosed)
 
 
 class Entry(NamedTuple):
@@ -117,9 +120,12 @@ def derive_episodes(
     if not ordered:
         return []
 
-    segments, conversation_facts, channels = _segments(ordered)
+    customer_facts = [entry for entry in ordered if isinstance(entry.event.data, HoldoutAssignment)]
+    segments, conversation_facts, channels = _segments(
+        [entry for entry in ordered if not isinstance(entry.event.data, HoldoutAssignment)]
+    )
     groups = _link(segments, link_horizon)
-    return [_episode(group, conversation_facts, channels) for group in groups]
+    return [_episode(group, conversation_facts, customer_facts, channels) for group in groups]
 
 
 def _segments(
@@ -135,7 +141,9 @@ def _segments(
         event = entry.event
         conversation = event.conversation
         data = event.data
-        if isinstance(data, _CONVERSATION_LEVEL):
+        if isinstance(data, _CONVERSATION_LEVEL) or (
+            isinstance(data, Csat) and event.intent is None
+        ):
             conversation_facts.setdefault(conversation, []).append(entry)
             if isinstance(data, ConversationStarted):
                 channels.setdefault(conversation, data.channel)
@@ -207,6 +215,7 @@ def _last_time(group: list[_Segment]) -> datetime:
 def _episode(
     group: list[_Segment],
     conversation_facts: dict[str, list[Entry]],
+    customer_facts: list[Entry],
     channels: dict[str, str],
 ) -> Episode:
     first = group[0]
@@ -266,9 +275,10 @@ def _episode(
             csat = data.score
         elif isinstance(data, ReviewVerdict):
             review_passed = data.passed
-        elif isinstance(data, HoldoutAssignment):
-            holdout_group = data.group
 
+    for entry in customer_facts:
+        assert isinstance(entry.event.data, HoldoutAssignment)
+        holdout_group = entry.event.data.group
     started_at = entries[0].event.time
     return Episode(
         id=f"{first.conversation}#{first.intent}",
@@ -306,7 +316,7 @@ def _episode(
         latency_ms_max=latency_max,
         review_passed=review_passed,
         holdout_group=holdout_group,
-        event_hashes=tuple(sorted(entry.leaf_hash.hex() for entry in entries)),
+        event_hashes=tuple(sorted(entry.leaf_hash.hex() for entry in [*entries, *customer_facts])),
     )
 
 

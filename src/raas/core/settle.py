@@ -13,7 +13,7 @@ from decimal import Decimal
 import msgspec
 
 from raas.core.contract import Contract
-from raas.core.episodes import LINK_HORIZON_DEFAULT, Entry, derive_episodes
+from raas.core.episodes import Entry, derive_episodes
 from raas.core.invoice import Invoice, LedgerPoint
 from raas.core.judge import judge_episode
 from raas.core.periods import Period
@@ -77,8 +77,7 @@ def settle(
     """
     check_contract_covers(contract, period)
     as_of = period.end if as_of is None else as_of
-    window = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
-    link_horizon = max(LINK_HORIZON_DEFAULT, window)
+    link_horizon = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
     report = SettlementReport()
     episodes_by_kind: dict[str, list[str]] = {"ai_resolution": [], "handoff": []}
     not_billed: dict[str, int] = {"reopened": 0, "unresolved": 0}
