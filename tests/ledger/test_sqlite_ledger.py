@@ -26,11 +26,21 @@ from hypothesis import strategies as st
 
 from raas.core.canonical import leaf_hash
 from raas.core.events import (
+    DATA_TYPES,
+    BusinessEvent,
+    ConversationClosed,
+    ConversationStarted,
     Csat,
+    CustomerConfirmation,
     Event,
     Handoff,
+    HoldoutAssignment,
     Message,
     ModelCall,
+    Recontact,
+    ResolutionClaimed,
+    ReviewVerdict,
+    ToolCall,
     event_entry,
     make_event,
 )
@@ -522,6 +532,27 @@ def test_any_batching_with_retries_in_any_order_stores_the_same_set(
                 found.add((row.tenant, original.source, original.id, row.leaf_hash))
         assert found == expected
         assert ledger.max_seq() == len(events)
+
+
+def test_every_event_type_reads_back_as_it_was_appended(ledger: SqliteLedger) -> None:
+    examples = [
+        ConversationStarted(channel="voice"), ConversationClosed(reason="timeout"),
+        Message(role="human_agent", text="\u00e9\U0001f600 \"quoted\""),
+        ModelCall(tier="large", model="m", input_tokens=2**53 - 1, output_tokens=0,
+                  latency_ms=0, cost=Decimal("12.500"), currency="EUR"),
+        ToolCall(name="refund", ok=False), Handoff(context_passed=False),
+        ResolutionClaimed(by="human_agent"), CustomerConfirmation(resolved=False),
+        Csat(score=1), Recontact(previous_conversation="conversation-0"),
+        ReviewVerdict(passed=True, reviewer="qa", note=None),
+        BusinessEvent(kind="refund", amount=Decimal("0"), currency="USD"),
+        HoldoutAssignment(group="treatment", experiment="x"),
+    ]
+    originals = [event(number, data=data) for number, data in enumerate(examples)]
+    assert {original.type for original in originals} == set(DATA_TYPES)
+
+    ledger.append(originals)
+
+    assert [row.event for row in rows(ledger, "acme")] == originals
 
 
 def test_the_money_in_a_stored_event_is_still_a_decimal(ledger: SqliteLedger) -> None:
