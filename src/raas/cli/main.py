@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from raas.errors import RaasError
 from raas.ingest.validate import parse_batch
 from raas.ledger.sqlite import SqliteLedger
 from raas.service.pages import render_invoice_html
+from raas.sim import SimConfig, Simulation
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 DEMO_CONTRACT = REPOSITORY_ROOT / "examples" / "contracts" / "acme-support.yaml"
@@ -106,11 +107,12 @@ def ingest(files: tuple[str, ...], database: Path) -> None:
 @database_option
 def simulate(conversations: int, seed: int, out: Path | None, database: Path) -> None:
     """Simulate a month of AI customer service, seeded, and ingest it (or write it as NDJSON)."""
+    simulation = _simulation(conversations, seed)
     if out is not None:
-        _write_workload(conversations, seed, out)
+        _write_workload(simulation, out)
         return
     with SqliteLedger(database) as ledger:
-        stored, duplicates = _simulate_into(ledger, conversations, seed)
+        stored, duplicates = _simulate_into(ledger, simulation)
     stdout.print(f"{stored:,} events stored in {database}, {duplicates:,} duplicate deliveries ignored")
 
 
@@ -124,7 +126,10 @@ def simulate(conversations: int, seed: int, out: Path | None, database: Path) ->
 def settle(contract_path: Path, period_label: str, out: Path, database: Path) -> None:
     """Settle CONTRACT for one billing period from the ledger; write the invoice."""
     contract = load_contract(contract_path)
-    period = parse_period(period_label, contract.time_zone)
+    try:
+        period = parse_period(period_label, contract.time_zone)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--period") from error
     with SqliteLedger(database) as ledger:
         settlement = _settle(ledger, contract, period)
     _write_invoice(settlement, out)
@@ -145,48 +150,50 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     database = out / "ledger.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
+    simulation = _simulation(conversations, seed, tenant=contract.buyer)
     with SqliteLedger(database) as ledger:
-        _simulate_into(ledger, conversations, seed, tenant=contract.buyer)
-        period = period_containing(_simulation_start(), contract.time_zone)
+        _simulate_into(ledger, simulation)
+        period = period_containing(simulation.config.start_utc, contract.time_zone)
         settlement = _settle(ledger, contract, period)
     json_path, html_path = _write_invoice(settlement, out)
-    _print_summary(settlement, conversations_simulated=conversations)
+    _print_summary(settlement, conversations_simulated=simulation.summary.conversations)
     stdout.print(f"invoice: {json_path}\n         {html_path}\nledger:  {database}")
 
 
-def _simulation_start() -> datetime:
-    from raas.sim.workload import SimConfig
+def _simulation(conversations: int, seed: int, tenant: str = "acme") -> Simulation:
+    try:
+        return Simulation(SimConfig(conversations=conversations, seed=seed, tenant=tenant))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
 
-    return SimConfig().start
 
-
-def _simulate_into(
-    ledger: SqliteLedger, conversations: int, seed: int, tenant: str = "acme"
-) -> tuple[int, int]:
-    from raas.sim.workload import SimConfig, Simulation
-
-    simulation = Simulation(SimConfig(conversations=conversations, seed=seed, tenant=tenant))
-    stored = duplicates = 0
+def _simulated_batches(simulation: Simulation, description: str) -> Iterator[bytes]:
+    """The simulation's NDJSON batches, with a progress bar over the simulated month."""
+    config = simulation.config
+    start, end = config.start_utc, config.end_utc
+    hours_total = int((end - start).total_seconds() // 3600)
     with _progress() as progress:
-        task = progress.add_task("simulate and ingest", total=conversations)
+        task = progress.add_task(description, total=hours_total)
         for body in simulation.ndjson_batches():
-            receipt = ledger.append(parse_batch(body, ndjson=True))
-            stored += receipt.stored
-            duplicates += receipt.duplicates
-            progress.update(task, completed=simulation.conversations_done)
-        progress.update(task, completed=conversations)
+            yield body
+            hours = int((min(simulation.simulated_until, end) - start).total_seconds() // 3600)
+            progress.update(task, completed=max(hours, 0))
+        progress.update(task, completed=hours_total)
+
+
+def _simulate_into(ledger: SqliteLedger, simulation: Simulation) -> tuple[int, int]:
+    stored = duplicates = 0
+    for body in _simulated_batches(simulation, "simulate and ingest"):
+        receipt = ledger.append(parse_batch(body, ndjson=True))
+        stored += receipt.stored
+        duplicates += receipt.duplicates
     return stored, duplicates
 
 
-def _write_workload(conversations: int, seed: int, out: Path) -> None:
-    from raas.sim.workload import SimConfig, Simulation
-
-    simulation = Simulation(SimConfig(conversations=conversations, seed=seed))
-    with out.open("wb") as file, _progress() as progress:
-        task = progress.add_task("simulate", total=conversations)
-        for body in simulation.ndjson_batches():
+def _write_workload(simulation: Simulation, out: Path) -> None:
+    with out.open("wb") as file:
+        for body in _simulated_batches(simulation, "simulate"):
             file.write(body)
-            progress.update(task, completed=simulation.conversations_done)
     stdout.print(f"wrote {out}")
 
 

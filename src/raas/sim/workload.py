@@ -99,6 +99,8 @@ class Simulation:
         self.config = config
         self._summary: SimSummary | None = None
         self._started = False
+        # How far the simulated clock has got in what has been sent: for progress bars.
+        self.simulated_until: datetime = config.start_utc
 
     def batches(self) -> Iterator[list[Event]]:
         """Delivery batches of at most `config.batch_events` events, in delivery order."""
@@ -107,7 +109,10 @@ class Simulation:
         self._started = True
         workload = _Workload(self.config, load_catalog())
         delivery = Delivery(self.config)
-        yield from delivery.batches(workload.events())
+        for batch in delivery.batches(workload.events()):
+            if batch:
+                self.simulated_until = max(self.simulated_until, batch[-1].time)
+            yield batch
         self._summary = workload.summary(delivery)
 
     def ndjson_batches(self) -> Iterator[bytes]:
