@@ -25,6 +25,7 @@ from raas.core.periods import Period, parse_period, period_containing
 from raas.core.settle import Settlement
 from raas.engine.reference import settle_from_ledger
 from raas.errors import RaasError
+from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
 from raas.ledger.sqlite import SqliteLedger
 from raas.service.pages import render_invoice_html
@@ -35,8 +36,9 @@ DEMO_CONTRACT = REPOSITORY_ROOT / "examples" / "contracts" / "acme-support.yaml"
 DATABASE_DEFAULT = "raas.db"
 _CENT = Decimal("0.01")
 
-console = Console(stderr=True)
-stdout = Console()
+# Soft wrap: lines a script greps for must not be cut at the terminal's width.
+console = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
 
 
 def _progress() -> Progress:
@@ -82,17 +84,16 @@ database_option = click.option(
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @database_option
 def ingest(files: tuple[str, ...], database: Path) -> None:
-    """Append events from FILES (a JSON array, or NDJSON with a .ndjson/.jsonl name).
+    """Append events from FILES (a JSON array, or NDJSON named .ndjson or .jsonl).
 
-    Each file is one batch: it is stored whole or, if any event in it is bad, not at all.
+    Each file is validated whole first: if any event in it is bad, nothing of it is stored.
+    Appending the same file again stores nothing twice.
     """
     with SqliteLedger(database) as ledger:
         for name in files:
-            body = Path(name).read_bytes()
-            events = parse_batch(body, ndjson=name.endswith((".ndjson", ".jsonl")))
-            receipt = ledger.append(events)
+            receipt = ingest_file(ledger, Path(name))
             stdout.print(
-                f"{name}: {receipt.stored} stored, {receipt.duplicates} already in the ledger"
+                f"{name}: {receipt.stored:,} stored, {receipt.duplicates:,} already in the ledger"
             )
 
 
