@@ -18,9 +18,9 @@ from raas.core.events import (
     ModelCall,
     Recontact,
     ResolutionClaimed,
+    event_leaf_hash,
     make_event,
 )
-from raas.core.events import event_leaf_hash
 
 SOURCE = "urn:raas:test:agents"
 NOVEMBER = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

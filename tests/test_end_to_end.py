@@ -57,15 +57,20 @@ def settle_lines(lines: list[bytes], batch_sizes: list[int], path: Path) -> byte
         return invoice_json(settle_from_ledger(ledger, contract, NOVEMBER).invoice)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1), redelivered_share=st.floats(0, 0.3))
 def test_any_delivery_order_and_redelivery_gives_the_same_invoice(
-    workload: list[list[bytes]], tmp_path_factory: pytest.TempPathFactory, seed: int,
+    workload: list[list[bytes]],
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
     redelivered_share: float,
 ) -> None:
     lines = [line for batch in workload for line in batch]
-    expected = settle_lines(lines, [700] * (len(lines) // 700 + 1),
-                            tmp_path_factory.mktemp("in-order") / "ledger.db")
+    expected = settle_lines(
+        lines, [700] * (len(lines) // 700 + 1), tmp_path_factory.mktemp("in-order") / "ledger.db"
+    )
     rng = random.Random(seed)
     shuffled = lines + rng.sample(lines, k=int(len(lines) * redelivered_share))
     rng.shuffle(shuffled)
@@ -104,8 +109,18 @@ def test_simulate_ingest_settle_commands(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     again = raas("ingest", events, "--db", database, cwd=tmp_path)
     assert again.returncode == 0 and " 0 stored" in again.stdout, "a redelivery stores nothing"
-    settled = raas("settle", "--contract", CONTRACT, "--period", "2026-11", "--db", database,
-                   "--out", tmp_path / "out", cwd=tmp_path)
+    settled = raas(
+        "settle",
+        "--contract",
+        CONTRACT,
+        "--period",
+        "2026-11",
+        "--db",
+        database,
+        "--out",
+        tmp_path / "out",
+        cwd=tmp_path,
+    )
     assert settled.returncode == 0, settled.stderr
     assert (tmp_path / "out" / "invoice-acme-support-v1-2026-11.json").exists()
 
@@ -132,17 +147,31 @@ def test_a_bad_event_is_named_and_its_file_stores_nothing(tmp_path: Path) -> Non
 
 def ledger_rows(database: Path) -> list[tuple[int, int, bytes, bytes]]:
     with SqliteLedger(database) as ledger:
-        return [(item.seq, item.log_index, item.leaf_hash, item.entry)
-                for tenant in ledger.tenants() for item in ledger.iter_events(tenant)]
+        return [
+            (item.seq, item.log_index, item.leaf_hash, item.entry)
+            for tenant in ledger.tenants()
+            for item in ledger.iter_events(tenant)
+        ]
 
 
 def test_a_bad_contract_is_refused_with_file_line_and_field(tmp_path: Path) -> None:
     contract = tmp_path / "contract.yaml"
     contract.write_text(CONTRACT.read_text().replace("price: 0.99", "price: ninety-nine cents"))
-    result = raas("settle", "--contract", contract, "--period", "2026-11", "--db",
-                  tmp_path / "raas.db", cwd=tmp_path)
+    result = raas(
+        "settle",
+        "--contract",
+        contract,
+        "--period",
+        "2026-11",
+        "--db",
+        tmp_path / "raas.db",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
-    line = next(number for number, text in enumerate(contract.read_text().splitlines(), 1)
-                if "ninety-nine" in text)
+    line = next(
+        number
+        for number, text in enumerate(contract.read_text().splitlines(), 1)
+        if "ninety-nine" in text
+    )
     assert f"{contract}:{line}" in result.stderr
     assert "outcomes.ai_resolution.price" in result.stderr

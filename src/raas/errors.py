@@ -53,7 +53,8 @@ class ConflictError(RaasError):
         self.new_hash = new_hash
         super().__init__(
             f"event {event_id!r} from source {source!r} (tenant {tenant!r}) was already stored "
-            f"with different content (stored leaf {stored_hash[:16]}..., new leaf {new_hash[:16]}...); "
+            f"with different content (stored leaf {stored_hash[:16]}..., "
+            f"new leaf {new_hash[:16]}...); "
             "an event id may not be reused"
         )
 

@@ -21,8 +21,10 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(-INTEGER_ABS_MAX, INTEGER_ABS_MAX)
     | st.text(st.characters(exclude_categories=["Cs"])),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(st.characters(codec="ascii"), max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="ascii"), max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -82,8 +84,14 @@ def test_golden_entries() -> None:
     )
     assert event_entry(message) == GOLDEN_MESSAGE
     model_call = make_event(
-        ModelCall(tier="small", model="llama-3.1-8b-q4", input_tokens=812, output_tokens=96,
-                  latency_ms=412, cost=Decimal("0.00123")),
+        ModelCall(
+            tier="small",
+            model="llama-3.1-8b-q4",
+            input_tokens=812,
+            output_tokens=96,
+            latency_ms=412,
+            cost=Decimal("0.00123"),
+        ),
         id="evt-2",
         source="urn:raas:helpdesk-ai:agents",
         time=datetime(2026, 11, 2, 8, 0, 1, tzinfo=UTC),

@@ -22,9 +22,10 @@ def test_one_problem_one_conversation_gives_one_episode_with_its_features() -> N
     assert episode.model_calls == 1 and episode.model_cost == Decimal("0.0125")
     assert episode.tiers == ("small",) and episode.models == ("small-model",)
     assert episode.resolution_at == last_ai_answer(events, "refund")
-    assert episode.time_to_resolution_seconds == (
-        last_ai_answer(events, "refund") - NOVEMBER
-    ).total_seconds()
+    assert (
+        episode.time_to_resolution_seconds
+        == (last_ai_answer(events, "refund") - NOVEMBER).total_seconds()
+    )
     assert len(episode.event_hashes) == len(events)
 
 
@@ -91,11 +92,18 @@ def test_holdout_assignment_belongs_to_every_episode_of_the_customer() -> None:
 
     assignment = make_event(
         HoldoutAssignment(group="control", experiment="ai-vs-human"),
-        id="h1", source="urn:test", time=NOVEMBER - timedelta(days=1), tenant="acme",
-        customer="customer-1", conversation="c0",
+        id="h1",
+        source="urn:test",
+        time=NOVEMBER - timedelta(days=1),
+        tenant="acme",
+        customer="customer-1",
+        conversation="c0",
     )
-    events = [assignment, *conversation("c1"), *conversation(
-        "c2", intents=("delivery",), start=NOVEMBER + timedelta(days=10))]
+    events = [
+        assignment,
+        *conversation("c1"),
+        *conversation("c2", intents=("delivery",), start=NOVEMBER + timedelta(days=10)),
+    ]
     episodes = derive_episodes(entries(events))
     assert [episode.holdout_group for episode in episodes] == ["control", "control"]
     # The assignment is evidence for both, but does not move when the problems started.
@@ -106,10 +114,17 @@ def test_csat_without_intent_rates_every_problem_of_its_conversation() -> None:
     from raas.core.events import Csat, make_event
 
     events = conversation("c1", intents=("refund", "delivery"))
-    events.append(make_event(
-        Csat(score=2), id="csat", source="urn:test", time=NOVEMBER + timedelta(hours=1),
-        tenant="acme", customer="customer-1", conversation="c1",
-    ))
+    events.append(
+        make_event(
+            Csat(score=2),
+            id="csat",
+            source="urn:test",
+            time=NOVEMBER + timedelta(hours=1),
+            tenant="acme",
+            customer="customer-1",
+            conversation="c1",
+        )
+    )
     assert [episode.csat for episode in derive_episodes(entries(events))] == [2, 2]
 
 

@@ -37,8 +37,9 @@ def judged(events, window_hours: int = 72):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("window_hours", [1, 24, 72, 168])
-@pytest.mark.parametrize(("offset_seconds", "kind"), [(-1, "reopened"), (0, "ai_resolution"),
-                                                      (1, "ai_resolution")])
+@pytest.mark.parametrize(
+    ("offset_seconds", "kind"), [(-1, "reopened"), (0, "ai_resolution"), (1, "ai_resolution")]
+)
 def test_recontact_one_second_inside_the_window_unbills_and_outside_does_not(
     window_hours: int, offset_seconds: int, kind: str
 ) -> None:
@@ -82,8 +83,9 @@ def test_handoffs_are_handoffs_and_final_at_once() -> None:
 
 def test_handoff_after_the_window_closed_does_not_unbill() -> None:
     first = conversation("c1")
-    later = conversation("c2", start=NOVEMBER + timedelta(days=5), recontact_of="c1",
-                         handoff="with")
+    later = conversation(
+        "c2", start=NOVEMBER + timedelta(days=5), recontact_of="c1", handoff="with"
+    )
     [outcome] = judged(first + later)
     assert outcome.kind == "ai_resolution"
     assert "outside the 72h window" in outcome.reason

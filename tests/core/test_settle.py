@@ -41,7 +41,9 @@ conversation_specs = st.lists(
             "customer": st.integers(0, 4),
             "intents": st.lists(
                 st.sampled_from(["refund", "delivery", "password", "invoice"]),
-                min_size=1, max_size=3, unique=True,
+                min_size=1,
+                max_size=3,
+                unique=True,
             ),
             "start_minutes": st.integers(-3 * 24 * 60, 33 * 24 * 60),
             "handoff": st.sampled_from([None, None, None, "with", "without"]),
@@ -105,13 +107,17 @@ def test_hand_checked_invoice() -> None:
     handed_off = conversation("c", customer="cat", handoff="with")
     reopened = conversation("d", customer="dan")
     back_soon = conversation(
-        "d2", customer="dan", recontact_of="d",
+        "d2",
+        customer="dan",
+        recontact_of="d",
         start=last_ai_answer(reopened, "refund") + timedelta(hours=71, minutes=59, seconds=59),
         handoff="with",
     )
     late = conversation("e", customer="eve")
     back_late = conversation(
-        "e2", customer="eve", recontact_of="e",
+        "e2",
+        customer="eve",
+        recontact_of="e",
         start=last_ai_answer(late, "refund") + timedelta(hours=72, seconds=1),
     )
     settlement = settled(confirmed + assumed + handed_off + reopened + back_soon + late + back_late)
@@ -134,7 +140,9 @@ def test_episode_whose_window_closes_after_the_period_is_billed_in_the_next() ->
     november = settled(events)
     assert november.invoice.total == 0 and november.report.provisional == 1
     december = settle(
-        contract(), by_customer(events), period=month_period("Europe/Berlin", 2026, 12),
+        contract(),
+        by_customer(events),
+        period=month_period("Europe/Berlin", 2026, 12),
         ledger=LEDGER,
     )
     assert december.invoice.total == Decimal("0.99")

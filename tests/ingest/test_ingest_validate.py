@@ -43,10 +43,15 @@ START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 ONE_OF_EACH_TYPE = [
     ConversationStarted(channel="chat"),
     ConversationClosed(reason="done"),
-    Message(role="customer", text="Where is my parcel? \u00e9\U0001f600 \"quoted\""),
+    Message(role="customer", text='Where is my parcel? \u00e9\U0001f600 "quoted"'),
     ModelCall(
-        tier="small", model="llama-3.1-8b", input_tokens=812, output_tokens=95, latency_ms=420,
-        cost=Decimal("0.000412"), time_to_first_token_ms=80,
+        tier="small",
+        model="llama-3.1-8b",
+        input_tokens=812,
+        output_tokens=95,
+        latency_ms=420,
+        cost=Decimal("0.000412"),
+        time_to_first_token_ms=80,
     ),
     ToolCall(name="lookup_order", ok=False, latency_ms=33),
     Handoff(context_passed=True, reason="angry customer"),
@@ -141,41 +146,76 @@ def test_a_time_with_an_offset_is_kept_as_the_same_instant_in_utc() -> None:
         ({"data": {"channel": "fax"}}, "data.channel", "Invalid enum value 'fax'"),
         (
             {"type": "dev.raas.message", "data": {"role": "customer", "text": 7}},
-            "data.text", "Expected `str`, got `int`",
+            "data.text",
+            "Expected `str`, got `int`",
         ),
         (
-            {"type": "dev.raas.model.call", "data": {
-                "tier": "small", "model": "m", "input_tokens": "812", "output_tokens": 1,
-                "latency_ms": 1, "cost": "0.1"}},
-            "data.input_tokens", "Expected `int`, got `str`",
+            {
+                "type": "dev.raas.model.call",
+                "data": {
+                    "tier": "small",
+                    "model": "m",
+                    "input_tokens": "812",
+                    "output_tokens": 1,
+                    "latency_ms": 1,
+                    "cost": "0.1",
+                },
+            },
+            "data.input_tokens",
+            "Expected `int`, got `str`",
         ),
         (
-            {"type": "dev.raas.model.call", "data": {
-                "tier": "small", "model": "m", "input_tokens": 1.5, "output_tokens": 1,
-                "latency_ms": 1, "cost": "0.1"}},
-            "data.input_tokens", "Expected `int`, got `float`",
+            {
+                "type": "dev.raas.model.call",
+                "data": {
+                    "tier": "small",
+                    "model": "m",
+                    "input_tokens": 1.5,
+                    "output_tokens": 1,
+                    "latency_ms": 1,
+                    "cost": "0.1",
+                },
+            },
+            "data.input_tokens",
+            "Expected `int`, got `float`",
         ),
         ({"type": "dev.raas.csat", "data": {"score": 6}}, "data.score", "Expected `int` <= 5"),
         (
             {"type": "dev.raas.handoff", "data": {"context_passed": "yes"}},
-            "data.context_passed", "Expected `bool`, got `str`",
+            "data.context_passed",
+            "Expected `bool`, got `str`",
         ),
         (
-            {"type": "dev.raas.business.event", "data": {
-                "kind": "order", "amount": "12.00", "currency": "euro"}},
-            "data.currency", "Expected `str` matching regex '^[A-Z]{3}$'",
+            {
+                "type": "dev.raas.business.event",
+                "data": {"kind": "order", "amount": "12.00", "currency": "euro"},
+            },
+            "data.currency",
+            "Expected `str` matching regex '^[A-Z]{3}$'",
         ),
         # negative or non-finite money, refused by the data class's own check
         (
-            {"type": "dev.raas.model.call", "data": {
-                "tier": "small", "model": "m", "input_tokens": 1, "output_tokens": 1,
-                "latency_ms": 1, "cost": "-0.01"}},
-            "data.cost", "must be a finite, non-negative decimal, got -0.01",
+            {
+                "type": "dev.raas.model.call",
+                "data": {
+                    "tier": "small",
+                    "model": "m",
+                    "input_tokens": 1,
+                    "output_tokens": 1,
+                    "latency_ms": 1,
+                    "cost": "-0.01",
+                },
+            },
+            "data.cost",
+            "must be a finite, non-negative decimal, got -0.01",
         ),
         (
-            {"type": "dev.raas.business.event", "data": {
-                "kind": "refund", "amount": "NaN", "currency": "EUR"}},
-            "data.amount", "must be a finite, non-negative decimal, got NaN",
+            {
+                "type": "dev.raas.business.event",
+                "data": {"kind": "refund", "amount": "NaN", "currency": "EUR"},
+            },
+            "data.amount",
+            "must be a finite, non-negative decimal, got NaN",
         ),
         # missing fields, in the data and in the envelope
         ({"type": "dev.raas.csat", "data": {}}, "data.score", "is required but missing"),
@@ -186,8 +226,11 @@ def test_a_time_with_an_offset_is_kept_as_the_same_instant_in_utc() -> None:
         ({"specversion": "0.3"}, "specversion", "Invalid enum value '0.3'"),
         ({"source": ""}, "source", "Expected `str` of length >= 1"),
         # unknown fields, in the data and in the envelope
-        ({"data": {"channel": "chat", "colour": "red"}}, "data.colour",
-         "is not a field of this event type"),
+        (
+            {"data": {"channel": "chat", "colour": "red"}},
+            "data.colour",
+            "is not a field of this event type",
+        ),
         ({"colour": "red"}, "colour", "is not a field of this event type"),
         ({"data": "chat"}, "data", "Expected `object`, got `str`"),
     ],
@@ -284,7 +327,8 @@ def test_batch_bounds_in_events_and_in_bytes() -> None:
     over = b"[" + b",".join([one] * (BATCH_EVENTS_MAX + 1)) + b"]"
     error = only_error(over)
     assert (error.field, error.reason) == (
-        "body", "holds 10,001 events; a batch may hold at most 10,000"
+        "body",
+        "holds 10,001 events; a batch may hold at most 10,000",
     )
     with pytest.raises(BatchRejected, match="at most 10,000"):
         parse_batch(b"\n".join([one] * (BATCH_EVENTS_MAX + 1)), ndjson=True)
@@ -314,7 +358,8 @@ def test_a_very_long_id_is_cut_in_the_error() -> None:
 
 texts = st.text(min_size=1, max_size=20)
 times = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
     timezones=st.sampled_from(
         [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
     ),
@@ -324,8 +369,12 @@ datas = st.one_of(
         Message, role=st.sampled_from(["customer", "ai", "human_agent"]), text=st.text(max_size=40)
     ),
     st.builds(
-        ModelCall, tier=texts, model=texts, input_tokens=st.integers(0, 10**9),
-        output_tokens=st.integers(0, 10**6), latency_ms=st.integers(0, 10**6),
+        ModelCall,
+        tier=texts,
+        model=texts,
+        input_tokens=st.integers(0, 10**9),
+        output_tokens=st.integers(0, 10**6),
+        latency_ms=st.integers(0, 10**6),
         cost=st.decimals(min_value=0, max_value=10**6, places=6),
     ),
     st.builds(Csat, score=st.integers(1, 5)),
@@ -334,16 +383,28 @@ datas = st.one_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(events=st.lists(
-    st.builds(
-        lambda data, id, time, customer, intent: make_event(
-            data, id=id, source="urn:s", time=time, tenant="acme", customer=customer,
-            conversation="c", intent=intent,
+@given(
+    events=st.lists(
+        st.builds(
+            lambda data, id, time, customer, intent: make_event(
+                data,
+                id=id,
+                source="urn:s",
+                time=time,
+                tenant="acme",
+                customer=customer,
+                conversation="c",
+                intent=intent,
+            ),
+            datas,
+            texts,
+            times,
+            texts,
+            st.none() | texts,
         ),
-        datas, texts, times, texts, st.none() | texts,
-    ),
-    max_size=8,
-))
+        max_size=8,
+    )
+)
 def test_any_valid_events_survive_the_wire_unchanged(events: list[Event]) -> None:
     body = msgspec.json.encode(events)
     assert parse_batch(body) == events
@@ -354,13 +415,15 @@ def test_any_valid_events_survive_the_wire_unchanged(events: list[Event]) -> Non
 @given(
     good=st.integers(0, 5),
     bad_at=st.sets(st.integers(0, 5), min_size=1),
-    mutation=st.sampled_from([
-        ("data", {"score": 0}, "data.score"),
-        ("time", "2026-11-02", "time"),
-        ("type", "dev.raas.nope", "type"),
-        ("tenant", "", "tenant"),
-        ("extra", 1, "extra"),
-    ]),
+    mutation=st.sampled_from(
+        [
+            ("data", {"score": 0}, "data.score"),
+            ("time", "2026-11-02", "time"),
+            ("type", "dev.raas.nope", "type"),
+            ("tenant", "", "tenant"),
+            ("extra", 1, "extra"),
+        ]
+    ),
 )
 def test_any_bad_event_rejects_the_whole_batch_and_is_named(
     good: int, bad_at: set[int], mutation: tuple[str, Any, str]

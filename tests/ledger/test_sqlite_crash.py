@@ -52,7 +52,9 @@ def batch(number):
     return own_events(number) + retried
 """
 
-SENDER = BATCHES + """
+SENDER = (
+    BATCHES
+    + """
 import sys
 from raas.ledger.sqlite import SqliteLedger
 
@@ -64,6 +66,7 @@ with SqliteLedger(path) as ledger:
         print(number, flush=True)  # acknowledged: append returned, the batch is on disk
         number += 1
 """
+)
 
 
 def batches_module() -> dict[str, Any]:
@@ -82,7 +85,8 @@ def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path:
     for _ in range(RUNS):
         sender = subprocess.Popen(
             [sys.executable, "-c", SENDER, str(path), str(next_batch)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert sender.stdout is not None
         assert sender.stdout.readline() == "ready\n"

@@ -118,8 +118,14 @@ def test_extracted_columns_hold_what_queries_need(tmp_path: Path) -> None:
     moment = datetime(2026, 11, 2, 11, 30, 0, 120_000, tzinfo=timezone(timedelta(hours=2)))
     original = event(1, data=Message(role="ai", text="hi"))
     original = make_event(
-        original.data, id="m-1", source=SOURCE, time=moment, tenant="acme", customer="c-9",
-        conversation="v-3", intent="billing",
+        original.data,
+        id="m-1",
+        source=SOURCE,
+        time=moment,
+        tenant="acme",
+        customer="c-9",
+        conversation="v-3",
+        intent="billing",
     )
     with SqliteLedger(path) as ledger:
         ledger.append([original])
@@ -128,9 +134,7 @@ def test_extracted_columns_hold_what_queries_need(tmp_path: Path) -> None:
         "SELECT type, time_microseconds, customer, conversation, intent FROM events"
     ).fetchone()
     connection.close()
-    assert row == (
-        "dev.raas.message", time_microseconds(moment), "c-9", "v-3", "billing"
-    )
+    assert row == ("dev.raas.message", time_microseconds(moment), "c-9", "v-3", "billing")
     assert row[1] == 1_793_611_800_120_000  # 2026-11-02T09:30:00.12Z, from calendar.timegm
 
 
@@ -163,11 +167,12 @@ def test_a_batch_mixing_new_and_stored_events_stores_only_the_new(ledger: Sqlite
     assert (receipt.stored, receipt.duplicates) == (3, 2)
     assert [row.log_index for row in rows(ledger, "acme")] == [0, 1, 2, 3]
     assert [row.event.id for row in rows(ledger, "acme")] == [
-        "event-0", "event-1", "event-2", "event-3"
+        "event-0",
+        "event-1",
+        "event-2",
+        "event-3",
     ]
-    assert receipt.logs == {
-        "acme": receipt.logs["acme"], "globex": receipt.logs["globex"]
-    }
+    assert receipt.logs == {"acme": receipt.logs["acme"], "globex": receipt.logs["globex"]}
     assert (receipt.logs["acme"].size, receipt.logs["globex"].size) == (4, 2)
     assert receipt.logs["globex"].last_seq == ledger.max_seq()
 
@@ -207,9 +212,13 @@ def test_a_reused_id_inside_one_batch_is_refused_before_anything_is_written(
 
 
 def test_the_key_is_tenant_source_and_id(ledger: SqliteLedger) -> None:
-    receipt = ledger.append([
-        event(1), event(1, tenant="globex"), event(1, source="urn:raas:test:other"),
-    ])
+    receipt = ledger.append(
+        [
+            event(1),
+            event(1, tenant="globex"),
+            event(1, source="urn:raas:test:other"),
+        ]
+    )
     assert (receipt.stored, receipt.duplicates) == (3, 0)
     assert ledger.get("acme", "urn:raas:test:other", "event-1") is not None
     assert ledger.get("acme", "urn:raas:test:nowhere", "event-1") is None
@@ -249,9 +258,7 @@ def test_new_events_take_the_fast_path_and_retries_the_staged_one(
 
     staged = []
     real = sqlite_module._append_staged
-    monkeypatch.setattr(
-        sqlite_module, "_append_staged", lambda *a: staged.append(1) or real(*a)
-    )
+    monkeypatch.setattr(sqlite_module, "_append_staged", lambda *a: staged.append(1) or real(*a))
     ledger.append([event(0), event(1, tenant="globex")])
     ledger.append([event(2), event(3, tenant="globex")])
     assert staged == []
@@ -289,15 +296,17 @@ def test_customers_come_sorted_and_each_ones_events_by_time_source_and_id(
     ledger: SqliteLedger,
 ) -> None:
     # Appended out of order, with ties in time broken by source and then id.
-    ledger.append([
-        event(3, customer="customer-b", seconds=50),
-        event(1, customer="customer-a", seconds=90),
-        event(2, customer="customer-a", seconds=10, source="urn:b"),
-        event(4, customer="customer-a", seconds=10, source="urn:a"),
-        event(6, customer="customer-a", seconds=10, source="urn:a"),
-        event(5, customer="customer-a", seconds=10, source="urn:a"),
-        event(7, customer="customer-a", seconds=-1_000_000),
-    ])
+    ledger.append(
+        [
+            event(3, customer="customer-b", seconds=50),
+            event(1, customer="customer-a", seconds=90),
+            event(2, customer="customer-a", seconds=10, source="urn:b"),
+            event(4, customer="customer-a", seconds=10, source="urn:a"),
+            event(6, customer="customer-a", seconds=10, source="urn:a"),
+            event(5, customer="customer-a", seconds=10, source="urn:a"),
+            event(7, customer="customer-a", seconds=-1_000_000),
+        ]
+    )
 
     grouped = [
         (customer, [(row.event.source, row.event.id) for row in stored])
@@ -305,10 +314,17 @@ def test_customers_come_sorted_and_each_ones_events_by_time_source_and_id(
     ]
 
     assert grouped == [
-        ("customer-a", [
-            (SOURCE, "event-7"), ("urn:a", "event-4"), ("urn:a", "event-5"),
-            ("urn:a", "event-6"), ("urn:b", "event-2"), (SOURCE, "event-1"),
-        ]),
+        (
+            "customer-a",
+            [
+                (SOURCE, "event-7"),
+                ("urn:a", "event-4"),
+                ("urn:a", "event-5"),
+                ("urn:a", "event-6"),
+                ("urn:b", "event-2"),
+                (SOURCE, "event-1"),
+            ],
+        ),
         ("customer-b", [(SOURCE, "event-3")]),
     ]
 
@@ -453,17 +469,23 @@ datas = st.one_of(
     st.builds(Message, role=st.sampled_from(["customer", "ai"]), text=st.text(max_size=30)),
     st.builds(Handoff, context_passed=st.booleans(), reason=st.none() | texts),
     st.builds(
-        ModelCall, tier=texts, model=texts, input_tokens=st.integers(0, 2**40),
-        output_tokens=st.integers(0, 10**6), latency_ms=st.integers(0, 10**6),
+        ModelCall,
+        tier=texts,
+        model=texts,
+        input_tokens=st.integers(0, 2**40),
+        output_tokens=st.integers(0, 10**6),
+        latency_ms=st.integers(0, 10**6),
         cost=st.decimals(min_value=0, max_value=10**4, places=8),
     ),
 )
 moments = st.datetimes(
-    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30),
+    min_value=datetime(1, 1, 1),
+    max_value=datetime(9999, 12, 30),
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=45))]),
 ) | st.builds(
     lambda seconds, milliseconds: START + timedelta(seconds=seconds, milliseconds=milliseconds),
-    st.integers(-10**8, 10**8), st.integers(0, 999),
+    st.integers(-(10**8), 10**8),
+    st.integers(0, 999),
 )
 
 
@@ -473,8 +495,15 @@ def test_the_fast_entry_is_event_entry_for_any_event(
     data: Any, moment: datetime, intent: str | None, text: str
 ) -> None:
     original = make_event(
-        data, id=text, source=text + ":time", time=moment, tenant=text, customer='"time":"',
-        conversation=text, intent=intent, subject=text,
+        data,
+        id=text,
+        source=text + ":time",
+        time=moment,
+        tenant=text,
+        customer='"time":"',
+        conversation=text,
+        intent=intent,
+        subject=text,
     )
     assert entry_of(original) == event_entry(original)
 
@@ -484,8 +513,12 @@ def test_the_fast_entry_is_event_entry_for_any_event(
 distinct_events = st.lists(
     st.builds(
         lambda tenant, source, number, customer, seconds, data: make_event(
-            data, id=f"event-{number}", source=source,
-            time=START + timedelta(milliseconds=seconds), tenant=tenant, customer=customer,
+            data,
+            id=f"event-{number}",
+            source=source,
+            time=START + timedelta(milliseconds=seconds),
+            tenant=tenant,
+            customer=customer,
             conversation="conversation-1",
         ),
         st.sampled_from(["acme", "globex", "initech"]),
@@ -536,13 +569,24 @@ def test_any_batching_with_retries_in_any_order_stores_the_same_set(
 
 def test_every_event_type_reads_back_as_it_was_appended(ledger: SqliteLedger) -> None:
     examples = [
-        ConversationStarted(channel="voice"), ConversationClosed(reason="timeout"),
-        Message(role="human_agent", text="\u00e9\U0001f600 \"quoted\""),
-        ModelCall(tier="large", model="m", input_tokens=2**53 - 1, output_tokens=0,
-                  latency_ms=0, cost=Decimal("12.500"), currency="EUR"),
-        ToolCall(name="refund", ok=False), Handoff(context_passed=False),
-        ResolutionClaimed(by="human_agent"), CustomerConfirmation(resolved=False),
-        Csat(score=1), Recontact(previous_conversation="conversation-0"),
+        ConversationStarted(channel="voice"),
+        ConversationClosed(reason="timeout"),
+        Message(role="human_agent", text='\u00e9\U0001f600 "quoted"'),
+        ModelCall(
+            tier="large",
+            model="m",
+            input_tokens=2**53 - 1,
+            output_tokens=0,
+            latency_ms=0,
+            cost=Decimal("12.500"),
+            currency="EUR",
+        ),
+        ToolCall(name="refund", ok=False),
+        Handoff(context_passed=False),
+        ResolutionClaimed(by="human_agent"),
+        CustomerConfirmation(resolved=False),
+        Csat(score=1),
+        Recontact(previous_conversation="conversation-0"),
         ReviewVerdict(passed=True, reviewer="qa", note=None),
         BusinessEvent(kind="refund", amount=Decimal("0"), currency="USD"),
         HoldoutAssignment(group="treatment", experiment="x"),
@@ -557,7 +601,11 @@ def test_every_event_type_reads_back_as_it_was_appended(ledger: SqliteLedger) ->
 
 def test_the_money_in_a_stored_event_is_still_a_decimal(ledger: SqliteLedger) -> None:
     call = ModelCall(
-        tier="small", model="m", input_tokens=1, output_tokens=1, latency_ms=1,
+        tier="small",
+        model="m",
+        input_tokens=1,
+        output_tokens=1,
+        latency_ms=1,
         cost=Decimal("0.000000001"),
     )
     ledger.append([event(0, data=call)])

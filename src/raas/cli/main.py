@@ -114,15 +114,26 @@ def simulate(conversations: int, seed: int, out: Path | None, database: Path) ->
         return
     with SqliteLedger(database) as ledger:
         stored, duplicates = _simulate_into(ledger, simulation)
-    stdout.print(f"{stored:,} events stored in {database}, {duplicates:,} duplicate deliveries ignored")
+    stdout.print(
+        f"{stored:,} events stored in {database}, {duplicates:,} duplicate deliveries ignored"
+    )
 
 
 @main.command()
-@click.option("--contract", "contract_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--contract",
+    "contract_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @click.option("--period", "period_label", required=True, help="The billing month, YYYY-MM.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Folder for the invoice's JSON and HTML.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the invoice's JSON and HTML.",
+)
 @database_option
 def settle(contract_path: Path, period_label: str, out: Path, database: Path) -> None:
     """Settle CONTRACT for one billing period from the ledger; write the invoice."""
@@ -140,10 +151,19 @@ def settle(contract_path: Path, period_label: str, out: Path, database: Path) ->
 @main.command()
 @click.option("--conversations", type=click.IntRange(min=1), default=50_000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("out/demo"), show_default=True)
-@click.option("--contract", "contract_path", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), default=None, help=f"Default: {DEMO_CONTRACT.relative_to(REPOSITORY_ROOT)}")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+)
+@click.option(
+    "--contract",
+    "contract_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Default: {DEMO_CONTRACT.relative_to(REPOSITORY_ROOT)}",
+)
 def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -> None:
     """Simulate a month, ingest it, settle it and write the invoice (JSON and HTML)."""
     contract = load_contract(contract_path or DEMO_CONTRACT)
@@ -224,8 +244,11 @@ def _write_invoice(settlement: Settlement, out: Path) -> tuple[Path, Path]:
 def _print_summary(settlement: Settlement, conversations_simulated: int | None) -> None:
     invoice, report = settlement.invoice, settlement.report
     currency = invoice.currency
-    table = Table(title=f"{invoice.contract} v{invoice.contract_version}, {invoice.period}"
-                        f" ({invoice.time_zone})", show_header=True)
+    table = Table(
+        title=f"{invoice.contract} v{invoice.contract_version}, {invoice.period}"
+        f" ({invoice.time_zone})",
+        show_header=True,
+    )
     table.add_column("", style="bold")
     table.add_column("value", justify="right")
     rows: list[tuple[str, str]] = []
@@ -235,7 +258,10 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
         ("conversations final in period", f"{report.conversations:,}"),
         ("episodes final in period", f"{report.episodes:,}"),
         ("AI resolutions (billed)", f"{report.ai_resolutions:,}"),
-        ("  confirmed / assumed", f"{report.confirmed_resolutions:,} / {report.assumed_resolutions:,}"),
+        (
+            "  confirmed / assumed",
+            f"{report.confirmed_resolutions:,} / {report.assumed_resolutions:,}",
+        ),
         ("handoffs (free)", f"{report.handoffs:,}"),
         ("  with context", f"{report.handoffs_with_context:,}"),
         ("recontacts inside window (not billed)", f"{report.recontacts_inside_window:,}"),
@@ -244,9 +270,12 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
         ("window still open at period end", f"{report.provisional:,}"),
         ("billed", f"{report.billed:,} {currency}"),
         ("model cost", f"{report.model_cost.quantize(_CENT):,} {currency}"),
-        ("model cost per resolution",
-         f"{report.model_cost_per_resolution} {currency}" if report.model_cost_per_resolution
-         is not None else "-"),
+        (
+            "model cost per resolution",
+            f"{report.model_cost_per_resolution} {currency}"
+            if report.model_cost_per_resolution is not None
+            else "-",
+        ),
         ("margin", f"{report.margin.quantize(_CENT):,} {currency}"),
         ("ledger entries read", f"{invoice.ledger.size:,}"),
     ]

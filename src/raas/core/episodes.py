@@ -59,25 +59,27 @@ class Entry(NamedTuple):
 
 
 class Episode(msgspec.Struct, frozen=True, kw_only=True):
-    id: str                                   # "<first conversation>#<intent>", stable across runs
+    """One customer problem followed to its end, with the features contracts judge on."""
+
+    id: str  # "<first conversation>#<intent>", stable across runs
     tenant: str
     customer: str
     intent: str
-    conversations: tuple[str, ...]            # in order of their first event
+    conversations: tuple[str, ...]  # in order of their first event
     channels: tuple[str, ...]
     started_at: datetime
     last_activity_at: datetime
-    ai_answered: bool                         # the AI answered at least once
-    resolution_at: datetime | None            # the AI's last answer in the first conversation
+    ai_answered: bool  # the AI answered at least once
+    resolution_at: datetime | None  # the AI's last answer in the first conversation
     handed_off: bool
-    handoff_at: datetime | None               # the first time a human took over
-    context_passed: bool | None               # None when not handed off
-    confirmed: bool | None                    # the customer's last answer; None when none
+    handoff_at: datetime | None  # the first time a human took over
+    context_passed: bool | None  # None when not handed off
+    confirmed: bool | None  # the customer's last answer; None when none
     confirmed_at: datetime | None
-    csat: int | None                          # the last CSAT answer
-    recontact_at: datetime | None             # the start of the episode's second conversation
-    recontact_delay_seconds: int | None       # recontact_at - resolution_at
-    time_to_resolution_seconds: int | None    # resolution_at - started_at
+    csat: int | None  # the last CSAT answer
+    recontact_at: datetime | None  # the start of the episode's second conversation
+    recontact_delay_seconds: int | None  # recontact_at - resolution_at
+    time_to_resolution_seconds: int | None  # resolution_at - started_at
     tiers: tuple[str, ...]
     models: tuple[str, ...]
     model_calls: int
@@ -86,9 +88,9 @@ class Episode(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int
     latency_ms_total: int
     latency_ms_max: int
-    review_passed: bool | None                # the last review verdict, if reviewed
+    review_passed: bool | None  # the last review verdict, if reviewed
     holdout_group: str | None
-    event_hashes: tuple[str, ...]             # hex leaf hashes of the entries behind it, sorted
+    event_hashes: tuple[str, ...]  # hex leaf hashes of the entries behind it, sorted
 
 
 class _Segment:
@@ -225,9 +227,7 @@ def _episode(
         entries.extend(conversation_facts.get(conversation, ()))
     entries.sort(key=_sort_key)
     first_conversation_answers = [
-        entry.event.time
-        for entry in first.entries
-        if _is_ai_answer(entry.event)
+        entry.event.time for entry in first.entries if _is_ai_answer(entry.event)
     ]
     resolution_at = max(first_conversation_answers) if first_conversation_answers else None
     recontact_at = group[1].started_at if len(group) > 1 else None

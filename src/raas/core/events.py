@@ -40,20 +40,20 @@ class _Data(
     """Base of every event's typed data."""
 
 
-class ConversationStarted(_Data):
+class ConversationStarted(_Data, frozen=True):
     channel: Channel
 
 
-class ConversationClosed(_Data):
+class ConversationClosed(_Data, frozen=True):
     reason: Text | None = None
 
 
-class Message(_Data):
+class Message(_Data, frozen=True):
     role: Role
     text: LongText = ""
 
 
-class ModelCall(_Data):
+class ModelCall(_Data, frozen=True):
     tier: Text
     model: Text
     input_tokens: Count
@@ -67,42 +67,42 @@ class ModelCall(_Data):
         _require_money(self.cost, "cost")
 
 
-class ToolCall(_Data):
+class ToolCall(_Data, frozen=True):
     name: Text
     ok: bool = True
     latency_ms: Milliseconds = 0
 
 
-class Handoff(_Data):
+class Handoff(_Data, frozen=True):
     context_passed: bool
     reason: Text | None = None
 
 
-class ResolutionClaimed(_Data):
+class ResolutionClaimed(_Data, frozen=True):
     by: Literal["ai", "human_agent"] = "ai"
 
 
-class CustomerConfirmation(_Data):
+class CustomerConfirmation(_Data, frozen=True):
     resolved: bool
 
 
-class Csat(_Data):
+class Csat(_Data, frozen=True):
     score: Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
-class Recontact(_Data):
+class Recontact(_Data, frozen=True):
     """The customer came back about a problem first raised in `previous_conversation`."""
 
     previous_conversation: Text
 
 
-class ReviewVerdict(_Data):
+class ReviewVerdict(_Data, frozen=True):
     passed: bool
     reviewer: Text
     note: LongText | None = None
 
 
-class BusinessEvent(_Data):
+class BusinessEvent(_Data, frozen=True):
     kind: Literal["order", "refund", "subscription"]
     amount: Decimal
     currency: Currency
@@ -112,7 +112,7 @@ class BusinessEvent(_Data):
         _require_money(self.amount, "amount")
 
 
-class HoldoutAssignment(_Data):
+class HoldoutAssignment(_Data, frozen=True):
     group: Literal["treatment", "control"]
     experiment: Text
 

@@ -20,6 +20,8 @@ class LedgerPoint(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
+    """Quantity x unit price = amount, and the episodes that make up the quantity."""
+
     outcome: str
     description: str
     quantity: int
@@ -29,6 +31,8 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
+    """One contract, one period, one ledger state: the lines, their total and what was not billed."""
+
     id: str
     contract: str
     contract_version: int
@@ -37,15 +41,15 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     time_zone: str
     period: str
-    period_start: datetime          # in the contract's zone
-    period_end: datetime            # exclusive
+    period_start: datetime  # in the contract's zone
+    period_end: datetime  # exclusive
     as_of: datetime
     ledger: LedgerPoint
     rounding: str
     lines: tuple[InvoiceLine, ...]
     total: Decimal
-    not_billed: dict[str, int]      # final outcomes in the period that carry no charge
-    provisional: int                # episodes whose window was still open at `as_of`
+    not_billed: dict[str, int]  # final outcomes in the period that carry no charge
+    provisional: int  # episodes whose window was still open at `as_of`
 
 
 def invoice_json(invoice: Invoice) -> bytes:

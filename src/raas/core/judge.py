@@ -23,14 +23,17 @@ OUTCOME_KINDS: tuple[OutcomeKind, ...] = ("ai_resolution", "handoff", "reopened"
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The verdict on one episode under one contract version, with the reason for it."""
+
     episode_id: str
     kind: OutcomeKind
-    final_at: datetime          # when the verdict can no longer change
-    reason: str                 # why, in words a buyer can check against the transcript
-    basis: Literal["confirmed", "assumed"] | None = None   # for AI resolutions only
+    final_at: datetime  # when the verdict can no longer change
+    reason: str  # why, in words a buyer can check against the transcript
+    basis: Literal["confirmed", "assumed"] | None = None  # for AI resolutions only
 
 
 def judge_episode(contract: Contract, episode: Episode) -> Outcome:
+    """The outcome of one episode under `contract`; the rules are in this module's docstring."""
     window = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
     hours = contract.outcomes.ai_resolution.recontact_window_hours
     resolution_at = episode.resolution_at
@@ -61,7 +64,9 @@ def judge_episode(contract: Contract, episode: Episode) -> Outcome:
     )
     if confirmed_in_window and episode.confirmed is True:
         return outcome(
-            "ai_resolution", window_closes_at, "the customer confirmed the problem resolved",
+            "ai_resolution",
+            window_closes_at,
+            "the customer confirmed the problem resolved",
             "confirmed",
         )
     if confirmed_in_window and episode.confirmed is False:
@@ -87,6 +92,7 @@ def judge_episode(contract: Contract, episode: Episode) -> Outcome:
 
 
 def judge(contract: Contract, episodes: Iterable[Episode]) -> Iterator[Outcome]:
+    """The outcome of each episode, in the order given."""
     for episode in episodes:
         yield judge_episode(contract, episode)
 

@@ -79,4 +79,3 @@ def rate(
         not_billed={kind: not_billed.get(kind, 0) for kind in OUTCOME_KINDS if kind not in prices},
         provisional=provisional,
     )
-

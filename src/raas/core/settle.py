@@ -25,25 +25,27 @@ class SettlementReport(msgspec.Struct, kw_only=True):
     """What the vendor sees beside the invoice; model cost never appears on the buyer's bill."""
 
     conversations: int = 0
-    episodes: int = 0                      # final in the period
+    episodes: int = 0  # final in the period
     ai_resolutions: int = 0
     confirmed_resolutions: int = 0
     assumed_resolutions: int = 0
     handoffs: int = 0
     handoffs_with_context: int = 0
-    recontacts_inside_window: int = 0      # the "reopened" outcomes
+    recontacts_inside_window: int = 0  # the "reopened" outcomes
     recontacts_outside_window: int = 0
     unresolved: int = 0
-    provisional: int = 0                   # window still open at as_of
-    earlier_periods: int = 0               # final before the period started
-    later_periods: int = 0                 # final after it ended (as_of past the period)
+    provisional: int = 0  # window still open at as_of
+    earlier_periods: int = 0  # final before the period started
+    later_periods: int = 0  # final after it ended (as_of past the period)
     billed: Decimal = Decimal(0)
-    model_cost: Decimal = Decimal(0)       # of the episodes final in the period
+    model_cost: Decimal = Decimal(0)  # of the episodes final in the period
     model_cost_per_resolution: Decimal | None = None
     margin: Decimal = Decimal(0)
 
 
 class Settlement(msgspec.Struct, frozen=True, kw_only=True):
+    """What settling a period gives: the buyer's invoice and the vendor's report."""
+
     invoice: Invoice
     report: SettlementReport
 

@@ -1,1 +1,2 @@
-"""The tiered gateway: an OpenAI-compatible proxy that serves model calls from the cheapest tier likely to succeed."""
+"""The tiered gateway: an OpenAI-compatible proxy serving model calls from the cheapest tier
+likely to succeed."""

@@ -148,7 +148,9 @@ class SqliteLedger:
         self._lock = threading.Lock()
         with _translated(f"open the ledger {self._path}"):
             connection = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False,
+                self._path,
+                isolation_level=None,
+                check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MILLISECONDS / 1000,
             )
             try:
@@ -264,16 +266,16 @@ class SqliteLedger:
 
     def _fetch_one(self, query: str, parameters: _Row) -> _Row | None:
         with self._lock, _translated("read the ledger"):
-            row: _Row | None = (
-                self._open_connection().execute(query, parameters).fetchone()
-            )
+            row: _Row | None = self._open_connection().execute(query, parameters).fetchone()
             return row
 
     def _stream(self, query: str, parameters: _Row) -> Iterator[_Row]:
         self._open_connection()
         with _translated("read the ledger"):
             reader = sqlite3.connect(
-                f"{self._path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                f"{self._path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
                 timeout=BUSY_TIMEOUT_MILLISECONDS / 1000,
             )
         try:
@@ -346,11 +348,21 @@ class _Batch:
             tenant_sizes[tenant] = rank + 1
             # bytearray and '' rather than bytes and None: sqlite3 binds those without first
             # looking for an adapter, which costs more than the copy (measured: ~0.8 us a row).
-            append((
-                tenant, rank, source, event_id, event.type, (event.time - EPOCH) // microsecond,
-                event.customer, event.conversation, event.intent or "",
-                bytearray(leaf), bytearray(entry),
-            ))
+            append(
+                (
+                    tenant,
+                    rank,
+                    source,
+                    event_id,
+                    event.type,
+                    (event.time - EPOCH) // microsecond,
+                    event.customer,
+                    event.conversation,
+                    event.intent or "",
+                    bytearray(leaf),
+                    bytearray(entry),
+                )
+            )
         self.events_count = len(events)
         self.rows = rows
         self.tenant_sizes = tenant_sizes

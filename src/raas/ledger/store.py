@@ -152,10 +152,7 @@ def entry_of(event: Event) -> bytes:
         written = b".%06dZ" % microsecond
         fraction = entry.index(written, start)
         entry = (
-            entry[:fraction]
-            + written[:-1].rstrip(b"0")
-            + b"Z"
-            + entry[fraction + len(written) :]
+            entry[:fraction] + written[:-1].rstrip(b"0") + b"Z" + entry[fraction + len(written) :]
         )
     return entry
 
@@ -189,8 +186,11 @@ class MemoryLedger:
                 continue
             if earlier != entry:
                 raise ConflictError(
-                    event.tenant, event.source, event.id,
-                    leaf_hash(earlier).hex(), leaf_hash(entry).hex(),
+                    event.tenant,
+                    event.source,
+                    event.id,
+                    leaf_hash(earlier).hex(),
+                    leaf_hash(entry).hex(),
                 )
             duplicates += 1
         for key, (event, entry, leaf) in new.items():

@@ -1,4 +1,4 @@
-"""Readable HTML pages rendered from core objects; no scripts, no network, one self-contained file."""
+"""Readable HTML pages rendered from core objects: no scripts, no network, one file each."""
 
 from __future__ import annotations
 
