@@ -88,11 +88,18 @@ def conversation_events(number: int, chance: random.Random, prefix: str) -> list
     def add(data: Any, with_intent: bool = True) -> None:
         nonlocal clock
         clock += timedelta(milliseconds=chance.randrange(300, 40_000))
-        events.append(make_event(
-            data, id=f"{conversation}-{len(events):03d}", source=source, time=clock,
-            tenant=tenant, customer=customer, conversation=conversation,
-            intent=intent if with_intent else None,
-        ))
+        events.append(
+            make_event(
+                data,
+                id=f"{conversation}-{len(events):03d}",
+                source=source,
+                time=clock,
+                tenant=tenant,
+                customer=customer,
+                conversation=conversation,
+                intent=intent if with_intent else None,
+            )
+        )
 
     add(ConversationStarted(channel=chance.choice(["chat", "chat", "email", "voice"])), False)
     for _turn in range(chance.randint(1, 4)):
@@ -101,12 +108,17 @@ def conversation_events(number: int, chance: random.Random, prefix: str) -> list
         input_tokens = chance.randrange(300, 4000)
         output_tokens = chance.randrange(20, 400)
         price = Decimal("0.0000002") if tier == "small" else Decimal("0.000003")
-        add(ModelCall(
-            tier=tier, model="llama-3.1-8b" if tier == "small" else "llama-3.1-70b",
-            input_tokens=input_tokens, output_tokens=output_tokens,
-            latency_ms=chance.randrange(150, 4000), cost=price * (input_tokens + output_tokens),
-            time_to_first_token_ms=chance.randrange(50, 600),
-        ))
+        add(
+            ModelCall(
+                tier=tier,
+                model="llama-3.1-8b" if tier == "small" else "llama-3.1-70b",
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                latency_ms=chance.randrange(150, 4000),
+                cost=price * (input_tokens + output_tokens),
+                time_to_first_token_ms=chance.randrange(50, 600),
+            )
+        )
         if chance.random() < 0.4:
             add(ToolCall(name="lookup_order", latency_ms=chance.randrange(5, 300)))
         add(Message(role="ai", text=chance.choice(AI_LINES)))
@@ -196,8 +208,11 @@ def run_threads(bodies: list[bytes], path: Path, threads_count: int) -> dict[str
         total_seconds = time.perf_counter() - started
     if failures:
         raise failures[0]
-    return {"events": sum(stored), "seconds": total_seconds,
-            "events_per_second": sum(stored) / total_seconds}
+    return {
+        "events": sum(stored),
+        "seconds": total_seconds,
+        "events_per_second": sum(stored) / total_seconds,
+    }
 
 
 def main() -> None:
@@ -206,12 +221,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000, help="events per batch")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="also measure this many sender threads sharing the ledger")
-    parser.add_argument("--prefill", type=int, default=0,
-                        help="events already in each ledger before the timed ingest")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="where the ledger files go (default: a temporary folder)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="also measure this many sender threads sharing the ledger",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="events already in each ledger before the timed ingest",
+    )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="where the ledger files go (default: a temporary folder)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     arguments = parser.parse_args()
 
@@ -224,8 +251,10 @@ def main() -> None:
     del events
     gc.collect()
     body_bytes = sum(len(body) for body in bodies)
-    print(f"{len(bodies)} batches of {arguments.batch:,}, {body_bytes / events_count:.0f} bytes "
-          "an event on the wire")
+    print(
+        f"{len(bodies)} batches of {arguments.batch:,}, {body_bytes / events_count:.0f} bytes "
+        "an event on the wire"
+    )
 
     sequential: list[dict[str, float]] = []
     threaded: list[dict[str, float]] = []
@@ -240,17 +269,23 @@ def main() -> None:
             result = run_sequential(bodies, path)
             result["database_bytes"] = _database_bytes(path)
             sequential.append(result)
-            print(f"run {run + 1}: {result['events_per_second']:>9,.0f} events/s  "
-                  f"(parse {result['parse_seconds']:.2f} s, "
-                  f"append {result['append_seconds']:.2f} s)", flush=True)
+            print(
+                f"run {run + 1}: {result['events_per_second']:>9,.0f} events/s  "
+                f"(parse {result['parse_seconds']:.2f} s, "
+                f"append {result['append_seconds']:.2f} s)",
+                flush=True,
+            )
             if arguments.threads > 1:
                 path = Path(folder) / f"threads-{run}.db"
                 if arguments.prefill:
                     shutil.copyfile(template, path)
                 result = run_threads(bodies, path, arguments.threads)
                 threaded.append(result)
-                print(f"       {result['events_per_second']:>9,.0f} events/s with "
-                      f"{arguments.threads} sender threads", flush=True)
+                print(
+                    f"       {result['events_per_second']:>9,.0f} events/s with "
+                    f"{arguments.threads} sender threads",
+                    flush=True,
+                )
 
     median = statistics.median(result["events_per_second"] for result in sequential)
     parse = sum(result["parse_seconds"] for result in sequential)
@@ -287,13 +322,17 @@ def main() -> None:
             statistics.median(result["events_per_second"] for result in threaded)
         )
         summary["threads_runs_detail"] = threaded
-    print(f"median {median:,.0f} events/s (target {TARGET_EVENTS_PER_SECOND:,}); "
-          f"parse {parse_share:.0%}, append {1 - parse_share:.0%} "
-          f"({summary['parse_microseconds_per_event']} + "
-          f"{summary['append_microseconds_per_event']} us an event)")
+    print(
+        f"median {median:,.0f} events/s (target {TARGET_EVENTS_PER_SECOND:,}); "
+        f"parse {parse_share:.0%}, append {1 - parse_share:.0%} "
+        f"({summary['parse_microseconds_per_event']} + "
+        f"{summary['append_microseconds_per_event']} us an event)"
+    )
     if threaded:
-        print(f"median with {arguments.threads} sender threads: "
-              f"{summary['threads_median_events_per_second']:,} events/s")
+        print(
+            f"median with {arguments.threads} sender threads: "
+            f"{summary['threads_median_events_per_second']:,} events/s"
+        )
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {arguments.out}")

@@ -31,7 +31,7 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
-    """One contract, one period, one ledger state: the lines, their total and what was not billed."""
+    """One contract, one period, one ledger state: lines, their total, and what was not billed."""
 
     id: str
     contract: str
