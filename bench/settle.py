@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = ROOT / "bench" / "results" / "settle.json"
@@ -29,7 +30,7 @@ CONTRACT = ROOT / "examples" / "contracts" / "acme-support.yaml"
 SEED = 1
 
 
-def build(conversations: int, database: Path) -> dict[str, float]:
+def build(conversations: int, database: Path) -> dict[str, Any]:
     """Simulate and ingest, unless a complete ledger for this size is already there."""
     from raas.ingest import parse_batch
     from raas.ledger.sqlite import SqliteLedger
@@ -37,7 +38,7 @@ def build(conversations: int, database: Path) -> dict[str, float]:
 
     marker = database.with_suffix(".complete")
     if marker.exists() and database.exists():
-        built: dict[str, float] = json.loads(marker.read_text())
+        built: dict[str, Any] = json.loads(marker.read_text())
         if built.get("format") == _storage_format():
             return built
     for suffix in ("", "-wal", "-shm"):
