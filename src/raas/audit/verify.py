@@ -1,0 +1,571 @@
+"""The offline auditor: an evidence bundle and the log's public key -> "verified" with the totals,
+or every line, episode, entry or proof that fails, and why. Pure: no store, no driver, no network.
+
+What `verify_bundle` checks, in order (a later step runs only on evidence the earlier ones passed):
+
+1. the checkpoint note opens with a pinned key (signatures by unknown keys are ignored; a note
+   with no valid signature by a known key fails), for the expected origin if one is given;
+2. the invoice's ledger point names that checkpoint (its size);
+3. every entry: indexes ascending and unique, leaf hash SHA-256(0x00 || entry) included at its
+   index in the tree of the checkpoint's size and root (`raas.audit.proofs`, written apart from
+   the prover), the entry canonical (RFC 8785) and a raas event of the invoice's log; every
+   disclosure present opens its entry's commitments; with scope "log", every index is there;
+4. the invoice re-derived from the entries alone: episodes per customer (`derive_episodes`), judged
+   and rated by the bundle's contract for the invoice's period and `as_of` (`raas.core.settle`),
+   then compared line by line (outcome, quantity, unit price, amount, the exact episode list), the
+   total, the other fields, and finally byte for byte with what was issued.
+
+Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
+invoice field <name>) and what was expected against what was found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+
+from raas.audit.bundle import Bundle
+from raas.audit.proofs import ProofError, verify_consistency, verify_inclusion
+from raas.audit.receipt import Receipt
+from raas.core.canonical import canonical_bytes, leaf_hash
+from raas.core.contract import Contract, parse_contract
+from raas.core.episodes import UNSPECIFIED_INTENT, Entry, Episode, derive_episodes
+from raas.core.events import DATA_TYPES, Event
+from raas.core.invoice import Invoice, InvoiceLine, invoice_from_json, invoice_json
+from raas.core.judge import Outcome, judge_episode
+from raas.core.periods import Period, parse_period
+from raas.core.settle import settle
+from raas.errors import ContractError, SettlementError
+from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from raas.ledger.keys import VerifierKey
+
+__all__ = [
+    "FINDINGS_KEPT_MAX",
+    "BundleReport",
+    "ConsistencyReport",
+    "Finding",
+    "Findings",
+    "LineTotal",
+    "ReceiptReport",
+    "decode_event",
+    "verify_bundle",
+    "verify_consistency_proof",
+    "verify_receipt",
+]
+
+# A report keeps this many findings and counts the rest: a bundle with every proof broken
+# should say so in a screenful, not in a million lines.
+FINDINGS_KEPT_MAX: Final = 1_000
+
+# The invoice fields compared one by one after the lines; `lines`, `total` and `ledger` have their
+# own checks. `not_billed` and `provisional` count every customer's episodes, so only a bundle
+# of the whole log ("log" scope) can check them.
+_HEADER_FIELDS: Final = (
+    "id",
+    "contract",
+    "contract_version",
+    "vendor",
+    "buyer",
+    "currency",
+    "time_zone",
+    "period",
+    "period_start",
+    "period_end",
+    "as_of",
+    "rounding",
+)
+_COUNT_FIELDS: Final = ("not_billed", "provisional")
+
+
+class Finding(msgspec.Struct, frozen=True):
+    """One thing that does not verify: where it is, and why (expected against found)."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+class LineTotal(msgspec.Struct, frozen=True, kw_only=True):
+    """One re-derived invoice line, as the auditor reports it."""
+
+    outcome: str
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+class Findings(msgspec.Struct, kw_only=True):
+    """What failed, kept up to FINDINGS_KEPT_MAX and counted in full."""
+
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    findings_total: int = 0  # including those beyond FINDINGS_KEPT_MAX
+
+    def add(self, where: str, reason: str) -> None:
+        self.findings_total += 1
+        if len(self.findings) < FINDINGS_KEPT_MAX:
+            self.findings.append(Finding(where, reason))
+
+    def lines(self) -> Iterator[str]:
+        """The findings as lines of text, with a count of those not kept."""
+        for finding in self.findings:
+            yield str(finding)
+        hidden = self.findings_total - len(self.findings)
+        if hidden > 0:
+            yield f"... and {hidden:,} more"
+
+
+class BundleReport(Findings, kw_only=True):
+    """What the auditor found in a bundle. `ok` when nothing failed and the invoice re-derived."""
+
+    invoice_id: str | None = None
+    origin: str | None = None
+    size: int | None = None
+    root: bytes | None = None
+    scope: str | None = None
+    entries_checked: int = 0  # entries whose every check passed
+    proofs_checked: int = 0  # inclusion proofs that verified
+    disclosures_checked: int = 0
+    customers: int = 0
+    episodes: int = 0  # derived from the entries
+    rederived: bool = False  # the invoice was re-derived (only from evidence that verified)
+    counts_checked: bool = False  # not_billed and provisional were compared too
+    line_totals: list[LineTotal] = msgspec.field(default_factory=list)
+    total: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.findings_total == 0 and self.rederived
+
+
+class ReceiptReport(Findings, kw_only=True):
+    """What the auditor found in a receipt: which checkpoint, how many entries proved included."""
+
+    invoice_id: str | None = None
+    line: int | None = None
+    outcome: str | None = None
+    episodes: tuple[str, ...] = ()
+    origin: str | None = None
+    size: int | None = None
+    root: bytes | None = None
+    proofs_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.findings_total == 0 and self.proofs_checked > 0
+
+
+class ConsistencyReport(Findings, kw_only=True):
+    """Whether the newer checkpoint's log extends the older one's."""
+
+    origin: str | None = None
+    old_size: int | None = None
+    new_size: int | None = None
+    old_root: bytes | None = None
+    new_root: bytes | None = None
+    proven: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.findings_total == 0 and self.proven
+
+
+_envelope_decoder: Final = msgspec.json.Decoder(Event)
+_DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
+
+def decode_event(entry: bytes) -> Event:
+    """The raas event behind canonical entry bytes; raises ValueError saying why it is not one.
+
+    The entry must be in canonical form (RFC 8785): the bytes an auditor hashes are the only
+    spelling of the event, so no two readers can see different facts behind one leaf.
+    """
+    try:
+        plain = msgspec.json.decode(entry)
+    except _DECODE_ERRORS as error:
+        raise ValueError(f"is not JSON: {error}") from error
+    try:
+        canonical = canonical_bytes(plain)
+    except ValueError as error:
+        raise ValueError(f"is not a canonical entry: {error}") from error
+    if canonical != entry:
+        raise ValueError("is not in canonical form (RFC 8785: sorted keys, no whitespace)")
+    try:
+        envelope = _envelope_decoder.decode(entry)
+        data_class = DATA_TYPES.get(envelope.type)
+        if data_class is None:
+            raise ValueError(f"has an unknown event type {envelope.type!r}")
+        data = msgspec.convert(envelope.data, data_class)
+    except _DECODE_ERRORS as error:
+        raise ValueError(f"is not a raas event: {error}") from error
+    return msgspec.structs.replace(envelope, data=data)
+
+
+def verify_bundle(
+    bundle: Bundle,
+    keys: Sequence[VerifierKey],
+    *,
+    origin: str | None = None,
+    contract_text: str | None = None,
+) -> BundleReport:
+    """Check `bundle` against the pinned `keys`; see the module docstring for the steps.
+
+    `origin`, if given, is the log the checkpoint must be for. `contract_text`, if given, is the
+    auditor's own copy of the contract: the bundle's must state the same terms.
+    """
+    report = BundleReport(scope=bundle.scope)
+    try:
+        checkpoint = open_checkpoint(bundle.checkpoint, keys, origin=origin)
+    except CheckpointError as error:
+        report.add("checkpoint", str(error))
+        return report
+    report.origin, report.size, report.root = checkpoint.origin, checkpoint.size, checkpoint.root
+
+    invoice: Invoice | None = None
+    try:
+        invoice = invoice_from_json(bundle.invoice)
+    except _DECODE_ERRORS as error:
+        report.add("invoice", f"does not decode as a raas invoice: {error}")
+    if invoice is not None:
+        report.invoice_id = invoice.id
+        report.currency = invoice.currency
+        _check_ledger_point(report, invoice, checkpoint)
+
+    customers = _check_entries(report, bundle, checkpoint, invoice)
+    if report.findings_total or invoice is None:
+        return report
+
+    contract = _read_contract(report, bundle.contract, contract_text)
+    if contract is None:
+        return report
+    _rederive(report, bundle, contract, invoice, customers)
+    return report
+
+
+def _check_ledger_point(report: BundleReport, invoice: Invoice, checkpoint: Checkpoint) -> None:
+    point = invoice.ledger
+    if point.size != checkpoint.size:
+        report.add(
+            "invoice ledger point",
+            f"the invoice was settled at size {point.size}, the checkpoint is at size "
+            f"{checkpoint.size}",
+        )
+
+
+def _check_entries(
+    report: BundleReport, bundle: Bundle, checkpoint: Checkpoint, invoice: Invoice | None
+) -> dict[str, list[Entry]]:
+    """Every entry's proof and form; the entries that pass, grouped by customer."""
+    customers: dict[str, list[Entry]] = {}
+    tenant = None if invoice is None else invoice.ledger.tenant
+    size, root = checkpoint.size, checkpoint.root
+    previous = -1
+    for item in bundle.entries:
+        where = f"entry {item.index}"
+        if item.index <= previous:
+            report.add(where, f"comes after index {previous}: entries must be in ascending order")
+        previous = max(previous, item.index)
+        leaf = leaf_hash(item.entry)
+        try:
+            verify_inclusion(leaf, item.index, size, item.proof, root)
+        except ProofError as error:
+            report.add(where, f"inclusion proof fails: {error}")
+            continue
+        report.proofs_checked += 1
+        try:
+            event = decode_event(item.entry)
+        except ValueError as error:
+            report.add(where, str(error))
+            continue
+        if tenant is not None and event.tenant != tenant:
+            report.add(
+                where, f"belongs to tenant {event.tenant!r}, not to the invoice's log of {tenant!r}"
+            )
+            continue
+        report.entries_checked += 1
+        customers.setdefault(event.customer, []).append(Entry(event, leaf))
+
+    if bundle.scope == "log":
+        indexes = {item.index for item in bundle.entries}
+        missing = [index for index in range(size) if index not in indexes]
+        if missing:
+            report.add(
+                "entries",
+                f"a bundle of the whole log holds every index 0..{size - 1}; "
+                f"{len(missing)} missing, the first is {missing[0]}",
+            )
+    return customers
+
+
+def _read_contract(report: BundleReport, text: str, auditor_text: str | None) -> Contract | None:
+    try:
+        contract = parse_contract(text, "the bundle's contract")
+    except ContractError as error:
+        report.add("contract", str(error))
+        return None
+    if auditor_text is not None:
+        try:
+            own = parse_contract(auditor_text, "the auditor's contract")
+        except ContractError as error:
+            report.add("contract", f"the auditor's copy does not load: {error}")
+            return None
+        if own != contract:
+            ours, theirs = msgspec.to_builtins(own), msgspec.to_builtins(contract)
+            differing = sorted(
+                key for key in ours.keys() | theirs.keys() if ours.get(key) != theirs.get(key)
+            )
+            report.add(
+                "contract",
+                f"the bundle's contract differs from the auditor's copy in {', '.join(differing)}",
+            )
+            return None
+    return contract
+
+
+def _rederive(
+    report: BundleReport,
+    bundle: Bundle,
+    contract: Contract,
+    claimed: Invoice,
+    customers: Mapping[str, list[Entry]],
+) -> None:
+    try:
+        period = parse_period(claimed.period, contract.time_zone)
+    except ValueError as error:
+        report.add("invoice field period", str(error))
+        return
+    try:
+        settlement = settle(
+            contract,
+            (customers[name] for name in sorted(customers)),
+            period=period,
+            ledger=claimed.ledger,
+            as_of=claimed.as_of,
+        )
+    except SettlementError as error:
+        report.add("settlement", str(error))
+        return
+    expected = settlement.invoice
+    report.rederived = True
+    report.customers = len(customers)
+    report.line_totals = [
+        LineTotal(
+            outcome=line.outcome,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount,
+        )
+        for line in expected.lines
+    ]
+    report.total = expected.total
+    report.currency = expected.currency
+    outcomes = _Outcomes(contract, customers)
+    report.episodes = outcomes.count
+
+    _compare_lines(report, claimed.lines, expected.lines, outcomes, period, claimed.as_of)
+    if claimed.total != expected.total:
+        report.add("invoice total", f"expected {expected.total}, found {claimed.total}")
+    fields: tuple[str, ...] = _HEADER_FIELDS
+    if bundle.scope == "log":
+        report.counts_checked = True
+        fields += _COUNT_FIELDS
+    else:
+        # Only the counts of what was not billed are out of reach; the rest must match exactly.
+        expected = msgspec.structs.replace(
+            expected, not_billed=claimed.not_billed, provisional=claimed.provisional
+        )
+    for name in fields:
+        found, wanted = getattr(claimed, name), getattr(expected, name)
+        if found != wanted:
+            report.add(f"invoice field {name}", f"expected {_show(wanted)}, found {_show(found)}")
+    if not report.findings_total and invoice_json(expected) != bundle.invoice:
+        report.add(
+            "invoice",
+            "its bytes are not those raas issues for what it states (raas.core.invoice."
+            "invoice_json): it was edited after issue",
+        )
+
+
+class _Outcomes:
+    """Each derived episode's outcome under the contract, to explain a line's differences."""
+
+    def __init__(self, contract: Contract, customers: Mapping[str, list[Entry]]) -> None:
+        horizon = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
+        self.by_episode: dict[str, tuple[Episode, Outcome]] = {}
+        for entries in customers.values():
+            for episode in derive_episodes(entries, link_horizon=horizon):
+                self.by_episode[episode.id] = (episode, judge_episode(contract, episode))
+        self.count = len(self.by_episode)
+
+    def explain(self, episode_id: str, period: Period, as_of: datetime) -> str:
+        found = self.by_episode.get(episode_id)
+        if found is None:
+            return "no episode with this id derives from the bundle's entries"
+        _, outcome = found
+        when = outcome.final_at
+        if when > as_of:
+            timing = f", still provisional at {as_of.isoformat()} (final at {when.isoformat()})"
+        elif when not in period:
+            timing = f", final at {when.isoformat()}, outside period {period.label}"
+        else:
+            timing = f", final at {when.isoformat()}"
+        return f"the judge finds {outcome.kind}: {outcome.reason}{timing}"
+
+
+def _compare_lines(
+    report: BundleReport,
+    claimed: Sequence[InvoiceLine],
+    expected: Sequence[InvoiceLine],
+    outcomes: _Outcomes,
+    period: Period,
+    as_of: datetime,
+) -> None:
+    for number in range(1, max(len(claimed), len(expected)) + 1):
+        found = claimed[number - 1] if number <= len(claimed) else None
+        wanted = expected[number - 1] if number <= len(expected) else None
+        if found is None:
+            assert wanted is not None
+            report.add(f"line {number} ({wanted.outcome})", "is missing from the invoice")
+            continue
+        where = f"line {number} ({found.outcome})"
+        if wanted is None:
+            report.add(where, "is not a line the contract prices")
+            continue
+        if found.outcome != wanted.outcome:
+            report.add(where, f"expected outcome {wanted.outcome}, found {found.outcome}")
+            continue
+        for name in ("description", "quantity", "unit_price", "amount"):
+            if getattr(found, name) != getattr(wanted, name):
+                report.add(
+                    where,
+                    f"{name.replace('_', ' ')}: expected {_show(getattr(wanted, name))}, "
+                    f"found {_show(getattr(found, name))}",
+                )
+        billed, derived = set(found.episodes), set(wanted.episodes)
+        for episode_id in sorted(billed - derived):
+            report.add(
+                f"{where}, episode {episode_id}",
+                f"billed as {found.outcome}, but {outcomes.explain(episode_id, period, as_of)}",
+            )
+        for episode_id in sorted(derived - billed):
+            _, outcome = outcomes.by_episode[episode_id]
+            report.add(
+                f"{where}, episode {episode_id}",
+                f"the judge finds {outcome.kind} ({outcome.reason}), final in the period, "
+                "but the line does not list it",
+            )
+        if billed == derived and found.episodes != wanted.episodes:
+            report.add(where, "episodes are repeated or not in sorted order")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal | int | str):
+        return str(value)
+    return repr(value)
+
+
+def verify_receipt(
+    receipt: Receipt, keys: Sequence[VerifierKey], *, origin: str | None = None
+) -> ReceiptReport:
+    """Check every tlog-proof of `receipt` against its checkpoint, opened with the pinned `keys`,
+    and that the entries name the episodes the receipt claims to cover."""
+    report = ReceiptReport(
+        invoice_id=receipt.invoice,
+        line=receipt.line,
+        outcome=receipt.outcome,
+        episodes=receipt.episodes,
+    )
+    if not receipt.proofs:
+        report.add("receipt", "holds no proofs")
+        return report
+    note = receipt.proofs[0].checkpoint
+    try:
+        checkpoint = open_checkpoint(note, keys, origin=origin)
+    except CheckpointError as error:
+        report.add("checkpoint", str(error))
+        return report
+    report.origin, report.size, report.root = checkpoint.origin, checkpoint.size, checkpoint.root
+    named: set[str] = set()
+    previous = -1
+    for position, proof in enumerate(receipt.proofs):
+        where = f"entry {proof.index}"
+        if proof.checkpoint != note:
+            report.add(where, f"proofs[{position}] carries another checkpoint than proofs[0]")
+            continue
+        if proof.index <= previous:
+            report.add(where, f"comes after index {previous}: proofs must be in ascending order")
+        previous = max(previous, proof.index)
+        if proof.extra is None:
+            report.add(where, "has no extra data: the entry is needed to compute its leaf hash")
+            continue
+        try:
+            verify_inclusion(
+                leaf_hash(proof.extra), proof.index, checkpoint.size, proof.hashes, checkpoint.root
+            )
+        except ProofError as error:
+            report.add(where, f"inclusion proof fails: {error}")
+            continue
+        report.proofs_checked += 1
+        try:
+            event = decode_event(proof.extra)
+        except ValueError as error:
+            report.add(where, str(error))
+            continue
+        named.add(f"{event.conversation}#{event.intent or UNSPECIFIED_INTENT}")
+    if not report.findings_total:
+        for episode_id in receipt.episodes:
+            if episode_id not in named:
+                report.add(
+                    f"episode {episode_id}",
+                    "no entry of the receipt belongs to it (conversation#intent)",
+                )
+    return report
+
+
+def verify_consistency_proof(
+    old_note: str,
+    new_note: str,
+    proof: Sequence[bytes],
+    keys: Sequence[VerifierKey],
+    *,
+    origin: str | None = None,
+) -> ConsistencyReport:
+    """Check that the log at the `new_note` checkpoint extends the log at `old_note` (RFC 9162
+    section 2.1.4.2): both notes open with the pinned `keys`, are of one log, and `proof` holds."""
+    report = ConsistencyReport()
+    opened: list[Checkpoint] = []
+    for name, note in (("old checkpoint", old_note), ("new checkpoint", new_note)):
+        try:
+            opened.append(open_checkpoint(note, keys, origin=origin))
+        except CheckpointError as error:
+            report.add(name, str(error))
+    if len(opened) != 2:
+        return report
+    old, new = opened
+    report.origin = new.origin
+    report.old_size, report.new_size = old.size, new.size
+    report.old_root, report.new_root = old.root, new.root
+    if old.origin != new.origin:
+        report.add(
+            "checkpoints",
+            f"are of two logs: the old one of {old.origin!r}, the new one of {new.origin!r}",
+        )
+        return report
+    try:
+        verify_consistency(old.size, new.size, proof, old.root, new.root)
+    except ProofError as error:
+        report.add(
+            "consistency proof",
+            f"the log at size {new.size} does not extend the log at size {old.size}: {error}",
+        )
+        return report
+    report.proven = True
+    return report

@@ -1,0 +1,238 @@
+"""Evidence from a ledger store: the bundle behind an issued invoice, a receipt for one billed line
+or episode, and the consistency proof between two checkpoints, for `raas.audit` to verify offline.
+
+The store is read through `EvidenceSource`, the few methods of `LedgerStore` this needs, so any
+store (SQLite, PostgreSQL, a test fake) can back it. Episodes are found the way settlement finds
+them: each customer's entries up to the invoice's checkpoint, through the pure `derive_episodes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from raas.audit.bundle import Bundle, BundleEntry, Scope, assemble_bundle
+from raas.audit.consistency import ConsistencyProof
+from raas.audit.receipt import Receipt, make_receipt
+from raas.core.contract import Contract, parse_contract
+from raas.core.episodes import Entry, Episode, derive_episodes
+from raas.core.invoice import Invoice, invoice_from_json
+from raas.errors import RaasError
+from raas.ledger.store import StoredEvent, decode_entry
+
+__all__ = [
+    "EvidenceError",
+    "EvidenceSource",
+    "export_bundle",
+    "export_consistency",
+    "export_receipt",
+]
+
+
+class EvidenceError(RaasError):
+    """Evidence cannot be exported as asked: an unknown invoice, a contract that is not the
+    invoice's, a checkpoint the store does not hold, an episode that is not there."""
+
+
+class EvidenceSource(Protocol):
+    """What exporting evidence reads from a ledger store (a part of `LedgerStore`)."""
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        """The issued invoice's JSON bytes, or None."""
+        ...
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        """The signed checkpoint note of the tenant's log at `size`, if one was signed."""
+        ...
+
+    def iter_customers(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """Each customer's events, bounded by the log's first `upto_size` entries."""
+        ...
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """The inclusion proof of each leaf index in the tree of `size`."""
+        ...
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof from the tree of `old_size` to that of `new_size`."""
+        ...
+
+
+class _Issued:
+    """An issued invoice with the contract it was settled under and the checkpoint it names."""
+
+    def __init__(self, source: EvidenceSource, invoice_id: str, contract_text: str) -> None:
+        body = source.get_invoice(invoice_id)
+        if body is None:
+            raise EvidenceError(f"no invoice {invoice_id!r} was issued from this ledger")
+        self.body = body
+        self.invoice: Invoice = invoice_from_json(body)
+        self.contract_text = contract_text
+        self.contract: Contract = parse_contract(contract_text, "the contract")
+        _check_contract(self.contract, self.invoice)
+        self.tenant = self.invoice.ledger.tenant
+        self.size = self.invoice.ledger.size
+        note = source.checkpoint_at(self.tenant, self.size)
+        if note is None:
+            raise EvidenceError(
+                f"invoice {invoice_id!r} was settled at size {self.size} of the log of "
+                f"{self.tenant!r}, but the ledger holds no checkpoint signed at that size"
+            )
+        self.checkpoint = note
+        self.link_horizon = timedelta(
+            hours=self.contract.outcomes.ai_resolution.recontact_window_hours
+        )
+
+    def episodes_of(self, stored: Sequence[StoredEvent]) -> list[Episode]:
+        entries = [Entry(decode_entry(item.entry), item.leaf_hash) for item in stored]
+        return derive_episodes(entries, link_horizon=self.link_horizon)
+
+
+def _check_contract(contract: Contract, invoice: Invoice) -> None:
+    stated = (invoice.contract, invoice.contract_version, invoice.buyer)
+    given = (contract.contract, contract.version, contract.buyer)
+    if stated != given:
+        raise EvidenceError(
+            f"the contract file is {given[0]} v{given[1]} for buyer {given[2]!r}; invoice "
+            f"{invoice.id!r} was settled under {stated[0]} v{stated[1]} for buyer {stated[2]!r}"
+        )
+
+
+def _bundle_entries(
+    source: EvidenceSource, tenant: str, size: int, stored: Sequence[StoredEvent]
+) -> list[BundleEntry]:
+    ordered = sorted(stored, key=lambda item: item.log_index)
+    indexes = [item.log_index for item in ordered]
+    proofs = source.inclusion_proofs(tenant, indexes, size) if indexes else []
+    if len(proofs) != len(indexes):
+        raise EvidenceError(f"the store gave {len(proofs)} proofs for {len(indexes)} entries")
+    return [
+        BundleEntry(
+            index=item.log_index,
+            entry=bytes(item.entry),
+            proof=tuple(bytes(node) for node in proof),
+            disclosures=_disclosures(item),
+        )
+        for item, proof in zip(ordered, proofs, strict=True)
+    ]
+
+
+def _disclosures(stored: StoredEvent) -> bytes | None:
+    value = getattr(stored, "disclosures", None)
+    return bytes(value) if value else None
+
+
+def export_bundle(
+    source: EvidenceSource,
+    invoice_id: str,
+    contract_text: str,
+    *,
+    redact: bool = False,
+    scope: Scope = "customers",
+    on_customer: Callable[[int], None] | None = None,
+) -> Bundle:
+    """The evidence bundle of an issued invoice (see `raas.audit.bundle` for what it holds).
+
+    `redact` leaves out every disclosure (the entries keep their commitments, so every proof
+    still verifies). `on_customer` is told how many entries each customer read had.
+    """
+    issued = _Issued(source, invoice_id, contract_text)
+    billed = {episode for line in issued.invoice.lines for episode in line.episodes}
+    found: set[str] = set()
+    selected: list[StoredEvent] = []
+    for _customer, stored in source.iter_customers(issued.tenant, upto_size=issued.size):
+        if on_customer is not None:
+            on_customer(len(stored))
+        hits = billed.intersection(episode.id for episode in issued.episodes_of(stored))
+        found |= hits
+        if hits or scope == "log":
+            selected.extend(stored)
+    _require_found(billed - found, issued)
+    return assemble_bundle(
+        scope=scope,
+        checkpoint=issued.checkpoint,
+        invoice=issued.body,
+        contract=contract_text,
+        entries=_bundle_entries(source, issued.tenant, issued.size, selected),
+        redact=redact,
+    )
+
+
+def _require_found(missing: Iterable[str], issued: _Issued) -> None:
+    absent = sorted(missing)
+    if absent:
+        raise EvidenceError(
+            f"invoice {issued.invoice.id!r} bills {len(absent)} episodes that do not derive from "
+            f"the log of {issued.tenant!r} at size {issued.size} (the first is {absent[0]!r}); "
+            "the ledger and the invoice disagree"
+        )
+
+
+def export_receipt(
+    source: EvidenceSource,
+    invoice_id: str,
+    contract_text: str,
+    *,
+    line: int | None = None,
+    episode: str | None = None,
+) -> Receipt:
+    """A receipt for one invoice line (numbered from 1) or one episode: each of their entries with
+    its inclusion proof under the invoice's checkpoint, as C2SP tlog-proofs."""
+    if (line is None) == (episode is None):
+        raise EvidenceError("a receipt is for one line or for one episode: give exactly one")
+    issued = _Issued(source, invoice_id, contract_text)
+    lines = issued.invoice.lines
+    line_of = {
+        episode_id: number
+        for number, invoice_line in enumerate(lines, start=1)
+        for episode_id in invoice_line.episodes
+    }
+    if line is not None:
+        if not 1 <= line <= len(lines):
+            raise EvidenceError(
+                f"invoice {invoice_id!r} has lines 1 to {len(lines)}, there is no line {line}"
+            )
+        wanted = set(lines[line - 1].episodes)
+    else:
+        assert episode is not None
+        wanted = {episode}
+        line = line_of.get(episode)
+    found: dict[str, Episode] = {}
+    stored_by_leaf: dict[bytes, StoredEvent] = {}
+    for _customer, stored in source.iter_customers(issued.tenant, upto_size=issued.size):
+        hits = [item for item in issued.episodes_of(stored) if item.id in wanted]
+        if hits:
+            found.update((item.id, item) for item in hits)
+            stored_by_leaf.update((bytes(item.leaf_hash), item) for item in stored)
+    _require_found(wanted - found.keys(), issued)
+    leaves = {bytes.fromhex(leaf) for item in found.values() for leaf in item.event_hashes}
+    entries = _bundle_entries(
+        source, issued.tenant, issued.size, [stored_by_leaf[leaf] for leaf in leaves]
+    )
+    return make_receipt(
+        invoice_id=issued.invoice.id,
+        line=line,
+        outcome=None if line is None else lines[line - 1].outcome,
+        episodes=sorted(found),
+        checkpoint=issued.checkpoint,
+        entries=entries,
+    )
+
+
+def export_consistency(
+    source: EvidenceSource, tenant: str, old_size: int, new_size: int
+) -> ConsistencyProof:
+    """Both signed checkpoints and the proof that the log at `new_size` extends it at `old_size`."""
+    if not 0 <= old_size <= new_size:
+        raise EvidenceError(f"old size {old_size} must be between 0 and new size {new_size}")
+    notes = []
+    for size in (old_size, new_size):
+        note = source.checkpoint_at(tenant, size)
+        if note is None:
+            raise EvidenceError(f"the log of {tenant!r} holds no checkpoint signed at size {size}")
+        notes.append(note)
+    proof = source.consistency_proof(tenant, old_size, new_size)
+    return ConsistencyProof(old=notes[0], new=notes[1], proof=tuple(bytes(node) for node in proof))
