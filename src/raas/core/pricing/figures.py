@@ -56,10 +56,16 @@ def check_decimal(
     if not signed and value.is_signed():
         raise ValueError(f"{field} must not be negative, found {value}")
     if abs(value) >= maximum_exclusive:
-        raise ValueError(f"{field} must be below {maximum_exclusive:.0E}, found {value}")
+        raise ValueError(f"{field} must be below {_power_of_ten(maximum_exclusive)}, found {value}")
     if decimal_places(value) > places:
         raise ValueError(f"{field} must have at most {places} decimal places, found {value}")
     return value
+
+
+def _power_of_ten(bound: Decimal) -> str:
+    # 10^12 reads better than 1E+12 or 1000000000000 in an error message.
+    exponent = bound.adjusted()
+    return f"10^{exponent}" if bound == Decimal(10) ** exponent and exponent > 1 else str(bound)
 
 
 def check_price(value: object, field: str) -> Decimal:
@@ -74,7 +80,7 @@ def check_amount(value: object, field: str) -> Decimal:
 
 def check_fraction(value: object, field: str, places: int = PLACES_MAX) -> Decimal:
     """A share or a rate, from 0 to 1 inclusive (0.08 for 8%)."""
-    checked = check_decimal(value, field, maximum_exclusive=Decimal(2), places=places)
+    checked = check_decimal(value, field, maximum_exclusive=AMOUNT_EXCLUSIVE_MAX, places=places)
     if checked > 1:
         raise ValueError(f"{field} must be between 0 and 1 (1 is 100%), found {value}")
     return checked
