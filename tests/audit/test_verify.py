@@ -382,7 +382,7 @@ def test_lines_added_removed_or_renamed_fail(bundle: Bundle) -> None:
     ]
 
 
-def test_the_counts_of_what_was_not_billed_are_checked_on_the_whole_log_only(
+def test_the_counts_of_what_was_not_billed_are_checked_on_the_whole_log(
     bundle: Bundle, whole_log: Bundle
 ) -> None:
     def hide(invoice: Invoice) -> Invoice:
@@ -392,7 +392,31 @@ def test_the_counts_of_what_was_not_billed_are_checked_on_the_whole_log_only(
         "invoice field not_billed: expected {'reopened': 1, 'unresolved': 1}, "
         "found {'reopened': 0, 'unresolved': 1}"
     ]
+    # A bundle of some customers cannot see the reopened customer: the count is out of reach.
     assert verify_bundle(edit_invoice(bundle, hide), [VERIFIER]).ok
+
+
+def test_a_customer_bundle_bounds_the_counts_from_below(whole_log: Bundle) -> None:
+    # Every customer, but read as a bundle of some customers: the counts are lower bounds.
+    some = msgspec.structs.replace(whole_log, scope="customers")
+    assert verify_bundle(some, [VERIFIER]).ok
+
+    def change(**fields: object) -> Bundle:
+        return edit_invoice(some, lambda invoice: msgspec.structs.replace(invoice, **fields))
+
+    assert verify_bundle(change(not_billed={"reopened": 4, "unresolved": 1}), [VERIFIER]).ok
+    assert findings(
+        verify_bundle(change(not_billed={"reopened": 0, "unresolved": 1}), [VERIFIER])
+    ) == [
+        "invoice field not_billed: reopened: the bundle's customers alone have 1, "
+        "the invoice says 0"
+    ]
+    assert findings(verify_bundle(change(not_billed={"unresolved": 1}), [VERIFIER])) == [
+        "invoice field not_billed: expected the outcomes reopened, unresolved, found unresolved"
+    ]
+    assert findings(verify_bundle(change(provisional=0), [VERIFIER])) == [
+        "invoice field provisional: the bundle's customers alone have 1, the invoice says 0"
+    ]
 
 
 def test_other_invoice_fields_are_compared(bundle: Bundle) -> None:

@@ -15,6 +15,14 @@ What `verify_bundle` checks, in order (a later step runs only on evidence the ea
    then compared line by line (outcome, quantity, unit price, amount, the exact episode list), the
    total, the other fields, and finally byte for byte with what was issued.
 
+What this proves, and what it cannot: the invoice follows from the signed log under the bundle's
+contract, period and `as_of`. Those three are the settlement's inputs, taken as stated: the
+contract text is signed by nobody (pass the auditor's own copy to compare its terms), and an
+`as_of` at or after the period's end bills the same lines (it moves only `provisional`). In a
+"customers" bundle `not_billed` and `provisional` count customers the bundle does not hold, so
+only a lower bound is checked, and an entry of a bundled customer left out of the bundle cannot be
+noticed; a "log" bundle closes both gaps.
+
 Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
 invoice field <name>) and what was expected against what was found.
 """
@@ -376,7 +384,9 @@ def _rederive(
         report.counts_checked = True
         fields += _COUNT_FIELDS
     else:
-        # Only the counts of what was not billed are out of reach; the rest must match exactly.
+        # The counts of what was not billed include customers outside the bundle: what the
+        # bundle's customers give is a lower bound. Everything else must match exactly.
+        _check_count_bounds(report, claimed, expected)
         expected = msgspec.structs.replace(
             expected, not_billed=claimed.not_billed, provisional=claimed.provisional
         )
@@ -389,6 +399,31 @@ def _rederive(
             "invoice",
             "its bytes are not those raas issues for what it states (raas.core.invoice."
             "invoice_json): it was edited after issue",
+        )
+
+
+def _check_count_bounds(report: BundleReport, claimed: Invoice, partial: Invoice) -> None:
+    """`not_billed` and `provisional` against the bundle's customers alone: the same outcome
+    kinds, and at least as many as those customers account for."""
+    if sorted(claimed.not_billed) != sorted(partial.not_billed):
+        report.add(
+            "invoice field not_billed",
+            f"expected the outcomes {', '.join(sorted(partial.not_billed))}, "
+            f"found {', '.join(sorted(claimed.not_billed)) or 'none'}",
+        )
+        return
+    for kind, least in sorted(partial.not_billed.items()):
+        if claimed.not_billed[kind] < least:
+            report.add(
+                "invoice field not_billed",
+                f"{kind}: the bundle's customers alone have {least}, the invoice says "
+                f"{claimed.not_billed[kind]}",
+            )
+    if claimed.provisional < partial.provisional:
+        report.add(
+            "invoice field provisional",
+            f"the bundle's customers alone have {partial.provisional}, the invoice says "
+            f"{claimed.provisional}",
         )
 
 
