@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_pricing import load_yaml, pricing_yaml
+from test_pricing import load_yaml, pricing_yaml, raises
 
 from raas.core.pricing import (
     AccuracyTier,
@@ -183,7 +183,8 @@ def charge(yaml_charge: str) -> str:
         (
             "{model: graduated, outcomes: [a], tiers: [{up_to: 1000, price: 1}, "
             "{up_to: 1000, price: 0.9}, {price: 0.8}]}",
-            "tiers[1].up_to must be greater than the tier before (1000), found 1000 - at `$.charges[0]`",
+            "tiers[1].up_to must be greater than the tier before (1000), found 1000 "
+            "- at `$.charges[0]`",
         ),
         (
             "{model: volume, outcomes: [a], tiers: [{price: 1}, {price: 0.9}]}",
@@ -395,11 +396,11 @@ def test_a_bad_pricing_section_is_refused_naming_the_field(text: str, message: s
 
 def test_a_float_is_refused_wherever_it_is() -> None:
     data: dict[str, Any] = {"charges": [{"model": "per_outcome", "prices": {"a": 0.99}}]}
-    with pytest.raises(ValueError, match=r"found a float at `\$.charges\[0\].prices.a`"):
+    with raises(ValueError, "found a float at `$.charges[0].prices.a`"):
         pricing_from_data(data)
-    with pytest.raises(TypeError, match="price must be a Decimal, found float 0.99"):
+    with raises(TypeError, "price must be a Decimal, found float 0.99"):
         Tier(price=0.99)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="prices.a must be a Decimal, found float"):
+    with raises(TypeError, "prices.a must be a Decimal, found float"):
         PerOutcome(prices={"a": 0.99})  # type: ignore[dict-item]
 
 
@@ -415,32 +416,32 @@ def test_pricing_encodes_back_to_the_same_terms() -> None:
 
 
 def test_usage_refuses_what_would_count_twice_or_is_not_exact() -> None:
-    with pytest.raises(ValueError, match="episode 'e1' appears twice \\(first under a\\)"):
+    with raises(ValueError, "episode 'e1' appears twice (first under a)"):
         Usage(outcomes=unit_weights({"a": ["e1"], "b": ["e1"]}))
-    with pytest.raises(ValueError, match="order 'o1' appears twice"):
+    with raises(ValueError, "order 'o1' appears twice"):
         Usage(
             attributed=(
                 AttributedAmount(order="o1", amount=Decimal(1)),
                 AttributedAmount(order="o1", amount=Decimal(2)),
             )
         )
-    with pytest.raises(TypeError, match="weight of episode 'e1' must be a Decimal, found float"):
+    with raises(TypeError, "weight of episode 'e1' must be a Decimal, found float"):
         WeightedEpisode(episode="e1", weight=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="weight of episode 'e1' must not be negative, found -1"):
+    with raises(ValueError, "weight of episode 'e1' must not be negative, found -1"):
         WeightedEpisode(episode="e1", weight=Decimal(-1))
-    with pytest.raises(ValueError, match="episode must be non-empty text"):
+    with raises(ValueError, "episode must be non-empty text"):
         WeightedEpisode(episode="")
-    with pytest.raises(ValueError, match="reviews.passed must be at most reviews.reviewed \\(3\\)"):
+    with raises(ValueError, "reviews.passed must be at most reviews.reviewed (3)"):
         Reviews(reviewed=3, passed=4)
-    with pytest.raises(ValueError, match="amount of order 'o1' must not be negative, found -5"):
+    with raises(ValueError, "amount of order 'o1' must not be negative, found -5"):
         AttributedAmount(order="o1", amount=Decimal(-5))
-    with pytest.raises(ValueError, match="case_costs.cases must be an integer 0..10"):
+    with raises(ValueError, "case_costs.cases must be an integer 0..10"):
         CaseCosts(cases=-1, actual_cost_per_case=Decimal(1))
-    with pytest.raises(ValueError, match="sla.resolution_rate must be between 0 and 1"):
+    with raises(ValueError, "sla.resolution_rate must be between 0 and 1"):
         SlaMeasurements(resolution_rate=Decimal(72))
-    with pytest.raises(ValueError, match="prepaid_balance must not be negative, found -1"):
+    with raises(ValueError, "prepaid_balance must not be negative, found -1"):
         Usage(prepaid_balance=Decimal(-1))
-    with pytest.raises(ValueError, match=r"commitment_prior_subtotals\[1\] must be a finite"):
+    with raises(ValueError, "commitment_prior_subtotals[1] must be a finite"):
         Usage(commitment_prior_subtotals=(Decimal(1), Decimal("NaN")))
-    with pytest.raises(ValueError, match="cannot come from 2 units"):
+    with raises(ValueError, "cannot come from 2 units"):
         GroupMeasurement(units=2, total=Decimal(10), total_of_squares=Decimal(10))
