@@ -130,3 +130,38 @@ def test_export_needs_signed_checkpoints_at_both_sizes() -> None:
         export_consistency(store, "acme", old_size - 1, new_size)
     with pytest.raises(EvidenceError, match="must be between 0 and new size"):
         export_consistency(store, "acme", new_size, old_size)
+
+
+def test_a_proof_file_naming_another_tree_at_the_old_size_is_a_fork() -> None:
+    """The auditor kept the old checkpoint (from last month's bundle); the vendor's file names its
+    own, rewritten, old checkpoint at the same size: two signed trees at one size."""
+    events = every_outcome()
+    original, old_size, new_size = grown(events, LATER)
+    kept = original.checkpoint_at("acme", old_size)
+    assert kept is not None
+    rewritten_events = [*events[:5], msgspec.structs.replace(events[5], id="x"), *events[6:]]
+    rewritten, _, _ = grown(rewritten_events, LATER)
+    forged = export_consistency(rewritten, "acme", old_size, new_size)
+    report = verify_consistency_proof(
+        kept, forged.new, forged.proof, [VERIFIER], proof_old_note=forged.old
+    )
+    [finding] = report.lines()
+    assert finding.startswith(
+        f"old checkpoint: the log signed two different trees at size {old_size}"
+    )
+    assert finding.endswith("the log was rewritten (forked)")
+    # A proof from another size than the checkpoint the auditor holds is named as such.
+    earlier = FakeEvidenceStore()
+    earlier.append(events[:9])
+    older_note = earlier.sign("acme")
+    report = verify_consistency_proof(
+        older_note, forged.new, forged.proof, [VERIFIER], proof_old_note=forged.old
+    )
+    assert list(report.lines()) == [
+        f"consistency proof: is from size {old_size}, but the old checkpoint is at size 9"
+    ]
+    # The same file with the checkpoint the auditor holds verifies when the log is honest.
+    honest = export_consistency(original, "acme", old_size, new_size)
+    assert verify_consistency_proof(
+        kept, honest.new, honest.proof, [VERIFIER], proof_old_note=honest.old
+    ).ok

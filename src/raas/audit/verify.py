@@ -132,6 +132,9 @@ class BundleReport(Findings, kw_only=True):
     """What the auditor found in a bundle. `ok` when nothing failed and the invoice re-derived."""
 
     invoice_id: str | None = None
+    contract: str | None = None  # "<contract> v<version>", as the invoice states it
+    period: str | None = None
+    as_of: datetime | None = None
     origin: str | None = None
     size: int | None = None
     root: bytes | None = None
@@ -242,6 +245,8 @@ def verify_bundle(
         report.add("invoice", f"does not decode as a raas invoice: {error}")
     if invoice is not None:
         report.invoice_id = invoice.id
+        report.contract = f"{invoice.contract} v{invoice.contract_version}"
+        report.period, report.as_of = invoice.period, invoice.as_of
         report.currency = invoice.currency
         _check_ledger_point(report, invoice, checkpoint)
 
@@ -572,10 +577,22 @@ def verify_consistency_proof(
     keys: Sequence[VerifierKey],
     *,
     origin: str | None = None,
+    proof_old_note: str | None = None,
 ) -> ConsistencyReport:
     """Check that the log at the `new_note` checkpoint extends the log at `old_note` (RFC 9162
-    section 2.1.4.2): both notes open with the pinned `keys`, are of one log, and `proof` holds."""
+    section 2.1.4.2): both notes open with the pinned `keys`, are of one log, and `proof` holds.
+
+    `proof_old_note` is the old checkpoint the proof's producer names, when the auditor holds its
+    own (`old_note`, say from an earlier bundle): it must be for the same size, and a different
+    root signed at that size is reported as what it is, a fork of the log.
+    """
     report = ConsistencyReport()
+    if (
+        proof_old_note is not None
+        and proof_old_note != old_note
+        and not _same_size_and_root(report, old_note, proof_old_note, keys, origin)
+    ):
+        return report
     opened: list[Checkpoint] = []
     for name, note in (("old checkpoint", old_note), ("new checkpoint", new_note)):
         try:
@@ -604,3 +621,33 @@ def verify_consistency_proof(
         return report
     report.proven = True
     return report
+
+
+def _same_size_and_root(
+    report: ConsistencyReport,
+    old_note: str,
+    proof_old_note: str,
+    keys: Sequence[VerifierKey],
+    origin: str | None,
+) -> bool:
+    try:
+        held = open_checkpoint(old_note, keys, origin=origin)
+        named = open_checkpoint(proof_old_note, keys, origin=origin)
+    except CheckpointError as error:
+        report.add("old checkpoint", str(error))
+        return False
+    if named.size != held.size:
+        report.add(
+            "consistency proof",
+            f"is from size {named.size}, but the old checkpoint is at size {held.size}",
+        )
+        return False
+    if named.root != held.root or named.origin != held.origin:
+        report.add(
+            "old checkpoint",
+            f"the log signed two different trees at size {held.size}: root {held.root.hex()} "
+            f"in the old checkpoint, root {named.root.hex()} in the proof's: the log was "
+            "rewritten (forked)",
+        )
+        return False
+    return True
