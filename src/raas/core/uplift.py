@@ -322,8 +322,12 @@ def _regularized_incomplete_beta(a: float, b: float, x: float, one_minus_x: floa
         return 0.0
     if one_minus_x <= 0.0:
         return 1.0
-    # log(x) as log1p(-(1 - x)): x is near 1 for many degrees of freedom.
-    log_front = a * math.log1p(-one_minus_x) + b * math.log(one_minus_x) - _log_beta(a, b)
+    # Whichever of x and 1 - x is small was computed directly; the other one's log comes from
+    # log1p of the small one, so that neither loses digits (x is near 1 for many degrees of
+    # freedom, near 0 for a large t with few).
+    log_x = math.log(x) if x < 0.5 else math.log1p(-one_minus_x)
+    log_one_minus_x = math.log(one_minus_x) if one_minus_x < 0.5 else math.log1p(-x)
+    log_front = a * log_x + b * log_one_minus_x - _log_beta(a, b)
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
     return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, one_minus_x) / b
