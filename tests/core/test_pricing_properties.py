@@ -279,3 +279,57 @@ def test_credits_never_make_a_total_negative_nor_larger(
     for line in with_credits.lines:
         if line.kind in ("sla_credit", "prepaid_drawdown", "cap"):
             assert line.amount <= 0
+
+
+def brute_force_bands(
+    items: list[WeightedEpisode], schedule: tuple[Tier, ...]
+) -> list[tuple[str, ...]]:
+    """Which episodes each tier covers, by definition: laid end to end in id order, each
+    outcome spans (start, start + weight] and belongs to every tier range it overlaps over a
+    positive length; an outcome of weight 0 at point p belongs to the range (lower, upper]
+    holding p, or to the first range when p is 0."""
+    ranges: list[tuple[Decimal, Decimal | None]] = []
+    lower = Decimal(0)
+    for tier in schedule:
+        upper = None if tier.up_to is None else Decimal(tier.up_to)
+        ranges.append((lower, upper))
+        lower = upper if upper is not None else lower
+    found: list[list[str]] = [[] for _ in ranges]
+    position = Decimal(0)
+    for item in sorted(items, key=lambda item: item.episode):
+        start, end = position, position + item.weight
+        for index, (low, high) in enumerate(ranges):
+            top = end if high is None else min(end, high)
+            if (end > start and max(start, low) < top) or (
+                end == start
+                and (low < start or start == low == 0)
+                and (high is None or start <= high)
+            ):
+                found[index].append(item.episode)
+        position = end
+    return [tuple(episodes) for episodes in found]
+
+
+@given(
+    schedule=tiers(places=2),
+    weights=st.lists(st.sampled_from(["0", "0.5", "1", "1.5", "2", "0.25"]), max_size=300),
+)
+def test_weighted_graduated_lines_cover_the_right_episodes(
+    schedule: tuple[Tier, ...], weights: list[str]
+) -> None:
+    items = [
+        WeightedEpisode(episode=f"e{number:04d}", weight=Decimal(weight))
+        for number, weight in enumerate(weights)
+    ]
+    pricing = Pricing(charges=(Graduated(outcomes=("a",), tiers=schedule),))
+    lines = price(pricing, Usage(outcomes={"a": tuple(reversed(items))}), "USD", "half_even")
+    expected = brute_force_bands(items, schedule)
+    reached = {int(line.basis["tier"]) - 1: line.episodes for line in lines}
+    assert all(reached[index] == expected[index] for index in reached)
+    assert all(index in reached for index, episodes in enumerate(expected) if episodes)
+    # Every episode is behind some line, weight 0 included.
+    assert {episode for line in lines for episode in line.episodes} == {
+        item.episode for item in items
+    }
+    weight_total = sum((item.weight for item in items), Decimal(0))
+    assert sum((Decimal(line.quantity) for line in lines), Decimal(0)) == weight_total

@@ -44,16 +44,15 @@ def check_decimal(
     *,
     maximum_exclusive: Decimal,
     places: int = PLACES_MAX,
-    signed: bool = False,
 ) -> Decimal:
     """`value`, when it is a finite Decimal with at most `places` decimal places, below
-    `maximum_exclusive` in magnitude, and not negative unless `signed`."""
+    `maximum_exclusive`, and not negative."""
     if isinstance(value, float) or not isinstance(value, Decimal):
         raise TypeError(f"{field} must be a Decimal, found {type(value).__name__} {value!r}")
     if not value.is_finite():
         raise ValueError(f"{field} must be a finite Decimal, found {value}")
     # -0 compares equal to 0 but prints as -0.00 on an invoice.
-    if not signed and value.is_signed():
+    if value.is_signed():
         raise ValueError(f"{field} must not be negative, found {value}")
     if abs(value) >= maximum_exclusive:
         raise ValueError(f"{field} must be below {_power_of_ten(maximum_exclusive)}, found {value}")

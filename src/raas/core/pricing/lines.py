@@ -10,6 +10,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from itertools import groupby
 from typing import Literal
 
 import msgspec
@@ -95,7 +96,9 @@ def priced_line(
         quantity=quantity,
         unit_price=unit_price,
         amount=quantize(exact, currency, rounding),
-        episodes=tuple(sorted(set(episodes))),
+        # Sorted, each once (two orders can share an episode). Sorting first and dropping
+        # neighbours is linear on the already sorted lists most lines get.
+        episodes=tuple(episode for episode, _ in groupby(sorted(episodes))),
         basis={name: Decimal(value) for name, value in (basis or {}).items()},
     )
 

@@ -77,20 +77,38 @@ def _as_quantity(value: Decimal, counted: bool) -> int | Decimal:
 def _episodes_in_ranges(
     items: Sequence[WeightedEpisode], ranges: Sequence[_Range]
 ) -> list[list[str]]:
-    # Each outcome spans (start, start + weight]; it belongs to every range it overlaps over a
-    # positive length. An outcome of weight 0 is a point, and belongs to the range holding it.
+    # `ranges` are in order, without overlaps, with whole-number bounds. Each outcome spans
+    # (start, start + weight]; it belongs to every range it overlaps over a positive length.
+    # An outcome of weight 0 is the point `start`, and belongs to the range (lower, upper]
+    # holding it (the first range when it is 0): a range that holds a point at or below the
+    # total always has a line, so no episode is left off every line.
+    if all(item.weight == 1 for item in items):
+        # Unit k (1-based) is items[k - 1]: each range is a slice (a million outcomes in
+        # milliseconds, where the general walk below takes seconds).
+        return [
+            [item.episode for item in items[int(lower) : None if upper is None else int(upper)]]
+            for lower, upper in ranges
+        ]
     found: list[list[str]] = [[] for _ in ranges]
     position = Decimal(0)
+    first = 0  # ranges before this one end before the current position: skip them
     with decimal.localcontext(EXACT):
         for item in items:
             start, end = position, position + item.weight
-            for index, (lower, upper) in enumerate(ranges):
+            for index in range(first, len(ranges)):
+                lower, upper = ranges[index]
+                if upper is not None and upper <= start and end > start:
+                    first = index + 1
+                    continue
                 if end > start:
                     overlaps = max(start, lower) < (end if upper is None else min(end, upper))
                 else:
-                    overlaps = lower <= start and (upper is None or start < upper)
+                    after_lower = lower < start or (start.is_zero() and lower.is_zero())
+                    overlaps = after_lower and (upper is None or start <= upper)
                 if overlaps:
                     found[index].append(item.episode)
+                elif lower >= end:
+                    break
             position = end
     return found
 
