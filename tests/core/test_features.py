@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from factories import NOVEMBER, conversation, entries, last_ai_answer
-
 from raas.core.episodes import derive_episodes
 from raas.core.expressions import Type, bind, matches
 from raas.core.features import FEATURES, episode_features
