@@ -394,10 +394,10 @@ def price_uplift_share(
     holdout = usage.holdout
     if holdout is None:
         raise ValueError("usage.holdout is required by the uplift_share charge, found none")
-    on = "lower bound" if charge.bill_on == "lower_bound" else "point estimate"
+    billed_on = "lower bound" if charge.bill_on == "lower_bound" else "point estimate"
     description = (
         f"{percent(charge.share)} of the net increase against the holdout "
-        f"({on} at {percent(charge.confidence)} confidence)"
+        f"({billed_on} at {percent(charge.confidence)} confidence)"
     )
     treated, control = holdout.treated.units, holdout.control.units
     if min(treated, control) < MINIMUM_GROUP_UNITS:

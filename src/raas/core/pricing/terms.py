@@ -130,6 +130,7 @@ class PerOutcome(_Charge, frozen=True, tag="per_outcome"):
 
     @property
     def outcomes(self) -> tuple[str, ...]:
+        """The outcome kinds this charge prices, in the contract's order."""
         return tuple(self.prices)
 
 
@@ -409,6 +410,7 @@ class SlaTarget(_Terms, frozen=True):
 
     @property
     def target(self) -> Decimal | None:
+        """The target figure, whichever way it points (never None once constructed)."""
         return self.at_least if SLA_DIRECTIONS[self.metric] == "at_least" else self.at_most
 
     def is_met(self, measured: Decimal) -> bool:
