@@ -21,8 +21,11 @@ from raas.core.events import (
     event_leaf_hash,
     make_event,
 )
+from raas.ledger.store import TEST_COMMITMENT_KEY
 
 SOURCE = "urn:raas:test:agents"
+# The key personal fields are salted with: MemoryLedger's, so leaf hashes here match its entries.
+COMMITMENT_KEY = TEST_COMMITMENT_KEY
 NOVEMBER = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
@@ -112,4 +115,4 @@ def last_ai_answer(events: list[Event], intent: str) -> datetime:
 
 
 def entries(events: Iterable[Event]) -> list[Entry]:
-    return [Entry(event, event_leaf_hash(event)) for event in events]
+    return [Entry(event, event_leaf_hash(event, COMMITMENT_KEY)) for event in events]

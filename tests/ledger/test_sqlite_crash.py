@@ -2,7 +2,11 @@
 
 What would break: acknowledging before the commit is durable (an acknowledged batch missing after
 the kill), a torn batch (some of its events stored, some not), an event stored twice when the
-sender retries after the crash, or a hole or repeat in a tenant's log_index after recovery.
+sender retries after the crash, a hole or repeat in a tenant's log_index after recovery, or a
+Merkle frontier, leaf block, customer row or checkpoint that did not move in the same
+transaction as the events (`SqliteLedger.check`, behind `raas ledger check`, finds those).
+
+`run_crashes` is also what bench/crash.py runs 100 times and more.
 """
 
 from __future__ import annotations
@@ -25,20 +29,24 @@ KILL_AFTER_SECONDS_MAX = 0.08
 
 # The batches a sender delivers: batch n holds its own events spread over three tenants; every
 # third batch also retries a few events of the batch before (already stored: the ledger must take
-# them exactly once). Batches without retries take the ledger's fast path, the others the staged.
+# them exactly once). Batches without retries take the ledger's fast path, the others the one
+# that looks keys up. Every fourth batch is followed by a signed checkpoint of one tenant's log.
 BATCHES = """
 from datetime import UTC, datetime, timedelta
-from raas.core.events import Csat, make_event
+from raas.core.events import Csat, Message, make_event
 
 BATCH_EVENTS = 150
 RETRIED_EVENTS = 5
 TENANTS = ("acme", "globex", "initech")
+SIGNER_SEED = bytes(range(32))
 
 
 def own_events(number):
     return [
         make_event(
-            Csat(score=1 + index % 5), id=f"batch-{number}-{index}", source="urn:crash",
+            Message(role="customer", text=f"text {number}-{index}") if index % 4 == 0
+            else Csat(score=1 + index % 5),
+            id=f"batch-{number}-{index}", source="urn:crash",
             time=datetime(2026, 11, 2, tzinfo=UTC) + timedelta(milliseconds=number * 1000 + index),
             tenant=TENANTS[(number + index) % 3], customer=f"customer-{index % 7}",
             conversation=f"conversation-{number}",
@@ -56,14 +64,18 @@ SENDER = (
     BATCHES
     + """
 import sys
+from raas.ledger.keys import SignerKey
 from raas.ledger.sqlite import SqliteLedger
 
 path, number = sys.argv[1], int(sys.argv[2])
+signer = SignerKey("crash-test", SIGNER_SEED)
 with SqliteLedger(path) as ledger:
     print("ready", flush=True)
     while True:
         ledger.append(batch(number))
         print(number, flush=True)  # acknowledged: append returned, the batch is on disk
+        if number % 4 == 3:
+            ledger.sign_checkpoint(TENANTS[number % 3], signer)
         number += 1
 """
 )
@@ -75,14 +87,21 @@ def batches_module() -> dict[str, Any]:
     return namespace
 
 
-def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    own_events = batches_module()["own_events"]
+def run_crashes(path: Path, runs: int, seed: int, kill_after_seconds_max: float) -> dict[str, int]:
+    """Start a sender on the ledger at `path` and SIGKILL it `runs` times at random moments.
+
+    After each kill: reopen, check the ledger in full, and compare what is stored with what was
+    acknowledged. Raises AssertionError at the first difference; returns counts.
+    """
+    namespace = batches_module()
+    own_events = namespace["own_events"]
+    signer = namespace["SIGNER_SEED"]
     keys_of: dict[int, list[tuple[str, str, str]]] = {}
-    chance = random.Random(20261102)
+    chance = random.Random(seed)
     next_batch = 0
     acknowledged_total = 0
-    for _ in range(RUNS):
+    checkpoints_total = 0
+    for _ in range(runs):
         sender = subprocess.Popen(
             [sys.executable, "-c", SENDER, str(path), str(next_batch)],
             stdout=subprocess.PIPE,
@@ -90,7 +109,7 @@ def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path:
         )
         assert sender.stdout is not None
         assert sender.stdout.readline() == "ready\n"
-        time.sleep(chance.uniform(0, KILL_AFTER_SECONDS_MAX))
+        time.sleep(chance.uniform(0, kill_after_seconds_max))
         sender.send_signal(signal.SIGKILL)
         sender.wait()
         output = sender.stdout.read()
@@ -101,13 +120,23 @@ def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path:
         acknowledged_total += len(acknowledged)
 
         with SqliteLedger(path) as ledger:  # reopening recovers from the WAL
+            from raas.ledger.keys import SignerKey
+
+            check = ledger.check([SignerKey("crash-test", signer).verifier()])
+            assert check.problem is None, str(check.problem)
+            checkpoints_total = check.checkpoints
             for tenant in ledger.tenants():
                 log = [row.log_index for row in ledger.iter_events(tenant)]
                 assert log == list(range(len(log)))
                 assert ledger.head(tenant) == ledger.count(tenant) == len(log)
         # Read the keys straight from the file, apart from the ledger's own code.
         with closing(sqlite3.connect(path)) as connection:
-            stored = Counter(connection.execute("SELECT tenant, source, id FROM events"))
+            stored = Counter(
+                connection.execute(
+                    "SELECT logs.tenant, source, id FROM events"
+                    " JOIN logs ON logs.number = events.position >> 40"
+                )
+            )
         assert all(times == 1 for times in stored.values())
 
         present = []
@@ -123,6 +152,16 @@ def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path:
         assert present == list(range(len(present))), "a batch was lost below a stored one"
         assert sum(stored.values()) == sum(len(keys_of[number]) for number in present)
         next_batch = len(present)
+    return {
+        "runs": runs,
+        "acknowledged_batches": acknowledged_total,
+        "stored_batches": next_batch,
+        "checkpoints": checkpoints_total,
+    }
 
+
+def test_batches_acknowledged_before_a_kill_are_all_there_exactly_once(tmp_path: Path) -> None:
+    counts = run_crashes(tmp_path / "ledger.db", RUNS, 20261102, KILL_AFTER_SECONDS_MAX)
     # The kills must have landed while the sender was working, not only before its first batch.
-    assert acknowledged_total > RUNS, acknowledged_total
+    assert counts["acknowledged_batches"] > RUNS, counts
+    assert counts["checkpoints"] > 0, counts

@@ -6,13 +6,23 @@ errors that name the event, the field and the reason.
 
 from __future__ import annotations
 
+from base64 import b64encode
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from raas.core.canonical import canonical_bytes, leaf_hash
+from raas.core.canonical import leaf_hash
+from raas.core.commitments import (
+    EMPTY_DISCLOSURES,
+    PERSONAL_FIELDS,
+    Disclosure,
+    commitment,
+    encode_disclosures,
+    field_salt,
+)
+from raas.errors import EventError, StoreError
 
 SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "dev.raas."
@@ -210,27 +220,103 @@ def make_event(
     )
 
 
-_to_builtins_order: Final = "sorted"
+# -- entries: the bytes the ledger stores and the Merkle leaf commits to -----------------------
 
 
-def event_entry(event: Event) -> bytes:
-    """The canonical bytes of an event: what the ledger stores and the Merkle leaf commits to.
+def _personal_data_fields() -> dict[str, tuple[tuple[str, str, Any], ...]]:
+    """For each event type with personal fields: (field path, data attribute, its default)."""
+    fields: dict[str, tuple[tuple[str, str, Any], ...]] = {}
+    for type_name, paths in PERSONAL_FIELDS.items():
+        defaults = {
+            field.name: field.default for field in msgspec.structs.fields(DATA_TYPES[type_name])
+        }
+        specs = []
+        for path in paths:
+            name = path.removeprefix("data.")
+            # Commitments replace text inside `data` only; reveal and the entry builder rely on it.
+            assert path == f"data.{name}" and name in defaults, path
+            specs.append((path, name, defaults[name]))
+        fields[type_name] = tuple(specs)
+    return fields
 
-    Time is normalised to UTC so the same instant always gives the same bytes; absent optional
-    attributes are left out rather than written as null.
+
+_PERSONAL_DATA_FIELDS: Final = _personal_data_fields()
+_entry_encoder: Final = msgspec.json.Encoder(order="sorted")
+_replace: Final = msgspec.structs.replace
+
+
+def entry_and_disclosures(event: Event, commitment_key: bytes) -> tuple[bytes, bytes]:
+    """The canonical entry of an event and its disclosures (see `raas.core.commitments`).
+
+    The entry is RFC 8785 JSON of the CloudEvent: keys sorted, no whitespace, absent optional
+    attributes and default data fields left out (never null), integers as JSON integers, decimals
+    as JSON strings of their exact text, and the time in UTC as "YYYY-MM-DDTHH:MM:SS", then
+    "." and exactly six digits of microseconds only if those are not zero, then "Z" (RFC 3339,
+    four-digit year). Each personal field holds its salted commitment instead of its value; the
+    disclosures hold the values. The commitment key makes the salts (`field_salt`).
+
+    Raises EventError for a naive time, or for data whose class is not the one its type names
+    (only an event built in-process without `make_event` can have either).
     """
-    plain = msgspec.to_builtins(event, order=_to_builtins_order)
-    plain["time"] = _render_time(event.time)
-    return canonical_bytes(plain, checked=False)
+    moment = event.time
+    if moment.tzinfo is not UTC:
+        if moment.utcoffset() is None:
+            raise EventError(event.id, "time", "must be timezone-aware")
+        event = _replace(event, time=moment.astimezone(UTC))
+    data = event.data
+    if DATA_TYPES.get(event.type) is not type(data):
+        raise EventError(
+            event.id,
+            "data",
+            f"is a {type(data).__name__}, but an event of type {event.type!r} holds "
+            f"{getattr(DATA_TYPES.get(event.type), '__name__', 'no known data')}",
+        )
+    personal = _PERSONAL_DATA_FIELDS.get(event.type)
+    if personal is None:
+        return _entry_encoder.encode(event), EMPTY_DISCLOSURES
+    committed: dict[str, str] = {}
+    disclosed: dict[str, Disclosure] = {}
+    for path, name, default in personal:
+        value = getattr(data, name)
+        if value == default:
+            continue
+        salt = field_salt(commitment_key, event.tenant, event.source, event.id, path)
+        committed[name] = commitment(salt, value)
+        disclosed[path] = Disclosure(salt=b64encode(salt).decode("ascii"), value=value)
+    if not committed:
+        return _entry_encoder.encode(event), EMPTY_DISCLOSURES
+    entry = _entry_encoder.encode(_replace(event, data=_replace(data, **committed)))
+    return entry, encode_disclosures(disclosed)
 
 
-def event_leaf_hash(event: Event) -> bytes:
-    return leaf_hash(event_entry(event))
+def event_entry(event: Event, commitment_key: bytes) -> bytes:
+    """The canonical bytes of an event that the ledger stores and the Merkle leaf commits to.
+
+    Personal fields hold salted commitments made with `commitment_key`; the rule is spelled out
+    in `entry_and_disclosures`, which also gives the cleartext values.
+    """
+    return entry_and_disclosures(event, commitment_key)[0]
 
 
-def _render_time(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
+def event_leaf_hash(event: Event, commitment_key: bytes) -> bytes:
+    """The RFC 6962 leaf hash of the event's entry."""
+    return leaf_hash(entry_and_disclosures(event, commitment_key)[0])
+
+
+_stored_event_decoder: Final = msgspec.json.Decoder(Event)
+
+
+def decode_entry(entry: bytes) -> Event:
+    """The typed event behind a stored entry; personal fields hold their commitments.
+
+    Entries were validated on the way in, so this decodes without the ingest boundary's error
+    collection: the envelope first (its `data` untyped), then `data` by the class its `type` names.
+    Decimals are strings in entries, so no float ever touches money here.
+    """
+    try:
+        envelope = _stored_event_decoder.decode(entry)
+        data_class = DATA_TYPES[envelope.type]
+        data = msgspec.convert(envelope.data, data_class)
+    except (msgspec.ValidationError, msgspec.DecodeError, KeyError) as error:
+        raise StoreError(f"a stored entry does not decode as a raas event: {error}") from error
+    return _replace(envelope, data=data)

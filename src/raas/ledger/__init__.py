@@ -15,7 +15,6 @@ from raas.ledger.store import (
     MemoryLedger,
     StoredEvent,
     decode_entry,
-    entry_of,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ __all__ = [
     "SqliteLedger",
     "StoredEvent",
     "decode_entry",
-    "entry_of",
 ]
 
 

@@ -1,151 +1,195 @@
-"""The embedded ledger: events in one SQLite file (WAL, fsync before acknowledging), appended once.
+"""The embedded ledger: events in one SQLite file (WAL, fsync before acknowledging), appended once,
+each tenant's events a dense Merkle log whose frontier is updated in the same transaction.
 
-One row per event holds its canonical entry, its RFC 6962 leaf hash, its global `seq`, its dense
-per-tenant `log_index` and the columns that queries need; the idempotency key (tenant, source,
-id) is a unique index on that same row, so the key and the event are written, or not, together.
+Tables (schema version 2):
+
+- `events`: one row per event. Its rowid, `position`, is tenant number * 2^40 + log index, so a
+  tenant's log is one contiguous range of the table, read in order without an index. The row
+  holds the canonical entry, its disclosures, the global `seq`, and `key_hash`, a 64-bit hash
+  of the idempotency key (tenant, source, id) under a unique index, with `source` and `id`
+  beside it to tell the rare hash collision from a retry (a collision moves on to the next hash
+  of the key, see `_key_hash`).
+- `leaves`: the leaf hashes of each log, in blocks of LEAF_BLOCK_LEAVES, so a tree or a proof
+  reads 32 bytes a leaf, not the entries.
+- `logs`: per tenant its number, its size and its serialized `MerkleFrontier`.
+- `customer_entries`: per (tenant, customer, append) the log indexes of that customer's events,
+  so that settlement can read a customer's events together. One row per customer per batch
+  costs far less than an index entry per event (batches hold many events of one conversation).
+- `checkpoints`, `invoices`, and `meta` (the commitment key, the vendor, the highest seq).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from hashlib import sha256
 from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+import msgspec
 
 from raas.core.canonical import leaf_hash
-from raas.core.events import Event
-from raas.errors import ConflictError, StoreError
-from raas.ledger.store import EPOCH, ONE_MICROSECOND, AppendReceipt, LogHead, StoredEvent, entry_of
+from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
+from raas.core.events import Event, entry_and_disclosures
+from raas.errors import ConflictError, RaasError, StoreError
+from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from raas.ledger.keys import SignerKey, VerifierKey
+from raas.ledger.log import (
+    VENDOR_DEFAULT,
+    LedgerCheck,
+    LedgerProblem,
+    SignedHead,
+    check_vendor,
+    extend_frontier,
+    origin_for,
+    sign_next_checkpoint,
+)
+from raas.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier, MerkleTree
+from raas.ledger.store import (
+    EPOCH,
+    ONE_MICROSECOND,
+    AppendReceipt,
+    LogHead,
+    StoredEvent,
+    check_index,
+    check_size,
+    existing_invoice_conflict,
+)
 
-SCHEMA_VERSION: Final = 1
-# Page cache of the writing connection: the indexes of a few million events stay in memory.
+SCHEMA_VERSION: Final = 2
+# Page cache of the writing connection: the key index of a few million events stays in memory.
 CACHE_KIBIBYTES: Final = 64 * 1024
 # Checkpoint the WAL into the database about every 64 MiB rather than SQLite's default 4 MiB, so a
 # large batch is not followed by a checkpoint on nearly every commit.
 WAL_CHECKPOINT_PAGES: Final = 16_384
 BUSY_TIMEOUT_MILLISECONDS: Final = 10_000
+# A position is tenant number * 2^40 + log index: 2^40 (about 10^12) entries per log, and 2^23
+# tenants before a position leaves SQLite's signed 64-bit integers.
+LOG_INDEX_BITS: Final = 40
+LOG_SIZE_MAX: Final = 1 << LOG_INDEX_BITS
+TENANT_NUMBER_MAX: Final = (1 << (63 - LOG_INDEX_BITS)) - 1
+# 256 leaf hashes (8 KiB) a row: reading a million leaves is 4,000 rows; appending rewrites at
+# most one partial block per tenant and batch.
+LEAF_BLOCK_LEAVES: Final = 256
+# How many hashes of one key are tried before giving up: a second one is needed once in about
+# 2^64 / n^2 ledgers of n events; a fifth never is, unless the hash is broken.
+KEY_HASH_ATTEMPTS_MAX: Final = 4
+# Trees kept in memory for proofs, all tenants together (about 150 bytes a leaf); a larger log
+# builds its tree per call instead.
+TREE_CACHE_LEAVES_MAX: Final = 1_000_000
+# Positions fetched in one statement while reading a customer's events.
+FETCH_POSITIONS_MAX: Final = 10_000
 
 _SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    log_index INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    time_microseconds INTEGER NOT NULL,
-    customer TEXT NOT NULL,
-    conversation TEXT NOT NULL,
-    intent TEXT,
-    leaf_hash BLOB NOT NULL,
-    entry BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, id);
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_log ON events (tenant, log_index);
-CREATE INDEX IF NOT EXISTS events_by_customer ON events (tenant, customer, time_microseconds);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value ANY NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS logs (
     tenant TEXT PRIMARY KEY,
-    size INTEGER NOT NULL
+    number INTEGER NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    frontier BLOB NOT NULL
 ) WITHOUT ROWID;
-"""
-
-# A batch is staged here first so that duplicates and conflicts are found set-wise, in SQL.
-_STAGING: Final = """
-CREATE TEMP TABLE IF NOT EXISTS incoming (
+CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    key_hash INTEGER NOT NULL,
     source TEXT NOT NULL,
     id TEXT NOT NULL,
-    type TEXT NOT NULL,
     time_microseconds INTEGER NOT NULL,
+    entry BLOB NOT NULL,
+    disclosures BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (key_hash);
+CREATE TABLE IF NOT EXISTS leaves (
+    position INTEGER PRIMARY KEY,
+    hashes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS customer_entries (
+    tenant_number INTEGER NOT NULL,
     customer TEXT NOT NULL,
-    conversation TEXT NOT NULL,
-    intent TEXT,
-    leaf_hash BLOB NOT NULL,
-    entry BLOB NOT NULL
-)
+    first_log_index INTEGER NOT NULL,
+    log_indexes BLOB NOT NULL,
+    PRIMARY KEY (tenant_number, customer, first_log_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    number INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_by_tenant ON checkpoints (tenant, size);
+CREATE TABLE IF NOT EXISTS invoices (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID
 """
 
-# Rows carry, in this order: tenant, log index (in a prepared batch: the event's rank among its
-# tenant's events in the batch), source, id, type, time_microseconds, customer, conversation,
-# intent ('' for none), leaf_hash, entry.
-_INSERT_ALL: Final = """
-INSERT INTO events (tenant, log_index, source, id, type, time_microseconds, customer,
-                    conversation, intent, leaf_hash, entry)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''), ?10, ?11)
+_INSERT_EVENT: Final = """
+INSERT INTO events (position, seq, key_hash, source, id, time_microseconds, entry, disclosures)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
-
-_SEQ_AT: Final = "SELECT seq FROM events WHERE tenant = ? AND log_index = ?"
-
-_STAGE: Final = """
-INSERT INTO temp.incoming (tenant, source, id, type, time_microseconds, customer, conversation,
-                           intent, leaf_hash, entry)
-VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''), ?10, ?11)
+_INSERT_CUSTOMER_ENTRIES: Final = "INSERT INTO customer_entries VALUES (?, ?, ?, ?)"
+_EVENT_COLUMNS: Final = "position, seq, entry, disclosures"
+_BY_KEY_HASHES: Final = """
+SELECT key_hash, position, source, id, entry FROM events
+WHERE key_hash IN (SELECT value FROM json_each(?))
 """
-
-_FIRST_CONFLICT: Final = """
-SELECT incoming.tenant, incoming.source, incoming.id, events.leaf_hash, incoming.leaf_hash
-FROM temp.incoming AS incoming
-JOIN events ON events.tenant = incoming.tenant
-           AND events.source = incoming.source
-           AND events.id = incoming.id
-WHERE events.leaf_hash <> incoming.leaf_hash
-ORDER BY incoming.position
-LIMIT 1
+_BY_POSITIONS: Final = f"""
+SELECT {_EVENT_COLUMNS}, time_microseconds, source, id FROM events
+WHERE position IN (SELECT value FROM json_each(?)) AND seq <= ?
 """
-
-# New events take the next log indexes of their tenant in batch order; seq follows insert order.
-_INSERT_NEW: Final = """
-INSERT INTO events (tenant, log_index, source, id, type, time_microseconds, customer,
-                    conversation, intent, leaf_hash, entry)
-SELECT incoming.tenant,
-       coalesce((SELECT size FROM logs WHERE logs.tenant = incoming.tenant), 0)
-           + row_number() OVER (PARTITION BY incoming.tenant ORDER BY incoming.position) - 1,
-       incoming.source, incoming.id, incoming.type, incoming.time_microseconds,
-       incoming.customer, incoming.conversation, incoming.intent, incoming.leaf_hash,
-       incoming.entry
-FROM temp.incoming AS incoming
-WHERE NOT EXISTS (
-    SELECT 1 FROM events
-    WHERE events.tenant = incoming.tenant
-      AND events.source = incoming.source
-      AND events.id = incoming.id
-)
-ORDER BY incoming.position
-"""
-
-_NEW_PER_TENANT: Final = """
-SELECT tenant, count(*), min(log_index), max(log_index), max(seq)
-FROM events WHERE seq > ? GROUP BY tenant
-"""
-
-_SET_SIZE: Final = """
-INSERT INTO logs (tenant, size) VALUES (?, ?)
-ON CONFLICT (tenant) DO UPDATE SET size = excluded.size
-"""
-
-_STORED_COLUMNS: Final = "seq, tenant, log_index, leaf_hash, entry"
 
 _Row = tuple[Any, ...]  # what sqlite3 hands back: column types follow the schema above
+_Result = TypeVar("_Result")
+_json_encoder: Final = msgspec.json.Encoder()
+_key_encoder: Final = msgspec.json.Encoder()
+_KEY_HASH_FORMAT: Final = struct.Struct(">q")
+
+
+def _key_hash(tenant: str, source: str, event_id: str, attempt: int = 0) -> int:
+    """The signed 64-bit hash of an idempotency key under which the event is indexed.
+
+    The first 8 bytes of SHA-256 of the canonical JSON [tenant, source, id] (with the attempt
+    number appended after the first attempt); a key whose hash is taken by another key moves on
+    to its next attempt, so lookups probe the same sequence.
+    """
+    material = (tenant, source, event_id) if attempt == 0 else (tenant, source, event_id, attempt)
+    key_hash: int = _KEY_HASH_FORMAT.unpack_from(
+        hashlib.sha256(_key_encoder.encode(material)).digest()
+    )[0]
+    return key_hash
 
 
 class SqliteLedger:
     """A `LedgerStore` in one SQLite file; safe to share between threads (writes are serialised).
 
-    Reads that stream (`iter_customers`, `iter_events`) run on their own read-only connection in
-    one read transaction, so they see one snapshot and never block appends.
+    Reads that stream (`iter_customers`, `iter_events`, `check`) run on their own read-only
+    connection in one read transaction, so they see one snapshot and never block appends.
+    `vendor` names the ledger's logs; it is fixed when the file is created (default "raas") and
+    must match if given again.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, vendor: str | None = None) -> None:
+        if vendor is not None:
+            check_vendor(vendor)
         self._path = Path(path)
         self._lock = threading.Lock()
+        self._trees: dict[str, MerkleTree] = {}
+        # After a batch that held already-stored events, look keys up before inserting: a sender
+        # that retries tends to keep retrying, and a failed insert costs the whole batch again.
+        self._expect_duplicates = False
         with _translated(f"open the ledger {self._path}"):
             connection = sqlite3.connect(
                 self._path,
@@ -154,11 +198,19 @@ class SqliteLedger:
                 timeout=BUSY_TIMEOUT_MILLISECONDS / 1000,
             )
             try:
-                _configure(connection)
+                self._commitment_key, self._vendor = _configure(connection, vendor)
             except BaseException:
                 connection.close()
                 raise
         self._connection: sqlite3.Connection | None = connection
+
+    @property
+    def vendor(self) -> str:
+        return self._vendor
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -167,19 +219,92 @@ class SqliteLedger:
 
         Already-stored events (same key, same entry) and repeats inside the batch count as
         duplicates; a key that comes back with another entry raises ConflictError and nothing of
-        the batch is stored.
+        the batch is stored. Each tenant's leaves, frontier and customer rows move with it.
         """
         connection = self._open_connection()
         if not events:
             return AppendReceipt(0, 0, {})
-        batch = _Batch(events)
+        batch = _Batch(events, self._commitment_key)
         with self._lock, _translated("append to the ledger"):
-            try:
-                # Most batches are new: insert them straight away and let the key index find the
-                # rare retry, which then goes the staged way that sorts duplicates from conflicts.
-                return _in_transaction(connection, lambda: _append_new(connection, batch))
-            except sqlite3.IntegrityError:
-                return _in_transaction(connection, lambda: _append_staged(connection, batch))
+            if not self._expect_duplicates:
+                try:
+                    # Most batches are new: insert them straight away and let the key index find
+                    # the rare retry, which then goes the way that looks every key up first.
+                    return _in_transaction(connection, lambda: _append_new(connection, batch))
+                except sqlite3.IntegrityError:
+                    pass
+            receipt = _in_transaction(connection, lambda: _append_looked_up(connection, batch))
+            self._expect_duplicates = receipt.duplicates > batch.repeats_inside
+            return receipt
+
+    def sign_checkpoint(
+        self,
+        tenant: str,
+        signer: SignerKey | Sequence[SignerKey],
+        origin: str | None = None,
+    ) -> str:
+        """Sign and store a checkpoint of the tenant's log as it is now; returns the signed note.
+
+        In one write transaction: the stored leaves must give the root the frontier holds, the
+        new (size, root) must be consistent with the last checkpoint signed for the tenant (a
+        consistency proof made from the stored tree and checked with the auditor's verifier),
+        and the note is stored before the transaction commits. Raises StoreError otherwise.
+        """
+        origin = self.origin(tenant) if origin is None else origin
+        connection = self._open_connection()
+        with self._lock, _translated("sign a checkpoint"):
+
+            def sign() -> str:
+                size, frontier = _log_state(connection, tenant)
+                root = frontier.root()
+                tree = self._tree(connection, tenant, size)
+                if tree.root(size) != root:
+                    raise StoreError(
+                        f"the stored leaves of tenant {tenant!r} give root "
+                        f"{tree.root(size).hex()} at size {size}, but the log's frontier holds "
+                        f"{root.hex()}; run `raas ledger check`"
+                    )
+                previous = connection.execute(
+                    "SELECT origin, size, root FROM checkpoints WHERE tenant = ?"
+                    " ORDER BY number DESC LIMIT 1",
+                    (tenant,),
+                ).fetchone()
+                note = sign_next_checkpoint(
+                    tenant,
+                    origin,
+                    size,
+                    root,
+                    None if previous is None else SignedHead(*previous),
+                    tree.consistency_proof,
+                    signer,
+                )
+                connection.execute(
+                    "INSERT INTO checkpoints (tenant, origin, size, root, note)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (tenant, origin, size, root, note),
+                )
+                return note
+
+            return _in_transaction(connection, sign)
+
+    def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
+        """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
+        connection = self._open_connection()
+        with self._lock, _translated(f"store invoice {invoice_id!r}"):
+
+            def store() -> None:
+                stored = connection.execute(
+                    "SELECT tenant, body FROM invoices WHERE id = ?", (invoice_id,)
+                ).fetchone()
+                if stored is None:
+                    connection.execute(
+                        "INSERT INTO invoices (id, tenant, body) VALUES (?, ?, ?)",
+                        (invoice_id, tenant, bytes(body)),
+                    )
+                elif (stored[0], bytes(stored[1])) != (tenant, bytes(body)):
+                    raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+
+            _in_transaction(connection, store)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -193,21 +318,37 @@ class SqliteLedger:
             return [str(row[0]) for row in rows]
 
     def max_seq(self) -> int:
-        row = self._fetch_one("SELECT coalesce(max(seq), 0) FROM events", ())
-        assert row is not None
+        row = self._fetch_one("SELECT value FROM meta WHERE name = 'max_seq'", ())
+        assert row is not None  # written when the file was created
         return int(row[0])
 
     def count(self, tenant: str) -> int:
-        row = self._fetch_one("SELECT count(*) FROM events WHERE tenant = ?", (tenant,))
+        number = self._tenant_number(tenant)
+        if number is None:
+            return 0
+        row = self._fetch_one(
+            "SELECT count(*) FROM events WHERE position >= ? AND position < ?",
+            (number << LOG_INDEX_BITS, (number + 1) << LOG_INDEX_BITS),
+        )
         assert row is not None
         return int(row[0])
 
     def get(self, tenant: str, source: str, id: str) -> StoredEvent | None:
-        row = self._fetch_one(
-            f"SELECT {_STORED_COLUMNS} FROM events WHERE tenant = ? AND source = ? AND id = ?",
-            (tenant, source, id),
-        )
-        return None if row is None else StoredEvent(*row)
+        with self._lock, _translated("read the ledger"):
+            connection = self._open_connection()
+            number = _tenant_number(connection, tenant)
+            if number is None:
+                return None
+            for attempt in range(KEY_HASH_ATTEMPTS_MAX):
+                row = connection.execute(
+                    f"SELECT {_EVENT_COLUMNS}, source, id FROM events WHERE key_hash = ?",
+                    (_key_hash(tenant, source, id, attempt),),
+                ).fetchone()
+                if row is None:
+                    return None
+                if row[0] >> LOG_INDEX_BITS == number and (row[4], row[5]) == (source, id):
+                    return _stored(tenant, row)
+        return None
 
     def iter_customers(
         self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
@@ -217,25 +358,184 @@ class SqliteLedger:
         `upto_seq` and `upto_size` bound the read as in `LedgerStore`. Streams: one customer's
         events are in memory at a time.
         """
-        query = (
-            f"SELECT customer, {_STORED_COLUMNS} FROM events INDEXED BY events_by_customer"
-            " WHERE tenant = ? AND seq <= ? AND log_index < ?"
-            " ORDER BY customer, time_microseconds, source, id"
-        )
-        rows = self._stream(query, (tenant, _limit(upto_seq), _limit(upto_size)))
-        for customer, group in groupby(rows, key=itemgetter(0)):
-            yield customer, [StoredEvent(row[1], row[2], row[3], row[4], row[5]) for row in group]
+
+        def read(reader: sqlite3.Connection) -> Iterator[tuple[str, list[StoredEvent]]]:
+            number = _tenant_number(reader, tenant)
+            if number is None:
+                return
+            base = number << LOG_INDEX_BITS
+            size_limit = _limit(upto_size)
+            seq_limit = _limit(upto_seq)
+            groups = reader.execute(
+                "SELECT customer, log_indexes FROM customer_entries WHERE tenant_number = ?"
+                " ORDER BY customer, first_log_index",
+                (number,),
+            )
+            for customer, rows in groupby(groups, key=lambda row: str(row[0])):
+                positions = [
+                    base + index
+                    for _, packed in rows
+                    for index in _unpack_indexes(packed)
+                    if index < size_limit
+                ]
+                found = []
+                for start in range(0, len(positions), FETCH_POSITIONS_MAX):
+                    chunk = positions[start : start + FETCH_POSITIONS_MAX]
+                    found += reader.execute(
+                        _BY_POSITIONS, (_json_encoder.encode(chunk), seq_limit)
+                    ).fetchall()
+                if found:
+                    found.sort(key=lambda row: (row[4], row[5], row[6]))
+                    yield customer, [_stored(tenant, row, base) for row in found]
+
+        return self._stream(read)
 
     def iter_events(
         self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
     ) -> Iterator[StoredEvent]:
         """The tenant's events in log order (log_index 0, 1, 2, ...), bounded as above."""
-        query = (
-            f"SELECT {_STORED_COLUMNS} FROM events INDEXED BY events_by_log"
-            " WHERE tenant = ? AND seq <= ? AND log_index < ? ORDER BY log_index"
+
+        def read(reader: sqlite3.Connection) -> Iterator[StoredEvent]:
+            number = _tenant_number(reader, tenant)
+            if number is None:
+                return
+            base = number << LOG_INDEX_BITS
+            rows = reader.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position >= ? AND position < ?"
+                " AND seq <= ? ORDER BY position",
+                (base, base + min(_limit(upto_size), LOG_SIZE_MAX), _limit(upto_seq)),
+            )
+            for row in rows:
+                yield _stored(tenant, row, base)
+
+        return self._stream(read)
+
+    # -- the Merkle log ------------------------------------------------------------------------
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        """The events at these log indexes, in the order asked; StoreError for one not stored."""
+        with self._lock, _translated("read the ledger"):
+            connection = self._open_connection()
+            number = _tenant_number(connection, tenant)
+            size = 0 if number is None else _log_state(connection, tenant)[0]
+            for index in indexes:
+                check_index(tenant, index, size)
+            if number is None or not indexes:
+                return []
+            base = number << LOG_INDEX_BITS
+            by_position = {}
+            wanted = sorted({base + index for index in indexes})
+            for start in range(0, len(wanted), FETCH_POSITIONS_MAX):
+                chunk = wanted[start : start + FETCH_POSITIONS_MAX]
+                for row in connection.execute(
+                    _BY_POSITIONS, (_json_encoder.encode(chunk), _limit(None))
+                ):
+                    by_position[row[0]] = row
+        missing = [index for index in indexes if base + index not in by_position]
+        if missing:
+            raise StoreError(
+                f"the log of tenant {tenant!r} has {size} entries but no row at index {missing[0]}"
+            )
+        return [_stored(tenant, by_position[base + index], base) for index in indexes]
+
+    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
+        """The events with these leaf hashes, in the order asked; StoreError names one not found.
+
+        Reads the tenant's leaf hashes (32 bytes an entry), not the entries, to find them.
+        """
+        wanted = {bytes(leaf) for leaf in leaf_hashes}
+        index_of: dict[bytes, int] = {}
+        size = self.head(tenant)
+        if wanted:
+            for index, leaf in enumerate(self.leaf_hashes(tenant, 0, size)):
+                if leaf in wanted:
+                    index_of[leaf] = index
+        for leaf in leaf_hashes:
+            if bytes(leaf) not in index_of:
+                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
+        return self.entries(tenant, [index_of[bytes(leaf)] for leaf in leaf_hashes])
+
+    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of log indexes [start, end)."""
+        with self._lock, _translated("read the ledger's leaf hashes"):
+            connection = self._open_connection()
+            size = _log_state(connection, tenant)[0]
+            check_size(tenant, end, size, "end")
+            check_size(tenant, start, end, "start")
+            return _read_leaves(connection, tenant, start, end)
+
+    def root(self, tenant: str, size: int | None = None) -> bytes:
+        """The Merkle root of the first `size` entries (default: the log as it is now).
+
+        The current root comes from the stored frontier; a past one from the stored leaves.
+        """
+        with self._lock, _translated("read a root"):
+            connection = self._open_connection()
+            log_size, frontier = _log_state(connection, tenant)
+            if size is None or size == log_size:
+                return frontier.root()
+            check_size(tenant, size, log_size)
+            return self._tree(connection, tenant, size).root(size)
+
+    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
+        return self.inclusion_proofs(tenant, [index], size)[0]
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of many entries under one tree size; the tree is built once."""
+        tree = self._tree_of_size(tenant, size)
+        for index in indexes:
+            check_index(tenant, index, size)
+        return [tree.inclusion_proof(index, size) for index in indexes]
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
+        tree = self._tree_of_size(tenant, new_size)
+        check_size(tenant, old_size, new_size, "old size")
+        return tree.consistency_proof(old_size, new_size)
+
+    # -- checkpoints and invoices ----------------------------------------------------------------
+
+    def origin(self, tenant: str) -> str:
+        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
+        return origin_for(self._vendor, tenant)
+
+    def latest_checkpoint(self, tenant: str) -> str | None:
+        row = self._fetch_one(
+            "SELECT note FROM checkpoints WHERE tenant = ? ORDER BY number DESC LIMIT 1",
+            (tenant,),
         )
-        for row in self._stream(query, (tenant, _limit(upto_seq), _limit(upto_size))):
-            yield StoredEvent(*row)
+        return None if row is None else str(row[0])
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        row = self._fetch_one(
+            "SELECT note FROM checkpoints WHERE tenant = ? AND size = ?"
+            " ORDER BY number DESC LIMIT 1",
+            (tenant, size),
+        )
+        return None if row is None else str(row[0])
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        row = self._fetch_one("SELECT body FROM invoices WHERE id = ?", (invoice_id,))
+        return None if row is None else bytes(row[0])
+
+    def list_invoices(self, tenant: str) -> list[str]:
+        with self._lock, _translated("read the ledger's invoices"):
+            rows = self._open_connection().execute(
+                "SELECT id FROM invoices WHERE tenant = ? ORDER BY id", (tenant,)
+            )
+            return [str(row[0]) for row in rows]
+
+    # -- checking --------------------------------------------------------------------------------
+
+    def check(self, verifiers: Sequence[VerifierKey] = ()) -> LedgerCheck:
+        """Re-derive what the ledger stores from its entries and compare, up to the first problem.
+
+        See `_check` for the list. `verifiers` also checks every checkpoint's signature.
+
+        Reads one snapshot on its own connection, so appends may go on meanwhile.
+        """
+        return next(self._stream(lambda reader: iter([_check(reader, verifiers)])))
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -269,7 +569,32 @@ class SqliteLedger:
             row: _Row | None = self._open_connection().execute(query, parameters).fetchone()
             return row
 
-    def _stream(self, query: str, parameters: _Row) -> Iterator[_Row]:
+    def _tenant_number(self, tenant: str) -> int | None:
+        with self._lock, _translated("read the ledger"):
+            return _tenant_number(self._open_connection(), tenant)
+
+    def _tree_of_size(self, tenant: str, size: int) -> MerkleTree:
+        with self._lock, _translated("read the ledger's leaf hashes"):
+            connection = self._open_connection()
+            check_size(tenant, size, _log_state(connection, tenant)[0])
+            return self._tree(connection, tenant, size)
+
+    def _tree(self, connection: sqlite3.Connection, tenant: str, size: int) -> MerkleTree:
+        """A tree over at least the first `size` leaves of the tenant (the caller holds the lock).
+
+        Trees are cached and extended, as logs only grow, while they fit TREE_CACHE_LEAVES_MAX.
+        """
+        tree = self._trees.get(tenant) or MerkleTree()
+        if tree.size < size:
+            tree.extend(_read_leaves(connection, tenant, tree.size, size))
+        cached = sum(kept.size for name, kept in self._trees.items() if name != tenant)
+        if cached + tree.size <= TREE_CACHE_LEAVES_MAX:
+            self._trees[tenant] = tree
+        else:
+            self._trees.pop(tenant, None)
+        return tree
+
+    def _stream(self, read: Callable[[sqlite3.Connection], Iterator[_Result]]) -> Iterator[_Result]:
         self._open_connection()
         with _translated("read the ledger"):
             reader = sqlite3.connect(
@@ -281,12 +606,13 @@ class SqliteLedger:
         try:
             with _translated("read the ledger"):
                 reader.execute("BEGIN")
-                yield from reader.execute(query, parameters)
+                yield from read(reader)
         finally:
             reader.close()
 
 
-def _configure(connection: sqlite3.Connection) -> None:
+def _configure(connection: sqlite3.Connection, vendor: str | None) -> tuple[bytes, str]:
+    """Set the connection up, create or check the schema; the commitment key and the vendor."""
     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StoreError(f"the ledger needs SQLite's WAL mode, but the file is in {mode!r} mode")
@@ -308,153 +634,676 @@ def _configure(connection: sqlite3.Connection) -> None:
             if statement.strip():
                 connection.execute(statement)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Drawn once, when the file is created; it never leaves the file (see commitments).
+        defaults = {
+            "commitment_key": secrets.token_bytes(COMMITMENT_KEY_SIZE_BYTES),
+            "vendor": VENDOR_DEFAULT if vendor is None else vendor,
+            "max_seq": 0,
+        }
+        connection.executemany(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", defaults.items()
+        )
+        stored = dict(connection.execute("SELECT name, value FROM meta").fetchall())
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-    connection.execute(_STAGING)
+    key, stored_vendor = stored["commitment_key"], stored["vendor"]
+    if not isinstance(key, bytes) or len(key) != COMMITMENT_KEY_SIZE_BYTES:
+        raise StoreError(f"the ledger's commitment key is not {COMMITMENT_KEY_SIZE_BYTES} bytes")
+    if vendor is not None and stored_vendor != vendor:
+        raise StoreError(f"the ledger belongs to vendor {stored_vendor!r}, not {vendor!r}")
+    return key, str(stored_vendor)
 
 
 class _Batch:
-    """A batch made ready for storage outside the write lock: one row per distinct key.
+    """A batch made ready for storage outside the write lock, one column per attribute.
 
-    A key repeated inside the batch with the same entry is dropped here (a duplicate); with
-    another entry it is a conflict, refused before the store is touched.
+    One place per distinct key: a key repeated inside the batch with the same entry is dropped
+    here (a duplicate); with another entry it is a conflict, refused before the store is touched.
+    Entries and disclosures are bytearrays, which sqlite3 binds without first looking for an
+    adapter (that lookup costs more than the copy).
     """
 
-    __slots__ = ("events_count", "rows", "tenant_sizes")
+    __slots__ = (
+        "customers",
+        "disclosures",
+        "entries",
+        "events_count",
+        "ids",
+        "key_hashes",
+        "leaves",
+        "named_tenants",
+        "repeats_inside",
+        "sources",
+        "tenants",
+        "times",
+    )
 
-    def __init__(self, events: Sequence[Event]) -> None:
-        entries: dict[tuple[str, str, str], bytes] = {}
-        tenant_sizes: dict[str, int] = {}
-        rows: list[_Row] = []
-        append = rows.append
+    def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
+        self.events_count = len(events)
+        self.tenants: list[str] = []
+        self.sources: list[str] = []
+        self.ids: list[str] = []
+        self.key_hashes: list[int] = []
+        self.times: list[int] = []
+        self.customers: list[str] = []
+        self.entries: list[bytearray] = []
+        self.disclosures: list[bytearray] = []
+        self.leaves: list[bytes] = []
+        place_of: dict[tuple[str, str, str], int] = {}
+        sha256 = hashlib.sha256
+        encode_key = _key_encoder.encode
+        unpack_key_hash = _KEY_HASH_FORMAT.unpack_from
         microsecond = ONE_MICROSECOND
         for event in events:
             tenant = event.tenant
             source = event.source
             event_id = event.id
-            entry = entry_of(event)
-            leaf = sha256(b"\x00" + entry).digest()  # raas.core.canonical.leaf_hash, inlined
+            entry, disclosures = entry_and_disclosures(event, commitment_key)
             key = (tenant, source, event_id)
-            earlier = entries.setdefault(key, entry)
-            if earlier is not entry:
+            place = place_of.get(key)
+            if place is not None:
+                earlier = self.entries[place]
                 if earlier != entry:
                     raise ConflictError(
-                        tenant, source, event_id, leaf_hash(earlier).hex(), leaf_hash(entry).hex()
+                        tenant, source, event_id, self.leaves[place].hex(), leaf_hash(entry).hex()
                     )
                 continue
-            rank = tenant_sizes.get(tenant, 0)
-            tenant_sizes[tenant] = rank + 1
-            # bytearray and '' rather than bytes and None: sqlite3 binds those without first
-            # looking for an adapter, which costs more than the copy (measured: ~0.8 us a row).
-            append(
-                (
-                    tenant,
-                    rank,
-                    source,
-                    event_id,
-                    event.type,
-                    (event.time - EPOCH) // microsecond,
-                    event.customer,
-                    event.conversation,
-                    event.intent or "",
-                    bytearray(leaf),
-                    bytearray(entry),
-                )
-            )
-        self.events_count = len(events)
-        self.rows = rows
-        self.tenant_sizes = tenant_sizes
+            place_of[key] = len(self.entries)
+            self.tenants.append(tenant)
+            self.sources.append(source)
+            self.ids.append(event_id)
+            # _key_hash(tenant, source, event_id), inlined: this loop is the ingest hot path.
+            self.key_hashes.append(unpack_key_hash(sha256(encode_key(key)).digest())[0])
+            self.times.append((event.time - EPOCH) // microsecond)
+            self.customers.append(event.customer)
+            self.entries.append(bytearray(entry))
+            self.disclosures.append(bytearray(disclosures))
+            self.leaves.append(sha256(b"\x00" + entry).digest())  # leaf_hash(entry), inlined
+        self.repeats_inside = len(events) - len(self.entries)
+        self.named_tenants = list(dict.fromkeys(self.tenants))
+
+    def kept(self, places: list[int], key_hashes: list[int]) -> _Batch:
+        """The same batch with only these places, under these key hashes (after probing)."""
+        kept = object.__new__(_Batch)
+        kept.events_count = self.events_count
+        kept.repeats_inside = self.repeats_inside
+        kept.named_tenants = self.named_tenants
+        for column in ("tenants", "sources", "ids", "times", "customers", "entries"):
+            values = getattr(self, column)
+            setattr(kept, column, [values[place] for place in places])
+        kept.disclosures = [self.disclosures[place] for place in places]
+        kept.leaves = [self.leaves[place] for place in places]
+        kept.key_hashes = key_hashes
+        return kept
 
 
-def _in_transaction(
-    connection: sqlite3.Connection, work: Callable[[], AppendReceipt]
-) -> AppendReceipt:
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[], _Result]) -> _Result:
     connection.execute("BEGIN IMMEDIATE")
     try:
-        receipt = work()
+        result = work()
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
-    return receipt
+    return result
 
 
 def _append_new(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
     """The fast path: every event of the batch is new (an IntegrityError says otherwise)."""
-    sizes_before = _log_sizes(connection, batch.tenant_sizes)
-    seq_before = _max_seq(connection)
-    rows = batch.rows
-    if any(sizes_before.values()):
-        rows = [(row[0], row[1] + sizes_before[row[0]], *row[2:]) for row in rows]
-    connection.executemany(_INSERT_ALL, rows)
-    # Each tenant's rows took the ranks 0..n-1 after its old size and (tenant, log_index) is
-    # unique, so its log is dense if every row went in: check that, and read each head's seq.
-    if _max_seq(connection) != seq_before + len(rows):
-        raise StoreError(f"the ledger took a batch of {len(rows)} events but its seq disagrees")
-    logs: dict[str, LogHead] = {}
-    for tenant, added in batch.tenant_sizes.items():
-        size = sizes_before[tenant] + added
-        last = connection.execute(_SEQ_AT, (tenant, size - 1)).fetchone()
-        if last is None or last[0] <= seq_before:
-            raise StoreError(f"the log of tenant {tenant!r} did not reach size {size}")
-        connection.execute(_SET_SIZE, (tenant, size))
-        logs[tenant] = LogHead(size, int(last[0]))
-    return AppendReceipt(len(rows), batch.events_count - len(rows), logs)
+    return _store(connection, batch)
 
 
-def _append_staged(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
-    """The path for retries: stage the batch, refuse conflicts, insert what is new, set-wise."""
-    connection.execute("DELETE FROM temp.incoming")
-    connection.executemany(_STAGE, batch.rows)
-    conflict = connection.execute(_FIRST_CONFLICT).fetchone()
-    if conflict is not None:
-        tenant, source, event_id, stored_leaf, new_leaf = conflict
-        raise ConflictError(tenant, source, event_id, stored_leaf.hex(), new_leaf.hex())
-    sizes_before = _log_sizes(connection, batch.tenant_sizes)
-    seq_before = _max_seq(connection)
-    connection.execute(_INSERT_NEW)
-    return _staged_heads(connection, batch, sizes_before, seq_before)
-
-
-def _log_sizes(connection: sqlite3.Connection, tenants: Iterable[str]) -> dict[str, int]:
-    sizes = {}
-    for tenant in tenants:
-        row = connection.execute("SELECT size FROM logs WHERE tenant = ?", (tenant,)).fetchone()
-        sizes[tenant] = 0 if row is None else int(row[0])
-    return sizes
-
-
-def _max_seq(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-
-
-def _staged_heads(
-    connection: sqlite3.Connection, batch: _Batch, sizes_before: dict[str, int], seq_before: int
-) -> AppendReceipt:
-    """After a staged insert: check that every log stayed dense, then record the new sizes."""
-    logs: dict[str, LogHead] = {}
-    stored = 0
-    for tenant, added, first_index, last_index, last_seq in connection.execute(
-        _NEW_PER_TENANT, (seq_before,)
-    ).fetchall():
-        size_before = sizes_before[tenant]
-        # With (tenant, log_index) unique, these two bounds prove the tenant's log is still dense.
-        if first_index != size_before or last_index != size_before + added - 1:
+def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
+    """Look every key up first: count what is stored, refuse conflicts, store what is new."""
+    stored_by_hash: dict[int, _Row] = {}
+    hashes = batch.key_hashes
+    for start in range(0, len(hashes), FETCH_POSITIONS_MAX):
+        chunk = _json_encoder.encode(hashes[start : start + FETCH_POSITIONS_MAX])
+        for row in connection.execute(_BY_KEY_HASHES, (chunk,)):
+            stored_by_hash[row[0]] = row
+    numbers = {tenant: _tenant_number(connection, tenant) for tenant in set(batch.tenants)}
+    taken: set[int] = set()
+    new_places: list[int] = []
+    new_hashes: list[int] = []
+    for place, (tenant, source, event_id) in enumerate(
+        zip(batch.tenants, batch.sources, batch.ids, strict=True)
+    ):
+        for attempt in range(KEY_HASH_ATTEMPTS_MAX):
+            if attempt == 0:
+                key_hash = hashes[place]
+                stored = stored_by_hash.get(key_hash)
+            else:
+                # The first hash is another key's: probe on, as the key did when it was stored.
+                key_hash = _key_hash(tenant, source, event_id, attempt)
+                stored = connection.execute(
+                    "SELECT key_hash, position, source, id, entry FROM events WHERE key_hash = ?",
+                    (key_hash,),
+                ).fetchone()
+            if key_hash in taken:
+                continue  # another new key of this batch holds this hash
+            if stored is None:
+                taken.add(key_hash)
+                new_places.append(place)
+                new_hashes.append(key_hash)
+                break
+            number = numbers[tenant]
+            same_tenant = number is not None and stored[1] >> LOG_INDEX_BITS == number
+            if same_tenant and (stored[2], stored[3]) == (source, event_id):
+                if bytes(stored[4]) != batch.entries[place]:
+                    raise ConflictError(
+                        tenant,
+                        source,
+                        event_id,
+                        leaf_hash(bytes(stored[4])).hex(),
+                        batch.leaves[place].hex(),
+                    )
+                break  # already stored: a duplicate
+        else:
             raise StoreError(
-                f"log of tenant {tenant!r} would not be dense: it held {size_before} events and "
-                f"the batch took indexes {first_index}..{last_index} for {added} events"
+                f"event {event_id!r} from source {source!r} (tenant {tenant!r}): its key's first "
+                f"{KEY_HASH_ATTEMPTS_MAX} hashes are all taken by other keys"
             )
-        stored += added
-        logs[tenant] = LogHead(size_before + added, last_seq)
-        connection.execute(_SET_SIZE, (tenant, size_before + added))
-    for tenant, size in sizes_before.items():
-        if tenant not in logs:
-            last = connection.execute(_SEQ_AT, (tenant, size - 1)).fetchone()
-            logs[tenant] = LogHead(size, 0 if last is None else int(last[0]))
-    return AppendReceipt(stored, batch.events_count - stored, logs)
+    return _store(connection, batch.kept(new_places, new_hashes))
+
+
+def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
+    """Insert the batch's events, each tenant's after its log; extend leaves, customers, frontiers.
+
+    Every event of `batch` must be new. Seqs follow the batch's order.
+    """
+    seq_before = int(
+        connection.execute("SELECT value FROM meta WHERE name = 'max_seq'").fetchone()[0]
+    )
+    # A new tenant takes the next number in the order the batch first names it.
+    states = {
+        tenant: _log_state_for_append(connection, tenant) for tenant in dict.fromkeys(batch.tenants)
+    }
+    next_index = {tenant: size for tenant, (_, size, _) in states.items()}
+    bases = {tenant: number << LOG_INDEX_BITS for tenant, (number, _, _) in states.items()}
+    count = len(batch.entries)
+    positions: list[int] = []
+    customers: dict[tuple[str, str], list[int]] = {}
+    for tenant, customer in zip(batch.tenants, batch.customers, strict=True):
+        index = next_index[tenant]
+        next_index[tenant] = index + 1
+        positions.append(bases[tenant] + index)
+        indexes = customers.get((tenant, customer))
+        if indexes is None:
+            customers[(tenant, customer)] = [index]
+        else:
+            indexes.append(index)
+    for tenant, size in next_index.items():
+        if size > LOG_SIZE_MAX:
+            raise StoreError(f"the log of tenant {tenant!r} would exceed {LOG_SIZE_MAX} entries")
+    connection.executemany(
+        _INSERT_EVENT,
+        zip(
+            positions,
+            range(seq_before + 1, seq_before + count + 1),
+            batch.key_hashes,
+            batch.sources,
+            batch.ids,
+            batch.times,
+            batch.entries,
+            batch.disclosures,
+            strict=True,
+        ),
+    )
+    connection.executemany(
+        _INSERT_CUSTOMER_ENTRIES,
+        [
+            (states[tenant][0], customer, indexes[0], _pack_indexes(indexes))
+            for (tenant, customer), indexes in customers.items()
+        ],
+    )
+    last_seq: dict[str, int] = {}
+    leaves: dict[str, list[bytes]] = {tenant: [] for tenant in states}
+    for seq, tenant, leaf in zip(
+        range(seq_before + 1, seq_before + count + 1), batch.tenants, batch.leaves, strict=True
+    ):
+        last_seq[tenant] = seq
+        leaves[tenant].append(leaf)
+    logs: dict[str, LogHead] = {}
+    for tenant, (number, size_before, frontier) in states.items():
+        size = next_index[tenant]
+        _append_leaves(connection, number, size_before, leaves[tenant])
+        frontier = extend_frontier(frontier, leaves[tenant])
+        # The frontier and the log move together, or the batch does not happen.
+        if frontier.size != size:
+            raise StoreError(
+                f"the frontier of tenant {tenant!r} reached size {frontier.size}, "
+                f"but its log reached {size}"
+            )
+        connection.execute(
+            "UPDATE logs SET size = ?, frontier = ? WHERE tenant = ?",
+            (size, frontier.to_bytes(), tenant),
+        )
+        logs[tenant] = LogHead(size, last_seq[tenant])
+    for tenant in batch.named_tenants:
+        if tenant not in logs:  # only duplicates of it in this batch
+            known = _tenant_number(connection, tenant)
+            assert known is not None, tenant  # a duplicate is stored, so its log exists
+            size = _log_state(connection, tenant)[0]
+            logs[tenant] = LogHead(size, _seq_at(connection, known, size - 1))
+    connection.execute("UPDATE meta SET value = ? WHERE name = 'max_seq'", (seq_before + count,))
+    return AppendReceipt(count, batch.events_count - count, logs)
+
+
+def _log_state_for_append(
+    connection: sqlite3.Connection, tenant: str
+) -> tuple[int, int, MerkleFrontier]:
+    """(number, size, frontier) of the tenant's log, creating it if the tenant is new."""
+    row = connection.execute(
+        "SELECT number, size, frontier FROM logs WHERE tenant = ?", (tenant,)
+    ).fetchone()
+    if row is None:
+        number = int(
+            connection.execute("SELECT coalesce(max(number), 0) + 1 FROM logs").fetchone()[0]
+        )
+        if number > TENANT_NUMBER_MAX:
+            raise StoreError(f"the ledger holds its maximum of {TENANT_NUMBER_MAX} tenants")
+        frontier = MerkleFrontier()
+        connection.execute(
+            "INSERT INTO logs (tenant, number, size, frontier) VALUES (?, ?, 0, ?)",
+            (tenant, number, frontier.to_bytes()),
+        )
+        return number, 0, frontier
+    number, size, frontier = _frontier_checked(tenant, row)
+    return number, size, frontier
+
+
+def _frontier_checked(tenant: str, row: _Row) -> tuple[int, int, MerkleFrontier]:
+    number, size, serialized = int(row[0]), int(row[1]), bytes(row[2])
+    try:
+        frontier = MerkleFrontier.from_bytes(serialized)
+    except ValueError as error:
+        raise StoreError(f"the stored frontier of tenant {tenant!r} is damaged: {error}") from error
+    if frontier.size != size:
+        raise StoreError(
+            f"the log of tenant {tenant!r} records {size} entries but its frontier "
+            f"{frontier.size}; run `raas ledger check`"
+        )
+    return number, size, frontier
+
+
+def _log_state(connection: sqlite3.Connection, tenant: str) -> tuple[int, MerkleFrontier]:
+    """(size, frontier) of the tenant's log; size 0 and an empty frontier if it has none."""
+    row = connection.execute(
+        "SELECT number, size, frontier FROM logs WHERE tenant = ?", (tenant,)
+    ).fetchone()
+    if row is None:
+        return 0, MerkleFrontier()
+    _, size, frontier = _frontier_checked(tenant, row)
+    return size, frontier
+
+
+def _tenant_number(connection: sqlite3.Connection, tenant: str) -> int | None:
+    row = connection.execute("SELECT number FROM logs WHERE tenant = ?", (tenant,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _seq_at(connection: sqlite3.Connection, number: int, index: int) -> int:
+    row = connection.execute(
+        "SELECT seq FROM events WHERE position = ?", ((number << LOG_INDEX_BITS) + index,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _append_leaves(
+    connection: sqlite3.Connection, number: int, size_before: int, leaves: list[bytes]
+) -> None:
+    """Add leaf hashes after the first `size_before` of the log, filling its last block first."""
+    base = number << LOG_INDEX_BITS
+    first_block = size_before - size_before % LEAF_BLOCK_LEAVES
+    data = b"".join(leaves)
+    if first_block < size_before:
+        row = connection.execute(
+            "SELECT hashes FROM leaves WHERE position = ?", (base + first_block,)
+        ).fetchone()
+        kept = (size_before - first_block) * HASH_SIZE_BYTES
+        if row is None or len(row[0]) != kept:
+            raise StoreError(
+                f"the leaf block at index {first_block} of tenant number {number} should hold "
+                f"{kept // HASH_SIZE_BYTES} hashes; run `raas ledger check`"
+            )
+        data = bytes(row[0]) + data
+    block_bytes = LEAF_BLOCK_LEAVES * HASH_SIZE_BYTES
+    connection.executemany(
+        "INSERT OR REPLACE INTO leaves (position, hashes) VALUES (?, ?)",
+        [
+            (base + first_block + offset // HASH_SIZE_BYTES, data[offset : offset + block_bytes])
+            for offset in range(0, len(data), block_bytes)
+        ],
+    )
+
+
+def _read_leaves(connection: sqlite3.Connection, tenant: str, start: int, end: int) -> list[bytes]:
+    """The stored leaf hashes of log indexes [start, end); StoreError if any block is short."""
+    if start >= end:
+        return []
+    number = _tenant_number(connection, tenant)
+    if number is None:
+        raise StoreError(f"tenant {tenant!r} has no log")
+    base = number << LOG_INDEX_BITS
+    first_block = start - start % LEAF_BLOCK_LEAVES
+    data = bytearray()
+    expected = first_block
+    for position, hashes in connection.execute(
+        "SELECT position, hashes FROM leaves WHERE position >= ? AND position < ?"
+        " ORDER BY position",
+        (base + first_block, base + end),
+    ):
+        if position - base != expected or len(hashes) % HASH_SIZE_BYTES:
+            raise StoreError(
+                f"the leaf hashes of tenant {tenant!r} are damaged near index {expected}; "
+                "run `raas ledger check`"
+            )
+        data += hashes
+        expected += len(hashes) // HASH_SIZE_BYTES
+    if expected < end:
+        raise StoreError(
+            f"the leaf hashes of tenant {tenant!r} stop at index {expected}, before {end}"
+        )
+    offset = (start - first_block) * HASH_SIZE_BYTES
+    return [
+        bytes(data[position : position + HASH_SIZE_BYTES])
+        for position in range(offset, offset + (end - start) * HASH_SIZE_BYTES, HASH_SIZE_BYTES)
+    ]
+
+
+_packers: dict[int, struct.Struct] = {}
+
+
+def _pack_indexes(indexes: list[int]) -> bytes:
+    """Log indexes as 8-byte big-endian integers."""
+    packer = _packers.get(len(indexes))
+    if packer is None:
+        packer = _packers.setdefault(len(indexes), struct.Struct(f">{len(indexes)}Q"))
+    return packer.pack(*indexes)
+
+
+def _unpack_indexes(packed: bytes) -> Iterable[int]:
+    if len(packed) % 8:
+        raise StoreError("a customer's stored log indexes are damaged; run `raas ledger check`")
+    return (index for (index,) in struct.iter_unpack(">Q", packed))
+
+
+def _stored(tenant: str, row: _Row, base: int | None = None) -> StoredEvent:
+    """A StoredEvent from (position, seq, entry, disclosures, ...); the leaf hash from the entry."""
+    position, seq, entry, disclosures = row[0], row[1], bytes(row[2]), bytes(row[3])
+    if base is None:
+        base = position - position % LOG_SIZE_MAX
+    return StoredEvent(seq, tenant, position - base, leaf_hash(entry), entry, disclosures)
+
+
+class _Found(Exception):
+    """Stops a check at its first problem."""
+
+    def __init__(self, problem: LedgerProblem) -> None:
+        self.problem = problem
+
+
+def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> LedgerCheck:
+    """Everything `SqliteLedger.check` compares, on one read snapshot; stops at the first problem.
+
+    For each tenant's log, in log order: the rows are dense from index 0 to the recorded size;
+    each entry hashes to the stored leaf hash; its disclosures verify against it, and revealing
+    them and making the entry again with the ledger's key gives the same entry and disclosures;
+    the entry names the tenant, source, id and time of its row and the key hash fits its key;
+    the customer rows list it exactly once, under its customer. Then the tree recomputed from
+    the entries must have every stored checkpoint's root at its size and the stored frontier at
+    the log's size, every note must state its stored (size, root) under the log's origin, and,
+    with `verifiers`, carry a valid signature by one of them. Seqs must be 1..max_seq, once each.
+    """
+    commitment_key = bytes(
+        reader.execute("SELECT value FROM meta WHERE name = 'commitment_key'").fetchone()[0]
+    )
+    max_seq = int(reader.execute("SELECT value FROM meta WHERE name = 'max_seq'").fetchone()[0])
+    logs = reader.execute(
+        "SELECT tenant, number, size, frontier FROM logs ORDER BY tenant"
+    ).fetchall()
+    seqs_seen = bytearray(max_seq + 1)
+    counts = {"entries": 0, "checkpoints": 0, "verified": 0}
+    try:
+        for tenant, number, size, frontier in logs:
+            _check_log(
+                reader,
+                str(tenant),
+                int(number),
+                int(size),
+                bytes(frontier),
+                commitment_key,
+                verifiers,
+                seqs_seen,
+                counts,
+            )
+        rows = int(reader.execute("SELECT count(*) FROM events").fetchone()[0])
+        if rows != counts["entries"]:
+            raise _Found(
+                LedgerProblem(
+                    None,
+                    None,
+                    None,
+                    f"{rows} event rows are stored but the logs hold {counts['entries']}",
+                )
+            )
+        if seqs_seen.count(1) != max_seq:
+            missing = seqs_seen.index(0, 1)
+            raise _Found(
+                LedgerProblem(
+                    None, None, missing, f"no event has seq {missing}, below max_seq {max_seq}"
+                )
+            )
+    except _Found as found:
+        problem: LedgerProblem | None = found.problem
+    else:
+        problem = None
+    return LedgerCheck(
+        tenants=len(logs),
+        entries=counts["entries"],
+        checkpoints=counts["checkpoints"],
+        signatures_verified=counts["verified"],
+        problem=problem,
+    )
+
+
+def _check_log(
+    reader: sqlite3.Connection,
+    tenant: str,
+    number: int,
+    size: int,
+    stored_frontier: bytes,
+    commitment_key: bytes,
+    verifiers: Sequence[VerifierKey],
+    seqs_seen: bytearray,
+    counts: dict[str, int],
+) -> None:
+    def fail(what: str, index: int | None = None, seq: int | None = None) -> _Found:
+        return _Found(LedgerProblem(tenant, index, seq, what))
+
+    base = number << LOG_INDEX_BITS
+    customer_of: list[str | None] = [None] * size
+    for customer, packed in reader.execute(
+        "SELECT customer, log_indexes FROM customer_entries WHERE tenant_number = ?", (number,)
+    ):
+        try:
+            indexes = list(_unpack_indexes(packed))
+        except StoreError as error:
+            raise fail(f"customer {customer!r}: {error}") from None
+        for index in indexes:
+            if not 0 <= index < size:
+                raise fail(f"customer {customer!r} lists index {index} beyond the log", index)
+            if customer_of[index] is not None:
+                raise fail(f"the customer rows list index {index} twice", index)
+            customer_of[index] = str(customer)
+    checkpoints: dict[int, list[tuple[str, bytes, str]]] = {}
+    for origin, checkpoint_size, root, note in reader.execute(
+        "SELECT origin, size, root, note FROM checkpoints WHERE tenant = ? ORDER BY number",
+        (tenant,),
+    ):
+        checkpoints.setdefault(int(checkpoint_size), []).append(
+            (str(origin), bytes(root), str(note))
+        )
+    origins = {origin for notes in checkpoints.values() for origin, _, _ in notes}
+    if len(origins) > 1:
+        raise fail(f"checkpoints were signed under several origins: {sorted(origins)}")
+    beyond = [checkpoint_size for checkpoint_size in checkpoints if checkpoint_size > size]
+    if beyond:
+        raise fail(f"a checkpoint of size {beyond[0]} is beyond the log's {size} entries")
+    if 0 in checkpoints:
+        _check_notes(tenant, 0, MerkleFrontier().root(), checkpoints[0], verifiers, counts, fail)
+
+    leaves = _stream_leaves(reader, base, size)
+    frontier = MerkleFrontier()
+    expected = 0
+    for position, seq, key_hash, source, event_id, time, entry, disclosures in reader.execute(
+        "SELECT position, seq, key_hash, source, id, time_microseconds, entry, disclosures"
+        " FROM events WHERE position >= ? AND position < ? ORDER BY position",
+        (base, base + LOG_SIZE_MAX),
+    ):
+        index = position - base
+        if index != expected:
+            raise fail(f"no entry is stored at log index {expected}", expected)
+        if index >= size:
+            raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
+        expected += 1
+        if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
+            raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
+        seqs_seen[seq] = 1
+        entry, disclosures = bytes(entry), bytes(disclosures)
+        leaf = leaf_hash(entry)
+        stored_leaf = next(leaves, None)
+        if stored_leaf != leaf:
+            raise fail(
+                f"the entry hashes to leaf {leaf.hex()}, but the stored leaf hash is "
+                f"{stored_leaf.hex() if stored_leaf else 'missing'}",
+                index,
+                seq,
+            )
+        what = _check_entry(
+            tenant,
+            source,
+            event_id,
+            time,
+            key_hash,
+            entry,
+            disclosures,
+            customer_of[index],
+            commitment_key,
+        )
+        if what is not None:
+            raise fail(what, index, seq)
+        frontier.append(leaf)
+        notes = checkpoints.get(frontier.size)
+        if notes:
+            _check_notes(tenant, frontier.size, frontier.root(), notes, verifiers, counts, fail)
+        counts["entries"] += 1
+    if expected != size:
+        raise fail(f"the log records {size} entries but only {expected} are stored", expected)
+    if next(leaves, None) is not None:
+        raise fail(f"more leaf hashes are stored than the log's {size} entries", size)
+    if frontier.to_bytes() != stored_frontier:
+        raise fail(
+            f"the stored frontier does not match the tree of the entries (root "
+            f"{frontier.root().hex()} at size {size})"
+        )
+
+
+def _check_entry(
+    tenant: str,
+    source: str,
+    event_id: str,
+    time: int,
+    key_hash: int,
+    entry: bytes,
+    disclosures: bytes,
+    customer: str | None,
+    commitment_key: bytes,
+) -> str | None:
+    """What is wrong with one stored entry and its row, or None."""
+    try:
+        event = reveal(entry, disclosures)  # checks the disclosures against the entry first
+    except (DisclosureError, StoreError) as error:
+        return str(error)
+    if (event.tenant, event.source, event.id) != (tenant, source, event_id):
+        return (
+            f"the entry is event {event.id!r} from {event.source!r} of tenant {event.tenant!r}, "
+            f"but its row is {event_id!r} from {source!r}"
+        )
+    if (event.time - EPOCH) // ONE_MICROSECOND != time:
+        return "the entry's time differs from its row's"
+    if key_hash != _key_hash(tenant, source, event_id) and key_hash not in {
+        _key_hash(tenant, source, event_id, attempt) for attempt in range(1, KEY_HASH_ATTEMPTS_MAX)
+    }:
+        return "the row's key hash is not a hash of its key"
+    if customer != event.customer:
+        return (
+            f"the entry is customer {event.customer!r}'s but the customer rows list it under "
+            f"{customer!r}"
+        )
+    try:
+        rebuilt = entry_and_disclosures(event, commitment_key)
+    except RaasError as error:
+        return f"the revealed event cannot be made an entry again: {error}"
+    if rebuilt != (entry, disclosures):
+        return (
+            "the entry or its disclosures are not what this ledger makes of the event they "
+            "reveal (a changed value, salt or encoding)"
+        )
+    return None
+
+
+def _check_notes(
+    tenant: str,
+    size: int,
+    root: bytes,
+    notes: list[tuple[str, bytes, str]],
+    verifiers: Sequence[VerifierKey],
+    counts: dict[str, int],
+    fail: Callable[..., _Found],
+) -> None:
+    for origin, stored_root, note in notes:
+        counts["checkpoints"] += 1
+        if stored_root != root:
+            raise fail(
+                f"the checkpoint at size {size} holds root {stored_root.hex()}, but the entries "
+                f"give {root.hex()}",
+                size - 1 if size else None,
+            )
+        try:
+            stated = Checkpoint(origin, size, root).body()
+        except CheckpointError as error:
+            raise fail(f"the checkpoint at size {size} is malformed: {error}") from None
+        if not note.startswith(stated + "\n"):
+            raise fail(
+                f"the note of the checkpoint at size {size} does not state its size, root "
+                f"and origin {origin!r}"
+            )
+        if verifiers:
+            try:
+                open_checkpoint(note, verifiers, origin=origin)
+            except CheckpointError as error:
+                raise fail(f"the checkpoint at size {size}: {error}") from None
+            counts["verified"] += 1
+
+
+def _stream_leaves(reader: sqlite3.Connection, base: int, size: int) -> Iterator[bytes]:
+    """The stored leaf hashes of a log in order, as they are (a short block ends them early)."""
+    rows = reader.execute(
+        "SELECT position, hashes FROM leaves WHERE position >= ? AND position < ?"
+        " ORDER BY position",
+        (base, base + LOG_SIZE_MAX),
+    )
+    expected = 0
+    for position, hashes in rows:
+        if position - base != expected or len(hashes) % HASH_SIZE_BYTES:
+            return
+        for offset in range(0, len(hashes), HASH_SIZE_BYTES):
+            yield bytes(hashes[offset : offset + HASH_SIZE_BYTES])
+        expected += len(hashes) // HASH_SIZE_BYTES
 
 
 def _limit(bound: int | None) -> int:

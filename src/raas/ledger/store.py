@@ -14,17 +14,44 @@ from typing import Final, Protocol
 import msgspec
 
 from raas.core.canonical import leaf_hash
-from raas.core.events import DATA_TYPES, Event, event_entry
-from raas.errors import ConflictError, EventError, StoreError
+from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, reveal
+from raas.core.events import Event, decode_entry, entry_and_disclosures
+from raas.errors import ConflictError, StoreError
+from raas.ledger.keys import SignerKey
+from raas.ledger.log import (
+    VENDOR_DEFAULT,
+    SignedHead,
+    check_vendor,
+    origin_for,
+    sign_next_checkpoint,
+)
+from raas.ledger.merkle import MerkleTree
+
+__all__ = [
+    "EPOCH",
+    "AppendReceipt",
+    "LedgerStore",
+    "LogHead",
+    "MemoryLedger",
+    "StoredEvent",
+    "decode_entry",
+    "time_microseconds",
+]
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND: Final = timedelta(microseconds=1)
+# MemoryLedger's commitment key unless told otherwise: public, so that the same events give the
+# same entries in every test; a real ledger draws its own secret one.
+TEST_COMMITMENT_KEY: Final = bytes(range(COMMITMENT_KEY_SIZE_BYTES))
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
     """One event as a ledger holds it: its place (global `seq`, per-tenant `log_index`), its bytes.
 
-    `entry` is the RFC 8785 canonical form that `leaf_hash` commits to; `event` decodes it.
+    `entry` is the RFC 8785 canonical form that `leaf_hash` commits to, personal fields replaced
+    by salted commitments; `disclosures` holds their cleartext values and salts (see
+    `raas.core.commitments`). `event` decodes the entry as it is, which is all the judge needs;
+    `reveal()` gives the event with its personal fields in cleartext.
     """
 
     seq: int
@@ -32,11 +59,19 @@ class StoredEvent(msgspec.Struct, frozen=True):
     log_index: int
     leaf_hash: bytes
     entry: bytes
+    disclosures: bytes
 
     @property
     def event(self) -> Event:
-        """The typed event behind `entry`, decoded on each access (keep it if you need it twice)."""
+        """The typed event behind `entry`, decoded on each access (keep it if you need it twice).
+
+        Personal fields hold their "sha256:..." commitments.
+        """
         return decode_entry(self.entry)
+
+    def reveal(self) -> Event:
+        """The event with its personal fields in cleartext, checked against the entry."""
+        return reveal(self.entry, self.disclosures)
 
 
 class LogHead(msgspec.Struct, frozen=True):
@@ -58,7 +93,17 @@ class AppendReceipt(msgspec.Struct, frozen=True):
 
 
 class LedgerStore(Protocol):
-    """An append-only, idempotent event ledger with one dense log per tenant."""
+    """An append-only, idempotent event ledger with one dense Merkle log per tenant.
+
+    Sizes and indexes are per tenant: `size` is a number of entries of the tenant's log (a
+    checkpoint's tree size), an index is a position in it, from 0. Asking beyond the log raises
+    StoreError.
+    """
+
+    @property
+    def vendor(self) -> str:
+        """The vendor the ledger belongs to; it names every log (`origin`)."""
+        ...
 
     def append(self, events: Sequence[Event]) -> AppendReceipt:
         """Store a batch atomically; a (tenant, source, id) stored with the same entry is a no-op.
@@ -103,58 +148,76 @@ class LedgerStore(Protocol):
         """How many events the tenant has, counted from the rows (`head` is the recorded size)."""
         ...
 
+    # -- the Merkle log ----------------------------------------------------------------------
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        """The events at these log indexes, in the order asked."""
+        ...
+
+    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
+        """The events with these leaf hashes, in the order asked; StoreError names one not found."""
+        ...
+
+    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of log indexes [start, end)."""
+        ...
+
+    def root(self, tenant: str, size: int | None = None) -> bytes:
+        """The Merkle root of the first `size` entries (default: the whole log as it is now)."""
+        ...
+
+    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
+        ...
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of many entries under one tree size, the tree built once."""
+        ...
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
+        ...
+
+    # -- checkpoints and invoices ------------------------------------------------------------
+
+    def origin(self, tenant: str) -> str:
+        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
+        ...
+
+    def sign_checkpoint(
+        self,
+        tenant: str,
+        signer: SignerKey | Sequence[SignerKey],
+        origin: str | None = None,
+    ) -> str:
+        """Sign and store a checkpoint of the log as it is now; returns the signed note.
+
+        Refuses (StoreError) unless it is consistent with the last one signed for the tenant.
+        `origin` defaults to `origin(tenant)`; a log keeps the origin of its first checkpoint.
+        """
+        ...
+
+    def latest_checkpoint(self, tenant: str) -> str | None:
+        """The note signed last for the tenant, or None."""
+        ...
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        """The note signed last at this size, or None."""
+        ...
+
+    def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
+        """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
+        ...
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        """The issued invoice's bytes, or None."""
+        ...
+
+    def list_invoices(self, tenant: str) -> list[str]:
+        """The ids of the tenant's issued invoices, sorted."""
+        ...
+
     def close(self) -> None: ...
-
-
-_stored_event_decoder: Final = msgspec.json.Decoder(Event)
-
-
-def decode_entry(entry: bytes) -> Event:
-    """The typed event behind a stored entry.
-
-    Entries were validated on the way in, so this decodes without the ingest boundary's error
-    collection: the envelope first (its `data` untyped), then `data` by the class its `type` names.
-    Decimals are strings in entries, so no float ever touches money here.
-    """
-    try:
-        envelope = _stored_event_decoder.decode(entry)
-        data_class = DATA_TYPES[envelope.type]
-        data = msgspec.convert(envelope.data, data_class)
-    except (msgspec.ValidationError, msgspec.DecodeError, KeyError) as error:
-        raise StoreError(f"a stored entry does not decode as a raas event: {error}") from error
-    return msgspec.structs.replace(envelope, data=data)
-
-
-_entry_encoder: Final = msgspec.json.Encoder(order="sorted")
-_TIME_KEY: Final = b'"time":"'
-
-
-def entry_of(event: Event) -> bytes:
-    """The same bytes as `raas.core.events.event_entry(event)`, about eight times faster.
-
-    `event_entry` goes through `to_builtins` and `strftime`; here the event struct is encoded
-    directly (sorted keys, as RFC 8785 wants) and only the time is touched up: msgspec always
-    writes six fraction digits, the canonical form drops trailing zeros. Anything unusual (a
-    time not in UTC, a year before 1000) takes the reference path. Tests hold the two equal.
-    Raises EventError for a naive time (only an event built in-process, unchecked, can have one).
-    """
-    moment = event.time
-    if moment.tzinfo is not UTC or moment.year < 1000:
-        if moment.utcoffset() is None:
-            raise EventError(event.id, "time", "must be timezone-aware")
-        return event_entry(event)
-    entry = _entry_encoder.encode(event)
-    microsecond = moment.microsecond
-    if microsecond and not microsecond % 10:
-        # Keys are sorted: only "traceparent" and "type" follow "time", and their values are strings
-        # (any quote inside escaped), so the last '"time":"' in the entry is the envelope's.
-        start = entry.rindex(_TIME_KEY)
-        written = b".%06dZ" % microsecond
-        fraction = entry.index(written, start)
-        entry = (
-            entry[:fraction] + written[:-1].rstrip(b"0") + b"Z" + entry[fraction + len(written) :]
-        )
-    return entry
 
 
 def time_microseconds(moment: datetime) -> int:
@@ -162,27 +225,82 @@ def time_microseconds(moment: datetime) -> int:
     return (moment - EPOCH) // ONE_MICROSECOND
 
 
-class MemoryLedger:
-    """An in-memory `LedgerStore` with the real stores' semantics, for tests above the ledger."""
+def check_size(tenant: str, size: int, log_size: int, what: str = "size") -> None:
+    """Raise StoreError unless 0 <= size <= log_size."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= log_size:
+        raise StoreError(
+            f"{what} {size!r} is not within the log of tenant {tenant!r}, "
+            f"which has {log_size} entries"
+        )
 
-    def __init__(self) -> None:
+
+def check_index(tenant: str, index: int, size: int) -> None:
+    """Raise StoreError unless 0 <= index < size."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+        raise StoreError(
+            f"log index {index!r} is not within the first {size} entries of tenant {tenant!r}"
+        )
+
+
+def existing_invoice_conflict(invoice_id: str, tenant: str, stored: tuple[str, bytes]) -> str:
+    """Why an invoice id that is already stored cannot be stored with (tenant, body)."""
+    stored_tenant, _ = stored
+    if stored_tenant != tenant:
+        return (
+            f"invoice {invoice_id!r} was issued to tenant {stored_tenant!r}; "
+            f"refusing to store it again for {tenant!r}"
+        )
+    return (
+        f"invoice {invoice_id!r} was already issued with other content; an issued invoice "
+        "never changes (issue an adjustment instead)"
+    )
+
+
+class MemoryLedger:
+    """An in-memory `LedgerStore` with the real stores' semantics, for tests above the ledger.
+
+    Its commitment key defaults to the public TEST_COMMITMENT_KEY, so two fakes given the same
+    events hold the same entries; it is a test double, never a place for personal data.
+    """
+
+    def __init__(
+        self, *, vendor: str = VENDOR_DEFAULT, commitment_key: bytes = TEST_COMMITMENT_KEY
+    ) -> None:
+        check_vendor(vendor)
+        key = bytes(commitment_key)
+        if len(key) != COMMITMENT_KEY_SIZE_BYTES:
+            raise StoreError(
+                f"a commitment key has {COMMITMENT_KEY_SIZE_BYTES} bytes, got {len(key)}"
+            )
+        self._vendor = vendor
+        self._commitment_key = key
         self._rows: list[StoredEvent] = []
         self._sort_keys: list[tuple[str, int, str, str]] = []  # customer, time, source, id
         self._by_key: dict[tuple[str, str, str], int] = {}
-        self._sizes: dict[str, int] = {}
+        self._logs: dict[str, list[int]] = {}  # tenant -> positions in _rows, in log order
+        self._trees: dict[str, MerkleTree] = {}
+        self._by_leaf: dict[str, dict[bytes, int]] = {}
+        self._checkpoints: dict[
+            str, list[tuple[int, bytes, str, str]]
+        ] = {}  # size, root, origin, note
+        self._invoices: dict[str, tuple[str, bytes]] = {}
+
+    @property
+    def vendor(self) -> str:
+        return self._vendor
 
     def append(self, events: Sequence[Event]) -> AppendReceipt:
         new: dict[tuple[str, str, str], tuple[Event, bytes, bytes]] = {}
         duplicates = 0
         for event in events:
             key = (event.tenant, event.source, event.id)
-            entry = entry_of(event)
+            entry, disclosures = entry_and_disclosures(event, self._commitment_key)
             stored_index = self._by_key.get(key)
             earlier = self._rows[stored_index].entry if stored_index is not None else None
             if earlier is None and key in new:
                 earlier = new[key][1]
             if earlier is None:
-                new[key] = (event, entry, leaf_hash(entry))
+                new[key] = (event, entry, disclosures)
                 continue
             if earlier != entry:
                 raise ConflictError(
@@ -193,26 +311,30 @@ class MemoryLedger:
                     leaf_hash(entry).hex(),
                 )
             duplicates += 1
-        for key, (event, entry, leaf) in new.items():
-            log_index = self._sizes.get(event.tenant, 0)
-            self._sizes[event.tenant] = log_index + 1
+        for key, (event, entry, disclosures) in new.items():
+            tenant = event.tenant
+            log = self._logs.setdefault(tenant, [])
+            leaf = leaf_hash(entry)
             self._by_key[key] = len(self._rows)
+            self._by_leaf.setdefault(tenant, {})[leaf] = len(log)
+            self._trees.setdefault(tenant, MerkleTree()).append(leaf)
+            log.append(len(self._rows))
             seq = len(self._rows) + 1
-            self._rows.append(StoredEvent(seq, event.tenant, log_index, leaf, entry))
+            self._rows.append(StoredEvent(seq, tenant, len(log) - 1, leaf, entry, disclosures))
             self._sort_keys.append(
                 (event.customer, time_microseconds(event.time), event.source, event.id)
             )
         logs: dict[str, LogHead] = {}
         for tenant in {event.tenant for event in events}:
-            last = [row.seq for row in self._rows if row.tenant == tenant]
-            logs[tenant] = LogHead(self._sizes.get(tenant, 0), last[-1] if last else 0)
+            log = self._logs.get(tenant, [])
+            logs[tenant] = LogHead(len(log), log[-1] + 1 if log else 0)
         return AppendReceipt(len(new), duplicates, logs)
 
     def head(self, tenant: str) -> int:
-        return self._sizes.get(tenant, 0)
+        return len(self._logs.get(tenant, ()))
 
     def tenants(self) -> list[str]:
-        return sorted(self._sizes)
+        return sorted(self._logs)
 
     def max_seq(self) -> int:
         return len(self._rows)
@@ -230,13 +352,10 @@ class MemoryLedger:
     def iter_events(
         self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
     ) -> Iterator[StoredEvent]:
+        log = self._logs.get(tenant, [])
         seq_max = len(self._rows) if upto_seq is None else upto_seq
-        size = self._sizes.get(tenant, 0) if upto_size is None else upto_size
-        return (
-            row
-            for row in self._rows[: max(seq_max, 0)]
-            if row.tenant == tenant and row.log_index < size
-        )
+        size = len(log) if upto_size is None else upto_size
+        return (self._rows[position] for position in log[: max(size, 0)] if position < seq_max)
 
     def get(self, tenant: str, source: str, id: str) -> StoredEvent | None:
         index = self._by_key.get((tenant, source, id))
@@ -244,6 +363,102 @@ class MemoryLedger:
 
     def count(self, tenant: str) -> int:
         return sum(1 for row in self._rows if row.tenant == tenant)
+
+    # -- the Merkle log ----------------------------------------------------------------------
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        log = self._logs.get(tenant, [])
+        for index in indexes:
+            check_index(tenant, index, len(log))
+        return [self._rows[log[index]] for index in indexes]
+
+    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
+        by_leaf = self._by_leaf.get(tenant, {})
+        indexes = []
+        for leaf in leaf_hashes:
+            index = by_leaf.get(bytes(leaf))
+            if index is None:
+                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
+            indexes.append(index)
+        return self.entries(tenant, indexes)
+
+    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
+        size = self.head(tenant)
+        check_size(tenant, end, size, "end")
+        check_size(tenant, start, end, "start")
+        return [row.leaf_hash for row in self.entries(tenant, range(start, end))]
+
+    def root(self, tenant: str, size: int | None = None) -> bytes:
+        return self._tree(tenant, size).root(size)
+
+    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
+        return self.inclusion_proofs(tenant, [index], size)[0]
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        tree = self._tree(tenant, size)
+        for index in indexes:
+            check_index(tenant, index, size)
+        return [tree.inclusion_proof(index, size) for index in indexes]
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        tree = self._tree(tenant, new_size)
+        check_size(tenant, old_size, new_size, "old size")
+        return tree.consistency_proof(old_size, new_size)
+
+    def _tree(self, tenant: str, size: int | None) -> MerkleTree:
+        tree = self._trees.get(tenant, MerkleTree())
+        if size is not None:
+            check_size(tenant, size, tree.size)
+        return tree
+
+    # -- checkpoints and invoices ------------------------------------------------------------
+
+    def origin(self, tenant: str) -> str:
+        return origin_for(self._vendor, tenant)
+
+    def sign_checkpoint(
+        self,
+        tenant: str,
+        signer: SignerKey | Sequence[SignerKey],
+        origin: str | None = None,
+    ) -> str:
+        origin = self.origin(tenant) if origin is None else origin
+        size = self.head(tenant)
+        signed = self._checkpoints.setdefault(tenant, [])
+        previous = SignedHead(signed[-1][2], signed[-1][0], signed[-1][1]) if signed else None
+        note = sign_next_checkpoint(
+            tenant,
+            origin,
+            size,
+            self.root(tenant, size),
+            previous,
+            lambda old_size, new_size: self.consistency_proof(tenant, old_size, new_size),
+            signer,
+        )
+        signed.append((size, self.root(tenant, size), origin, note))
+        return note
+
+    def latest_checkpoint(self, tenant: str) -> str | None:
+        signed = self._checkpoints.get(tenant)
+        return signed[-1][3] if signed else None
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        notes = [note for at, _, _, note in self._checkpoints.get(tenant, []) if at == size]
+        return notes[-1] if notes else None
+
+    def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
+        stored = self._invoices.get(invoice_id)
+        if stored is None:
+            self._invoices[invoice_id] = (tenant, bytes(body))
+        elif stored != (tenant, bytes(body)):
+            raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        stored = self._invoices.get(invoice_id)
+        return None if stored is None else stored[1]
+
+    def list_invoices(self, tenant: str) -> list[str]:
+        return sorted(key for key, (owner, _) in self._invoices.items() if owner == tenant)
 
     def close(self) -> None:
         pass
