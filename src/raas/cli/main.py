@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from raas.cli.router_commands import router
 from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
 from raas.core.periods import Period, parse_period, period_containing
@@ -283,6 +284,8 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
         table.add_row(name, value)
     stdout.print(table)
 
+
+main.add_command(router)
 
 if __name__ == "__main__":
     sys.exit(main())
