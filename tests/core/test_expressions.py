@@ -414,8 +414,10 @@ CHECK_ERRORS = [
      "arguments of least, found text"),
     ("greatest(confirmed, handed_off)", 1, "found true or false"),
     ("abs(intent)", 5, "as the argument of abs, found intent (text)"),
-    ("no_recontact_within(72h)", 1, "found the unknown function 'no_recontact_within' (did you "
-     "mean recontact_within?)"),
+    ("no_recontact_within(72h)", 1, "found the unknown function 'no_recontact_within'; write "
+     "not recontact_within(72h)"),
+    ("recontact_withn(72h)", 1, "found the unknown function 'recontact_withn' (did you mean "
+     "recontact_within?)"),
     ("sum(csat)", 1, "expected one of the functions recontact_within, inactive_for, coalesce"),
     ("csat(1)", 1, "expected a function, found the feature 'csat' followed by ("),
     ("recontact_within", 1, "found the function 'recontact_within' without arguments; write it "

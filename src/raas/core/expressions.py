@@ -1338,6 +1338,11 @@ class _Checker:
                 )
             hint = difflib.get_close_matches(node.function, list(FUNCTIONS), n=1, cutoff=0.6)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            for prefix in ("no_", "not_"):
+                positive = node.function.removeprefix(prefix)
+                if positive != node.function and positive in FUNCTIONS:
+                    call = self.text[node.name_span.end : node.span.end]
+                    suggestion = f"; write not {positive}{call}"
             self.fail(
                 node.name_span,
                 f"expected one of the functions {', '.join(FUNCTIONS)}, "
@@ -1489,6 +1494,8 @@ class _PythonCompiler:
                 operands = tuple(self.compile(part) for part in _flatten(node, word))
                 return _all(operands) if word == "and" else _any(operands)
             case Comparison(operator=symbol, left=left, right=right):
+                if isinstance(right, Constant) and right.value is not None:
+                    return _compare_constant(_COMPARE[symbol], self.compile(left), right.value)
                 return _compare(_COMPARE[symbol], self.compile(left), self.compile(right))
             case Arithmetic():
                 return self.arithmetic(node)
@@ -1548,10 +1555,12 @@ class _PythonCompiler:
                     raise missing() from None
                 if value is None:
                     return None
-                if (type(value) is Decimal and value.is_finite()) or type(value) is int:
+                if type(value) is int:
+                    value = Decimal(value)
+                if type(value) is Decimal and value.is_finite():
                     try:
                         # As the SQL engines' CAST to DECIMAL(38, 12): half away from zero.
-                        return Decimal(value).quantize(_QUANTUM, context=_STORED)
+                        return value.quantize(_QUANTUM, context=_STORED)
                     except InvalidOperation:
                         raise error(
                             node,
@@ -1785,6 +1794,17 @@ def _compare(
         return comparison(a, b)
 
     return compare
+
+
+def _compare_constant(
+    comparison: Callable[[object, object], object], left: Evaluator, constant: object
+) -> Evaluator:
+    # The common `feature < literal`: one call fewer per row than `_compare`.
+    def compare_constant(row: Mapping[str, object]) -> object:
+        a = left(row)
+        return None if a is None else comparison(a, constant)
+
+    return compare_constant
 
 
 def _is_null(operand: Evaluator, negated: bool) -> Evaluator:
