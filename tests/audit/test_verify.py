@@ -87,8 +87,8 @@ def test_a_true_invoice_verifies_with_its_totals(bundle: Bundle, store: FakeEvid
     assert report.ok and report.rederived
     assert report.invoice_id == INVOICE_ID
     assert (report.origin, report.size) == ("example.com/raas/acme", store.ledger.head("acme"))
-    # Customers with a billed or handed-off episode: confirmed, assumed, handoff.
-    assert report.customers == 3
+    # Customers with a billed or handed-off episode: confirmed, assumed (two problems), handoff.
+    assert (report.customers, report.episodes) == (3, 4)
     assert report.entries_checked == report.proofs_checked == len(bundle.entries) > 0
     assert [(line.outcome, line.quantity, line.amount) for line in report.line_totals] == [
         ("ai_resolution", 3, Decimal("2.97")),
@@ -105,7 +105,8 @@ def test_a_bundle_of_the_whole_log_also_checks_what_was_not_billed(
     assert findings(report) == []
     assert report.ok and report.counts_checked
     assert report.entries_checked == store.ledger.head("acme") == len(whole_log.entries)
-    assert report.customers == 6
+    # ...and the reopened (one episode over two conversations), unresolved and late ones.
+    assert (report.customers, report.episodes) == (6, 7)
 
 
 def test_a_simulated_month_verifies() -> None:
@@ -483,10 +484,13 @@ def test_entries_must_be_canonical_raas_events(bundle: Bundle) -> None:
     assert decode_event(entry).id
     with pytest.raises(ValueError, match="is not in canonical form"):
         decode_event(entry.replace(b'{"', b'{ "', 1))
-    with pytest.raises(ValueError, match="is not JSON"):
+    with pytest.raises(ValueError, match="is not a raas event"):
         decode_event(b"\xff")
-    with pytest.raises(ValueError, match="is not a canonical entry"):
+    with pytest.raises(ValueError, match="is not a raas event: Object contains unknown field `a`"):
         decode_event(b'{"a":1.5}')
+    repeated = entry.replace(b'{"conversation":', b'{"conversation":"x","conversation":', 1)
+    with pytest.raises(ValueError, match="is not in canonical form"):
+        decode_event(repeated)  # a repeated key: readers differ on which one counts
     with pytest.raises(ValueError, match=r"unknown event type 'dev\.raas\.nothing'"):
         decode_event(re.sub(rb'"type":"dev\.raas\.[a-z.]+"', b'"type":"dev.raas.nothing"', entry))
 
@@ -497,7 +501,9 @@ def test_a_non_canonical_entry_in_the_log_is_named(store: FakeEvidenceStore) -> 
     entries[2] = entries[2].replace(b'{"', b'{ "', 1)
     bundle = _bundle_over(entries, store)
     [finding] = findings(verify_bundle(bundle, [VERIFIER]))
-    assert finding == "entry 2: is not in canonical form (RFC 8785: sorted keys, no whitespace)"
+    assert finding == (
+        "entry 2: is not in canonical form (RFC 8785: the bytes raas writes for the event it holds)"
+    )
 
 
 def test_an_entry_of_another_tenant_is_named(store: FakeEvidenceStore) -> None:

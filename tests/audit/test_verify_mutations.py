@@ -1,7 +1,7 @@
 """Tamper evidence, byte by byte: every single-byte change to a bundle's entries, proofs, indexes,
-checkpoint, signatures or invoice makes the auditor fail, and a change that leaves the file
-unreadable is refused as unusable input, never accepted. What would break: one byte the proofs
-or the re-derivation do not cover, i.e. a place where a vendor could change the bill unseen.
+disclosures, checkpoint, signatures or invoice makes the auditor fail, and a change that leaves
+the file unreadable is refused as unusable input, never accepted. What would break: one byte the
+proofs or the re-derivation do not cover, i.e. a place where a vendor could change the bill unseen.
 
 Two sweeps over bundles of the whole log (scope "log", where every invoice field is re-derived):
 every position of every byte field of a small bundle (decoded), and a hypothesis sample of
@@ -90,6 +90,13 @@ def _mutations(bundle: Bundle) -> Iterator[tuple[str, Bundle]]:
                     f"entry {item.index} proof {level} byte {offset}",
                     _with_entry(bundle, position, proof=proof),
                 )
+        for offset in range(len(item.disclosures or b"")):
+            disclosures = bytearray(item.disclosures or b"")
+            disclosures[offset] = _changed(disclosures[offset], rng)
+            yield (
+                f"disclosures {item.index} byte {offset}",
+                _with_entry(bundle, position, disclosures=bytes(disclosures)),
+            )
         for index in (item.index - 1, item.index + 1):
             yield f"entry {item.index} index {index}", _with_entry(bundle, position, index=index)
     note = bundle.checkpoint.encode("utf-8")
@@ -138,6 +145,7 @@ def test_every_single_byte_change_of_a_small_bundle_fails(small: Bundle) -> None
     entry_bytes = sum(len(item.entry) for item in small.entries)
     proof_bytes = sum(32 * len(item.proof) for item in small.entries)
     assert counts["entry"] == entry_bytes + proof_bytes + 2 * len(small.entries)
+    assert counts["disclosures"] == sum(len(item.disclosures or b"") for item in small.entries) > 0
     assert counts["signature"] == 68  # key id and Ed25519 signature
     assert counts["checkpoint"] == len(small.checkpoint.encode()) - 3  # all but the em dash
     assert counts["invoice"] == len(small.invoice)

@@ -33,10 +33,11 @@ base64 (RFC 4648 section 4) in its canonical spelling: unused padding bits are z
       proof       list of base64 32-byte hashes: the RFC 9162 section 2.1.3.1 inclusion proof of
                   the leaf at `index` in the tree of the checkpoint's size, from the leaf's
                   sibling upwards.
-      disclosures base64, optional: the canonical JSON object {field path: {"salt": base64,
-                  "value": text}} that opens the entry's commitments. Absent when the bundle was
-                  redacted, or when the entry commits to no personal field; proofs verify either
-                  way, since the entry holds only the commitments.
+      disclosures base64, optional: the canonical JSON (RFC 8785) object {field path: {"salt":
+                  base64 of 16 bytes, "value": text}} that opens some or all of the entry's
+                  commitments (`raas.core.commitments.verify_disclosure` checks it). Absent when
+                  the bundle was redacted, or when the entry commits to no personal field; proofs
+                  verify either way, since the entry holds only the commitments.
 """
 
 from __future__ import annotations
@@ -135,11 +136,12 @@ class _Header(msgspec.Struct, frozen=True):
 def strict_base64(text: str, what: str) -> bytes:
     """Decode standard padded base64, refusing every other spelling of the same bytes."""
     try:
-        decoded = base64.b64decode(text.encode("ascii"), validate=True)
+        encoded = text.encode("ascii")
+        decoded = binascii.a2b_base64(encoded, strict_mode=True)
     except (UnicodeEncodeError, binascii.Error) as error:
         raise BundleError(f"{what} is not valid base64") from error
-    # b64decode ignores non-zero padding bits; re-encoding catches them.
-    if base64.b64encode(decoded).decode("ascii") != text:
+    # Strict mode still ignores non-zero padding bits; re-encoding catches them.
+    if binascii.b2a_base64(decoded, newline=False) != encoded:
         raise BundleError(f"{what} is not canonical base64 (its padding bits are not zero)")
     return decoded
 

@@ -39,7 +39,8 @@ import msgspec
 from raas.audit.bundle import Bundle
 from raas.audit.proofs import ProofError, verify_consistency, verify_inclusion
 from raas.audit.receipt import Receipt
-from raas.core.canonical import canonical_bytes, leaf_hash
+from raas.core.canonical import leaf_hash
+from raas.core.commitments import DisclosureError, verify_disclosure
 from raas.core.contract import Contract, parse_contract
 from raas.core.episodes import UNSPECIFIED_INTENT, Entry, Episode, derive_episodes
 from raas.core.events import DATA_TYPES, Event
@@ -188,34 +189,31 @@ class ConsistencyReport(Findings, kw_only=True):
 
 
 _envelope_decoder: Final = msgspec.json.Decoder(Event)
+_entry_encoder: Final = msgspec.json.Encoder(order="sorted")
 _DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 def decode_event(entry: bytes) -> Event:
     """The raas event behind canonical entry bytes; raises ValueError saying why it is not one.
 
-    The entry must be in canonical form (RFC 8785): the bytes an auditor hashes are the only
-    spelling of the event, so no two readers can see different facts behind one leaf.
+    The entry must be canonical: exactly the bytes raas writes for the event it decodes to
+    (RFC 8785: sorted keys, no whitespace, defaults left out), so that no two readers can see
+    different facts behind one leaf (a repeated key, say, which JSON parsers resolve differently).
     """
-    try:
-        plain = msgspec.json.decode(entry)
-    except _DECODE_ERRORS as error:
-        raise ValueError(f"is not JSON: {error}") from error
-    try:
-        canonical = canonical_bytes(plain)
-    except ValueError as error:
-        raise ValueError(f"is not a canonical entry: {error}") from error
-    if canonical != entry:
-        raise ValueError("is not in canonical form (RFC 8785: sorted keys, no whitespace)")
     try:
         envelope = _envelope_decoder.decode(entry)
         data_class = DATA_TYPES.get(envelope.type)
         if data_class is None:
-            raise ValueError(f"has an unknown event type {envelope.type!r}")
+            raise ValueError(f"is not a raas event: unknown event type {envelope.type!r}")
         data = msgspec.convert(envelope.data, data_class)
     except _DECODE_ERRORS as error:
         raise ValueError(f"is not a raas event: {error}") from error
-    return msgspec.structs.replace(envelope, data=data)
+    event = msgspec.structs.replace(envelope, data=data)
+    if _entry_encoder.encode(event) != entry:
+        raise ValueError(
+            "is not in canonical form (RFC 8785: the bytes raas writes for the event it holds)"
+        )
+    return event
 
 
 def verify_bundle(
@@ -291,6 +289,14 @@ def _check_entries(
             report.add(where, f"inclusion proof fails: {error}")
             continue
         report.proofs_checked += 1
+        if item.disclosures is not None:
+            try:
+                verify_disclosure(item.entry, item.disclosures)
+            # ValueError too: disclosures that are not UTF-8 reach msgspec's UnicodeDecodeError.
+            except (DisclosureError, ValueError) as error:
+                report.add(where, f"disclosures do not open the entry's commitments: {error}")
+                continue
+            report.disclosures_checked += 1
         try:
             event = decode_event(item.entry)
         except ValueError as error:
@@ -378,8 +384,12 @@ def _rederive(
     ]
     report.total = expected.total
     report.currency = expected.currency
+    derived = settlement.report
+    # Every derived episode lands in exactly one of these counts.
+    report.episodes = (
+        derived.episodes + derived.provisional + derived.earlier_periods + derived.later_periods
+    )
     outcomes = _Outcomes(contract, customers)
-    report.episodes = outcomes.count
 
     _compare_lines(report, claimed.lines, expected.lines, outcomes, period, claimed.as_of)
     if claimed.total != expected.total:
@@ -433,15 +443,26 @@ def _check_count_bounds(report: BundleReport, claimed: Invoice, partial: Invoice
 
 
 class _Outcomes:
-    """Each derived episode's outcome under the contract, to explain a line's differences."""
+    """Each derived episode's outcome under the contract, to explain a line's differences.
+
+    Derived again (settlement keeps no per-episode outcomes) and only when a line differs.
+    """
 
     def __init__(self, contract: Contract, customers: Mapping[str, list[Entry]]) -> None:
-        horizon = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
-        self.by_episode: dict[str, tuple[Episode, Outcome]] = {}
-        for entries in customers.values():
-            for episode in derive_episodes(entries, link_horizon=horizon):
-                self.by_episode[episode.id] = (episode, judge_episode(contract, episode))
-        self.count = len(self.by_episode)
+        self._contract = contract
+        self._customers = customers
+        self._by_episode: dict[str, tuple[Episode, Outcome]] | None = None
+
+    @property
+    def by_episode(self) -> dict[str, tuple[Episode, Outcome]]:
+        if self._by_episode is None:
+            contract = self._contract
+            horizon = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
+            self._by_episode = {}
+            for entries in self._customers.values():
+                for episode in derive_episodes(entries, link_horizon=horizon):
+                    self._by_episode[episode.id] = (episode, judge_episode(contract, episode))
+        return self._by_episode
 
     def explain(self, episode_id: str, period: Period, as_of: datetime) -> str:
         found = self.by_episode.get(episode_id)

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from raas.cli.audit_commands import evidence, verify
 from raas.cli.router_commands import router
 from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
@@ -180,6 +181,10 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     json_path, html_path = _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=simulation.summary.conversations)
     stdout.print(f"invoice: {json_path}\n         {html_path}\nledger:  {database}")
+
+
+main.add_command(evidence)
+main.add_command(verify)
 
 
 def _simulation(conversations: int, seed: int, tenant: str = "acme") -> Simulation:

@@ -15,11 +15,12 @@ from typing import Protocol
 from raas.audit.bundle import Bundle, BundleEntry, Scope, assemble_bundle
 from raas.audit.consistency import ConsistencyProof
 from raas.audit.receipt import Receipt, make_receipt
+from raas.core.commitments import EMPTY_DISCLOSURES
 from raas.core.contract import Contract, parse_contract
 from raas.core.episodes import Entry, Episode, derive_episodes
 from raas.core.invoice import Invoice, invoice_from_json
 from raas.errors import RaasError
-from raas.ledger.store import StoredEvent, decode_entry
+from raas.ledger.store import StoredEvent
 
 __all__ = [
     "EvidenceError",
@@ -87,7 +88,7 @@ class _Issued:
         )
 
     def episodes_of(self, stored: Sequence[StoredEvent]) -> list[Episode]:
-        entries = [Entry(decode_entry(item.entry), item.leaf_hash) for item in stored]
+        entries = [Entry(item.event, item.leaf_hash) for item in stored]
         return derive_episodes(entries, link_horizon=self.link_horizon)
 
 
@@ -121,8 +122,9 @@ def _bundle_entries(
 
 
 def _disclosures(stored: StoredEvent) -> bytes | None:
-    value = getattr(stored, "disclosures", None)
-    return bytes(value) if value else None
+    # An entry without personal fields has nothing to disclose: the bundle leaves the field out.
+    value = bytes(stored.disclosures)
+    return None if value == EMPTY_DISCLOSURES else value
 
 
 def export_bundle(
