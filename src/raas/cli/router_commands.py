@@ -74,6 +74,12 @@ split_option = click.option(
     help="With --db: learn from outcomes final at this time (default: the last event's time).",
 )
 @click.option(
+    "--no-text",
+    "no_text",
+    is_flag=True,
+    help="With --db: never read message text (intent, channel and turn features only).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
@@ -90,6 +96,7 @@ def train_command(
     database: Path | None,
     contract_path: Path | None,
     as_of: datetime | None,
+    no_text: bool,
     out: Path,
     l2: float,
 ) -> None:
@@ -136,7 +143,9 @@ def train_command(
             raise click.BadParameter("expected a time with its UTC offset", param_hint="--as-of")
         contract = load_contract(contract_path)
         with SqliteLedger(database) as ledger:
-            examples, report = examples_from_ledger(ledger, contract, config, as_of=as_of)
+            examples, report = examples_from_ledger(
+                ledger, contract, config, as_of=as_of, reveal_text=not no_text
+            )
         if not examples:
             raise RouterError(
                 f"{database}: no final episode with a model call for buyer {contract.buyer!r} "

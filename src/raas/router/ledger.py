@@ -4,9 +4,11 @@ contract judged it resolved by the AI.
 For every episode whose outcome is final at `as_of` (by default the time of the buyer's last
 event, so that windows still open at the end of the data are left out):
 - the request is the episode's first customer message, with the episode's intent and channel,
-  at turn 1 with no earlier failure (what the router sees when it first decides); when the
-  ledger holds that message's text only as a commitment ("sha256:..."), or holds none, the
-  features are intent, channel and turn alone, and the report says how many were so;
+  at turn 1 with no earlier failure (what the router sees when it first decides). Entries hold
+  message text only as a salted commitment ("sha256:..."); its cleartext is read from the
+  ledger's disclosures (checked against the commitment) unless `reveal_text` is off. Where the
+  text was redacted, or is withheld so, the features are intent, channel and turn alone, and
+  the report says how many were so;
 - each tier that served a model call in the episode gives one example, labelled resolved when
   the outcome is `ai_resolution`, except that a tier whose every call was followed at once by
   a call on another tier (an in-turn escalation: its answer was not used) is labelled not
@@ -21,11 +23,12 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from raas.core.commitments import DisclosureError
 from raas.core.contract import Contract
 from raas.core.episodes import Entry, derive_episodes
 from raas.core.events import Event, Message, ModelCall
 from raas.core.judge import judge_episode
-from raas.ledger.store import LedgerStore
+from raas.ledger.store import LedgerStore, StoredEvent
 from raas.router.features import FeatureConfig, RouteRequest, extract, text_state
 from raas.router.train import Example
 
@@ -62,9 +65,13 @@ def examples_from_ledger(
     config: FeatureConfig,
     *,
     as_of: datetime | None = None,
+    reveal_text: bool = True,
     on_customer: Callable[[int], None] | None = None,
 ) -> tuple[list[Example], LedgerReport]:
-    """Examples for every final episode of the contract's buyer, and a report of what was read."""
+    """Examples for every final episode of the contract's buyer, and a report of what was read.
+
+    `reveal_text` off trains on intent, channel and turn only, never reading a message's text.
+    """
     tenant = contract.buyer
     window = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
     report = LedgerReport(tenant=tenant)
@@ -73,25 +80,29 @@ def examples_from_ledger(
     for _customer, stored in ledger.iter_customers(tenant):
         if on_customer is not None:
             on_customer(len(stored))
-        entries = [Entry(item.event, item.leaf_hash) for item in stored]
+        decoded = [(item.event, item) for item in stored]  # decode each entry once
+        entries = [Entry(event, item.leaf_hash) for event, item in decoded]
         report.events += len(entries)
-        by_hash = {entry.leaf_hash.hex(): entry.event for entry in entries}
+        by_hash = {item.leaf_hash.hex(): (event, item) for event, item in decoded}
         for entry in entries:
             moment = entry.event.utc_time
             latest = moment if latest is None or moment > latest else latest
         for episode in derive_episodes(entries, link_horizon=window):
             report.episodes += 1
             outcome = judge_episode(contract, episode)
-            events = sorted(
+            pairs = sorted(
                 (by_hash[leaf] for leaf in episode.event_hashes if leaf in by_hash),
-                key=lambda event: (event.time, event.source, event.id),
+                key=lambda pair: (pair[0].time, pair[0].source, pair[0].id),
             )
+            events = [event for event, _ in pairs]
             labels = _tier_labels(events, outcome.kind == "ai_resolution", report)
             if not labels:
                 report.without_model_call += 1
                 continue
+            first = _first_customer_message(pairs)
+            text = "" if first is None else _text_of(first, reveal_text)
             request = RouteRequest(
-                text=_first_customer_text(events),
+                text=text,
                 intent=episode.intent,
                 channel=episode.channels[0] if episode.channels else None,
             )
@@ -123,12 +134,26 @@ def examples_from_ledger(
     return examples, report
 
 
-def _first_customer_text(events: list[Event]) -> str:
-    for event in events:
+def _first_customer_message(pairs: list[tuple[Event, StoredEvent]]) -> StoredEvent | None:
+    for event, item in pairs:
         data = event.data
         if isinstance(data, Message) and data.role == "customer":
-            return data.text
-    return ""
+            return item
+    return None
+
+
+def _text_of(stored: StoredEvent, reveal_text: bool) -> str:
+    """The message's cleartext if the ledger discloses it (and we may read it), else what the
+    entry holds: its commitment."""
+    committed = stored.event.data
+    assert isinstance(committed, Message)
+    if not reveal_text:
+        return committed.text
+    try:
+        revealed = stored.reveal().data
+    except DisclosureError:
+        return committed.text  # disclosures that do not match the entry are not to be trusted
+    return revealed.text if isinstance(revealed, Message) else committed.text
 
 
 def _tier_labels(events: list[Event], resolved: bool, report: LedgerReport) -> dict[str, bool]:
