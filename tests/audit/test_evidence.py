@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import msgspec
 import pytest
 from evidence_workloads import (
     CONTRACT_TEXT,
     INVOICE_ID,
+    SIGNER,
     VERIFIER,
     FakeEvidenceStore,
     every_outcome,
@@ -24,6 +26,8 @@ from raas.audit.verify import decode_event, verify_bundle
 from raas.core.commitments import decode_disclosures
 from raas.core.invoice import invoice_from_json, invoice_json
 from raas.ledger.evidence import EvidenceError, export_bundle
+from raas.ledger.sqlite import SqliteLedger
+from raas.ledger.store import MemoryLedger
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +143,22 @@ def test_the_bundle_reads_the_log_at_the_invoice_size_not_as_it_is_now() -> None
     ]
     store.append(late)  # arrives after the invoice was issued: an adjustment's business
     assert encode_bundle(export_bundle(store, INVOICE_ID, CONTRACT_TEXT)) == before
+
+
+def test_the_stores_export_the_same_bundle_as_the_test_fake(tmp_path: Path) -> None:
+    """The fake the other tests use agrees with the real stores, byte for byte."""
+    fake = hand_written_store()
+    expected = encode_bundle(export_bundle(fake, INVOICE_ID, CONTRACT_TEXT))
+    memory = MemoryLedger()
+    with SqliteLedger(tmp_path / "ledger.db", vendor="example.com") as sqlite:
+        for store in (memory, sqlite):
+            store.append(every_outcome())
+            store.sign_checkpoint("acme", SIGNER, origin="example.com/raas/acme")
+            store.store_invoice(INVOICE_ID, "acme", fake.invoices[INVOICE_ID])
+        assert encode_bundle(export_bundle(memory, INVOICE_ID, CONTRACT_TEXT)) == expected
+        from_sqlite = export_bundle(sqlite, INVOICE_ID, CONTRACT_TEXT)
+    # SQLite drew its own commitment key: the message entries differ, nothing else does.
+    assert [item.index for item in from_sqlite.entries] == [
+        item.index for item in export_bundle(fake, INVOICE_ID, CONTRACT_TEXT).entries
+    ]
+    assert verify_bundle(from_sqlite, [VERIFIER]).ok
