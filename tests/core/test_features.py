@@ -8,7 +8,7 @@ from datetime import timedelta
 from factories import NOVEMBER, conversation, entries, last_ai_answer
 from raas.core.episodes import derive_episodes
 from raas.core.expressions import Type, bind, matches
-from raas.core.features import FEATURES, episode_features
+from raas.core.features import FEATURES, INACTIVITY_UNBOUNDED_SECONDS, episode_features
 
 
 def test_every_feature_is_present_and_of_its_type() -> None:
@@ -41,3 +41,19 @@ def test_the_v1_rule_reads_naturally_over_the_features() -> None:
     assert matches(rule, episode_features(kept))
     [handed] = derive_episodes(entries(conversation("c3", handoff="with")))
     assert not matches(rule, episode_features(handed))
+
+
+def test_inactivity_is_the_silence_after_the_ai_answered() -> None:
+    first = conversation("c1")
+    resolved_at = last_ai_answer(first, "refund")
+    [silent] = derive_episodes(entries(first))
+    assert episode_features(silent)["inactivity"] == INACTIVITY_UNBOUNDED_SECONDS
+    back = conversation("c2", start=resolved_at + timedelta(hours=10), recontact_of="c1")
+    [returned] = derive_episodes(entries(first + back))
+    # The recontact conversation opens, then the customer writes a minute later.
+    assert episode_features(returned)["inactivity"] == 10 * 3600 + 60
+    rule = bind("inactive_for(72h)", FEATURES, expected=Type.BOOL)
+    assert matches(rule, episode_features(silent))
+    assert not matches(rule, episode_features(returned))
+    [handed] = derive_episodes(entries(conversation("c3", handoff="with")))
+    assert episode_features(handed)["inactivity"] is None

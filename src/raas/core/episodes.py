@@ -78,6 +78,7 @@ class Episode(msgspec.Struct, frozen=True, kw_only=True):
     confirmed_at: datetime | None
     csat: int | None  # the last CSAT answer
     recontact_at: datetime | None  # the start of the episode's second conversation
+    customer_active_at: datetime | None  # the customer's first message after resolution_at
     recontact_delay_seconds: int | None  # recontact_at - resolution_at
     time_to_resolution_seconds: int | None  # resolution_at - started_at
     tiers: tuple[str, ...]
@@ -231,6 +232,20 @@ def _episode(
     ]
     resolution_at = max(first_conversation_answers) if first_conversation_answers else None
     recontact_at = group[1].started_at if len(group) > 1 else None
+    customer_active_at = (
+        None
+        if resolution_at is None
+        else next(
+            (
+                entry.event.time
+                for entry in entries
+                if entry.event.time > resolution_at
+                and isinstance(entry.event.data, Message)
+                and entry.event.data.role == "customer"
+            ),
+            None,
+        )
+    )
 
     ai_answered = False
     handoff_at: datetime | None = None
@@ -298,6 +313,7 @@ def _episode(
         confirmed_at=confirmed_at,
         csat=csat,
         recontact_at=recontact_at,
+        customer_active_at=customer_active_at,
         recontact_delay_seconds=(
             _seconds(recontact_at - resolution_at)
             if recontact_at is not None and resolution_at is not None

@@ -15,6 +15,9 @@ from typing import Final
 from raas.core.episodes import Episode
 from raas.core.expressions import Type
 
+# "Never came back", as a duration: ten years, longer than any window a contract may state.
+INACTIVITY_UNBOUNDED_SECONDS: Final = 10 * 366 * 24 * 3600
+
 FEATURES: Final[Mapping[str, Type]] = {
     "intent": Type.STRING,
     "channel": Type.STRING,  # of the episode's first conversation
@@ -27,6 +30,7 @@ FEATURES: Final[Mapping[str, Type]] = {
     "confirmation_delay": Type.DURATION,
     "csat": Type.INTEGER,
     "recontact_delay": Type.DURATION,  # null when the customer did not come back
+    "inactivity": Type.DURATION,  # AI's last answer -> customer's next message (see below)
     "time_to_resolution": Type.DURATION,
     "review_passed": Type.BOOL,  # null when not reviewed
     "model_calls": Type.INTEGER,
@@ -56,6 +60,7 @@ def episode_features(episode: Episode) -> dict[str, object]:
         "confirmation_delay": _delay(resolution_at, episode.confirmed_at),
         "csat": episode.csat,
         "recontact_delay": _delay(resolution_at, episode.recontact_at),
+        "inactivity": _inactivity(episode),
         "time_to_resolution": episode.time_to_resolution_seconds,
         "review_passed": episode.review_passed,
         "model_calls": episode.model_calls,
@@ -68,6 +73,19 @@ def episode_features(episode: Episode) -> dict[str, object]:
         "started_at": episode.started_at,
         "resolution_at": resolution_at,
     }
+
+
+def _inactivity(episode: Episode) -> int | None:
+    """Seconds from the AI's last answer to the customer's next message about the problem.
+
+    Outcomes are judged when their window closes, on what the ledger holds then: a customer
+    who has not written again is inactive without end, written as INACTIVITY_UNBOUNDED.
+    """
+    if episode.resolution_at is None:
+        return None
+    if episode.customer_active_at is None:
+        return INACTIVITY_UNBOUNDED_SECONDS
+    return _delay(episode.resolution_at, episode.customer_active_at)
 
 
 def _delay(start: datetime | None, end: datetime | None) -> int | None:
