@@ -50,8 +50,8 @@ def test_inactivity_is_the_silence_after_the_ai_answered() -> None:
     assert episode_features(silent)["inactivity"] == INACTIVITY_UNBOUNDED_SECONDS
     back = conversation("c2", start=resolved_at + timedelta(hours=10), recontact_of="c1")
     [returned] = derive_episodes(entries(first + back))
-    # The recontact conversation opens, then the customer writes a minute later.
-    assert episode_features(returned)["inactivity"] == 10 * 3600 + 60
+    # The recontact conversation opens, the agent records the recontact, then the customer writes.
+    assert episode_features(returned)["inactivity"] == 10 * 3600 + 2 * 60
     rule = bind("inactive_for(72h)", FEATURES, expected=Type.BOOL)
     assert matches(rule, episode_features(silent))
     assert not matches(rule, episode_features(returned))
