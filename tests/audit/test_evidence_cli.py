@@ -202,6 +202,12 @@ def test_a_line_receipt_verifies(setup: Setup) -> None:
         "--out", receipt, cwd=setup.folder,
     )  # fmt: skip
     assert usage.returncode == 2 and "give --line or --episode" in usage.stderr
+    contract = raas(
+        "verify", receipt, "--key", setup.public_key, "--contract", CONTRACT, cwd=setup.folder
+    )
+    assert (
+        contract.returncode == 2 and "--contract applies to an evidence bundle" in contract.stderr
+    )
 
 
 def test_a_grown_log_is_consistent_and_a_rewritten_one_is_not(setup: Setup) -> None:

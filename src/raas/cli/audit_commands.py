@@ -294,6 +294,10 @@ def verify(
     Exit status: 0 verified, 1 does not verify (what and why is printed), 2 unusable input.
     """
     keys = _load_keys(key_paths)
+    if contract_path is not None and (
+        check_consistency or len(files) != 1 or file_format(_read_bytes(files[0])) != BUNDLE_FORMAT
+    ):
+        _unusable("--contract applies to an evidence bundle only")
     if check_consistency:
         report: Findings = _verify_consistency(files, keys, origin)
     else:
