@@ -133,6 +133,9 @@ def test_a_redacted_and_a_complete_bundle_verify(setup: Setup) -> None:
     redacted_entries = json.loads(redacted.read_bytes())["entries"]
     assert all("disclosures" not in item for item in redacted_entries)
     assert len(json.loads(complete.read_bytes())["entries"]) == setup.size
+    for out, status in ((complete, 0), (setup.bundle, 1)):
+        required = raas("verify", out, "--key", setup.public_key, "--complete", cwd=setup.folder)
+        assert required.returncode == status, required.stdout
     # Same inputs, same bytes.
     again = setup.folder / "again.json"
     raas(

@@ -109,6 +109,18 @@ def test_a_bundle_of_the_whole_log_also_checks_what_was_not_billed(
     assert (report.customers, report.episodes) == (6, 7)
 
 
+def test_the_auditor_can_require_a_bundle_of_the_whole_log(
+    bundle: Bundle, whole_log: Bundle
+) -> None:
+    assert verify_bundle(whole_log, [VERIFIER], require_complete=True).ok
+    report = verify_bundle(bundle, [VERIFIER], require_complete=True)
+    assert not report.ok
+    assert next(report.lines()) == (
+        "bundle: holds scope 'customers', the invoice's customers only; a bundle of the whole "
+        "log was required (raas evidence export --complete)"
+    )
+
+
 def test_a_simulated_month_verifies() -> None:
     store = simulated_store(conversations=40)
     bundle = export_bundle(store, INVOICE_ID, CONTRACT_TEXT)

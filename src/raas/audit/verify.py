@@ -222,13 +222,21 @@ def verify_bundle(
     *,
     origin: str | None = None,
     contract_text: str | None = None,
+    require_complete: bool = False,
 ) -> BundleReport:
     """Check `bundle` against the pinned `keys`; see the module docstring for the steps.
 
     `origin`, if given, is the log the checkpoint must be for. `contract_text`, if given, is the
-    auditor's own copy of the contract: the bundle's must state the same terms.
+    auditor's own copy of the contract: the bundle's must state the same terms. With
+    `require_complete`, only a bundle of the whole log (scope "log") can verify.
     """
     report = BundleReport(scope=bundle.scope)
+    if require_complete and bundle.scope != "log":
+        report.add(
+            "bundle",
+            f"holds scope {bundle.scope!r}, the invoice's customers only; a bundle of the whole "
+            "log was required (raas evidence export --complete)",
+        )
     try:
         checkpoint = open_checkpoint(bundle.checkpoint, keys, origin=origin)
     except CheckpointError as error:

@@ -272,6 +272,12 @@ def _note_size(note: str) -> int:
     type=click.Path(path_type=Path),
     help="Your own copy of the contract: the bundle's must state the same terms.",
 )
+@click.option(
+    "--complete",
+    "require_complete",
+    is_flag=True,
+    help="Accept only a bundle of the whole log (exported with --complete).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
     files: tuple[Path, ...],
@@ -279,6 +285,7 @@ def verify(
     check_consistency: bool,
     origin: str | None,
     contract_path: Path | None,
+    require_complete: bool,
     as_json: bool,
 ) -> None:
     """Check evidence offline against the log's public key; no database, no server.
@@ -308,7 +315,13 @@ def verify(
         contract_text = None if contract_path is None else _read_text(contract_path, unusable=True)
         if kind == BUNDLE_FORMAT:
             bundle = _decoded(files[0], lambda: decode_bundle(data))
-            report = verify_bundle(bundle, keys, origin=origin, contract_text=contract_text)
+            report = verify_bundle(
+                bundle,
+                keys,
+                origin=origin,
+                contract_text=contract_text,
+                require_complete=require_complete,
+            )
         elif kind == RECEIPT_FORMAT:
             made = _decoded(files[0], lambda: decode_receipt(data))
             report = verify_receipt(made, keys, origin=origin)
