@@ -4,6 +4,8 @@ differently from what was evaluated, or that loads garbage silently."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,12 @@ def test_weight_outside_the_feature_space_is_refused() -> None:
     )
     with pytest.raises(RouterError, match="outside"):
         parse_model(data, "bad.json")
+
+
+def test_the_gateway_side_needs_no_numpy() -> None:
+    # The gateway decides in-process; its import of the router must stay light.
+    program = "import sys, raas.router; print('numpy' in sys.modules)"
+    output = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "False"

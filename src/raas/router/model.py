@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from itertools import repeat
+from operator import mul
 from pathlib import Path
 from typing import Final
 
@@ -82,13 +84,11 @@ class Predictor:
         """P(resolved) for each tier the model knows, in the model's tier order."""
         indices, values = features.indices, features.values
         result: dict[str, float] = {}
+        zero = repeat(0.0)
         for name, bias, weights in self._weights:
-            get = weights.get
-            score = bias
-            for index, value in zip(indices, values, strict=True):
-                weight = get(index)
-                if weight is not None:
-                    score += weight * value
+            # A dot product over the sparse features, looped in C by map/sum: a bucket the
+            # tier never saw in training weighs 0.
+            score = bias + sum(map(mul, map(weights.get, indices, zero), values))
             result[name] = _sigmoid(score)
         return result
 
