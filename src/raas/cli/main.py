@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from raas.cli.audit_commands import evidence, verify
+from raas.cli.ledger_commands import checkpoint, keys, ledger
 from raas.cli.router_commands import router
 from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
@@ -185,6 +186,8 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
 
 main.add_command(evidence)
 main.add_command(verify)
+for command in (keys, checkpoint, ledger):
+    main.add_command(command)
 
 
 def _simulation(conversations: int, seed: int, tenant: str = "acme") -> Simulation:

@@ -1031,9 +1031,17 @@ def _unpack_indexes(packed: bytes) -> Iterable[int]:
     return (index for (index,) in struct.iter_unpack(">Q", packed))
 
 
+def _blob(value: object, column: str) -> bytes:
+    """A BLOB column's value; StoreError if the row holds another type there (a damaged row)."""
+    if not isinstance(value, bytes):
+        raise StoreError(f"the {column} column holds a {type(value).__name__}, not bytes")
+    return value
+
+
 def _stored(tenant: str, row: _Row, base: int | None = None) -> StoredEvent:
     """A StoredEvent from (position, seq, entry, disclosures, ...); the leaf hash from the entry."""
-    position, seq, entry, disclosures = row[0], row[1], bytes(row[2]), bytes(row[3])
+    position, seq = row[0], row[1]
+    entry, disclosures = _blob(row[2], "entry"), _blob(row[3], "disclosures")
     if base is None:
         base = position - position % LOG_SIZE_MAX
     return StoredEvent(seq, tenant, position - base, leaf_hash(entry), entry, disclosures)
@@ -1170,10 +1178,15 @@ def _check_log(
         if index >= size:
             raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
         expected += 1
+        if not all(isinstance(number, int) for number in (seq, key_hash, time)):
+            raise fail("the row's seq, key hash or time is not an integer", index)
         if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
             raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
         seqs_seen[seq] = 1
-        entry, disclosures = bytes(entry), bytes(disclosures)
+        try:
+            entry, disclosures = _blob(entry, "entry"), _blob(disclosures, "disclosures")
+        except StoreError as error:
+            raise fail(str(error), index, seq) from None
         leaf = leaf_hash(entry)
         stored_leaf = next(leaves, None)
         if stored_leaf != leaf:
