@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,20 @@ def test_train_needs_one_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["router", "train", "--out", str(tmp_path / "m.json")])
     assert result.exit_code == 2
     assert "give either --data" in result.output
+
+
+def test_cli_defaults_match_the_library() -> None:
+    from raas.cli import router_commands
+    from raas.router import routellm, train
+
+    assert str(routellm.DEFAULT_DATA) == router_commands.DEFAULT_DATA
+    assert router_commands.L2_DEFAULT == train.L2_DEFAULT
+
+
+def test_raas_starts_without_numpy() -> None:
+    # Only `raas router train/eval` need NumPy; every other command must start without it.
+    program = "import sys, raas.cli.main; print('numpy' in sys.modules)"
+    output = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "False"

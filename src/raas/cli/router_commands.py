@@ -6,19 +6,21 @@ import gc
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import msgspec
 
 from raas.core.contract import load_contract
 from raas.ledger.sqlite import SqliteLedger
-from raas.router.evaluate import evaluate_rows
 from raas.router.features import FeatureConfig
-from raas.router.ledger import examples_from_ledger
 from raas.router.model import Predictor, RouterError, TrainingInfo, load, save
-from raas.router.routellm import DEFAULT_DATA, Split, examples_from_rows, read_dataset
-from raas.router.train import L2_DEFAULT, train
+
+# Training and evaluation need NumPy; they are imported by the commands that use them, so that
+# the rest of `raas` starts without it (and faster).
+DEFAULT_DATA = "/work/shared/data/routellm-mmlu"
+L2_DEFAULT = 1e-3  # raas.router.train.L2_DEFAULT, checked equal by the tests
+Split = Literal["all", "train", "eval"]
 
 _SPLITS = click.Choice(["all", "train", "eval"])
 
@@ -106,6 +108,10 @@ def train_command(
 
     From RouteLLM CSVs: raas router train --data DIR --weak COL --strong COL --out router.json
     """
+    from raas.router.ledger import examples_from_ledger
+    from raas.router.routellm import examples_from_rows, read_dataset
+    from raas.router.train import train
+
     config = FeatureConfig()
     if data and database is None:
         if not weak or not strong:
@@ -211,6 +217,9 @@ def eval_command(
 ) -> None:
     """Evaluate a model on RouteLLM CSVs; print JSON (accuracy at 10%..90% strong calls, APGR,
     CPT(50%), CPT(80%), the same for a random router, decision latency p50/p99)."""
+    from raas.router.evaluate import evaluate_rows
+    from raas.router.routellm import read_dataset
+
     model = load(model_path)
     dataset = read_dataset(data or (DEFAULT_DATA,), weak, strong, split=split)
     predictor = Predictor(model)
