@@ -23,7 +23,7 @@ from raas.core.events import Event
 from raas.core.invoice import invoice_from_json, invoice_json
 from raas.core.periods import month_period
 from raas.engine.reference import settle_from_ledger
-from raas.ledger.keys import SignerKey, generate, parse_signer_key
+from raas.ledger.keys import SignerKey, generate, load_signer_key
 from raas.ledger.sqlite import SqliteLedger
 from raas.sim import SimConfig, Simulation
 
@@ -74,10 +74,10 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     folder = tmp_path_factory.mktemp("evidence-cli")
-    signer_text, verifier_text = generate("helpdesk-ai-log")
-    public_key = folder / "log.pub"
-    public_key.write_text(verifier_text + "\n", encoding="utf-8")
-    signer = parse_signer_key(signer_text)
+    keys = raas("keys", "generate", "helpdesk-ai-log", "--out", folder, cwd=folder)
+    assert keys.returncode == 0, keys.stderr
+    public_key = folder / "helpdesk-ai-log.pub"
+    signer = load_signer_key(folder / "helpdesk-ai-log.key")
     database = folder / "ledger.db"
     size, invoice = settled_ledger(database, signer, simulated_events())
     bundle = folder / "bundle.json"
@@ -219,7 +219,11 @@ def test_a_grown_log_is_consistent_and_a_rewritten_one_is_not(setup: Setup) -> N
     grown.write_bytes(setup.database.read_bytes())
     with SqliteLedger(grown) as ledger:
         ledger.append(DECEMBER)
-        ledger.sign_checkpoint("acme", setup.signer)
+    signed = raas(
+        "checkpoint", "--db", grown, "--key", folder / "helpdesk-ai-log.key", "--tenant", "acme",
+        cwd=folder,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
     proof = folder / "grown.consistency.json"
     result = raas(
         "evidence", "consistency", "--db", grown, "--tenant", "acme",
