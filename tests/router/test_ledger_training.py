@@ -26,8 +26,11 @@ CONTRACT = ROOT / "examples" / "contracts" / "acme-support.yaml"
 LATER = NOVEMBER + timedelta(days=30)  # every window of the workload has closed by then
 
 
-def escalated_conversation(conversation_id: str, customer: str) -> list[Event]:
-    """The small tier answers, its answer fails a check, the large tier answers at once."""
+def escalated_conversation(
+    conversation_id: str, customer: str, *, second_turn: bool = False
+) -> list[Event]:
+    """The small tier answers, its answer fails a check, the large tier answers at once; with
+    `second_turn`, the customer asks again and the small tier answers."""
     events: list[Event] = []
     clock = NOVEMBER + timedelta(days=3)
 
@@ -56,6 +59,15 @@ def escalated_conversation(conversation_id: str, customer: str) -> list[Event]:
             )
         )  # fmt: skip
     add(Message(role="ai", text="Refund issued."))
+    if second_turn:
+        add(Message(role="customer", text="And the shipping fee?"))
+        add(
+            ModelCall(
+                tier="small", model="small-model", input_tokens=10, output_tokens=5,
+                latency_ms=100, cost=Decimal("0.01"),
+            )
+        )  # fmt: skip
+        add(Message(role="ai", text="Refunded too."))
     add(ResolutionClaimed(by="ai"))
     return events
 
@@ -132,3 +144,28 @@ def test_train_from_a_sqlite_ledger(tmp_path: Path) -> None:
     assert summary["report"]["final"] == 3
     assert set(summary["tiers"]) == {"small", "large"}
     assert out.is_file()
+
+
+def test_each_turn_is_an_example_with_its_number_and_earlier_failures() -> None:
+    ledger = MemoryLedger()
+    ledger.append(escalated_conversation("c-5", "eve", second_turn=True))
+    examples, report = examples_from_ledger(
+        ledger, load_contract(CONTRACT), FeatureConfig(), as_of=LATER
+    )
+    seen = sorted(
+        (
+            example.features.summary["turn"],
+            example.features.summary["earlier_failures"],
+            example.tier,
+            example.resolved,
+            example.weight,
+        )
+        for example in examples
+    )
+    # turn 1: small escalated to large; turn 2: one failure behind it, small answered
+    assert seen == [
+        (1, 0, "large", True, 0.5),
+        (1, 0, "small", False, 0.5),
+        (2, 1, "small", True, 0.5),
+    ]
+    assert (report.final, report.turns, report.escalated_calls) == (1, 2, 1)

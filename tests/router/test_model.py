@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raas.router.features import FeatureConfig, RouteRequest, extract
+from raas.router.features import FEATURE_VERSION, FeatureConfig, RouteRequest, extract
 from raas.router.model import (
     Predictor,
     RouterError,
@@ -79,7 +79,8 @@ def test_not_a_model_is_refused(tmp_path: Path) -> None:
 
 def test_model_of_another_feature_version_is_refused() -> None:
     predictor, _ = tiny_model()
-    data = model_bytes(predictor.model).replace(b'"version":1', b'"version":7')
+    current = f'"version":{FEATURE_VERSION}'.encode()
+    data = model_bytes(predictor.model).replace(current, b'"version":7')
     with pytest.raises(RouterError, match="version 7"):
         parse_model(data, "old.json")
 
