@@ -9,6 +9,7 @@ in-memory fake answering differently from SQLite.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from raas.errors import StoreError
 from raas.ledger import LedgerStore, MemoryLedger, SqliteLedger
 from raas.ledger.checkpoint import open_checkpoint
 from raas.ledger.keys import SignerKey
+from raas.ledger.log import extend_frontier
 from raas.ledger.merkle import EMPTY_ROOT, MerkleFrontier, MerkleTree
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -130,6 +132,22 @@ def _commitment_key(path: Path) -> bytes:
     finally:
         connection.close()
     return bytes(row[0])
+
+
+@settings(max_examples=200)
+@given(before=st.integers(0, 300), added=st.integers(0, 300))
+def test_the_frontier_extended_level_by_level_is_the_leaf_by_leaf_one(
+    before: int, added: int
+) -> None:
+    leaves = [
+        hashlib.sha256(number.to_bytes(4, "big")).digest() for number in range(before + added)
+    ]
+    frontier = MerkleFrontier()
+    frontier.extend(leaves[:before])
+    expected = frontier.copy()
+    expected.extend(leaves[before:])
+    assert extend_frontier(frontier, leaves[before:]) == expected
+    assert frontier.size == before  # the frontier given is left as it was
 
 
 def test_the_stored_frontier_moves_with_every_append(tmp_path: Path) -> None:

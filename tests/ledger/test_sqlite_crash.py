@@ -5,6 +5,7 @@ the kill), a torn batch (some of its events stored, some not), an event stored t
 sender retries after the crash, a hole or repeat in a tenant's log_index after recovery, or a
 Merkle frontier, leaf block, customer row or checkpoint that did not move in the same
 transaction as the events (`SqliteLedger.check`, behind `raas ledger check`, finds those).
+Senders alternate between `append` and `append_batches` (whose commits run on another thread).
 
 `run_crashes` is also what bench/crash.py runs 100 times and more.
 """
@@ -67,16 +68,27 @@ import sys
 from raas.ledger.keys import SignerKey
 from raas.ledger.sqlite import SqliteLedger
 
-path, number = sys.argv[1], int(sys.argv[2])
+path, first, streamed = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "stream"
 signer = SignerKey("crash-test", SIGNER_SEED)
+
+
+def numbered():
+    number = first
+    while True:
+        yield batch(number)
+        number += 1
+
+
 with SqliteLedger(path) as ledger:
     print("ready", flush=True)
-    while True:
-        ledger.append(batch(number))
-        print(number, flush=True)  # acknowledged: append returned, the batch is on disk
+    if streamed:
+        receipts = ledger.append_batches(numbered())
+    else:
+        receipts = (ledger.append(events) for events in numbered())
+    for number, _ in enumerate(receipts, start=first):
+        print(number, flush=True)  # acknowledged: the receipt came, the batch is on disk
         if number % 4 == 3:
             ledger.sign_checkpoint(TENANTS[number % 3], signer)
-        number += 1
 """
 )
 
@@ -101,9 +113,11 @@ def run_crashes(path: Path, runs: int, seed: int, kill_after_seconds_max: float)
     next_batch = 0
     acknowledged_total = 0
     checkpoints_total = 0
-    for _ in range(runs):
+    for run in range(runs):
+        # Half the runs append batch by batch, half as a stream that commits while it prepares.
+        mode = "stream" if run % 2 else "append"
         sender = subprocess.Popen(
-            [sys.executable, "-c", SENDER, str(path), str(next_batch)],
+            [sys.executable, "-c", SENDER, str(path), str(next_batch), mode],
             stdout=subprocess.PIPE,
             text=True,
         )

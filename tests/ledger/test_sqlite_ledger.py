@@ -321,6 +321,43 @@ def test_concurrent_appends_from_threads_keep_logs_dense(ledger: SqliteLedger) -
     assert len({row.entry for row in stored}) == 400
 
 
+def test_appending_a_stream_of_batches_stores_what_appending_each_does(tmp_path: Path) -> None:
+    batches = [
+        [event(n, tenant=("acme", "globex")[n % 2]) for n in range(start, start + 9)]
+        for start in range(0, 90, 9)
+    ]
+    batches[4] = batches[4] + batches[3][:2]  # a retry inside the stream
+    batches.insert(6, [])  # skipped, with no receipt
+    with SqliteLedger(tmp_path / "one.db") as one_by_one:
+        expected = [one_by_one.append(batch) for batch in batches if batch]
+    with SqliteLedger(tmp_path / "stream.db") as streamed:
+        receipts = list(streamed.append_batches(iter(batches)))
+        assert streamed.append([event(1000)]).stored == 1  # the write lock was let go
+    assert receipts == expected
+    with (
+        SqliteLedger(tmp_path / "one.db") as one_by_one,
+        SqliteLedger(tmp_path / "stream.db") as streamed,
+    ):
+        for tenant in ("acme", "globex"):
+            assert rows(streamed, tenant)[: one_by_one.head(tenant)] == rows(one_by_one, tenant)
+            assert streamed.root(tenant, one_by_one.head(tenant)) == one_by_one.root(tenant)
+        assert streamed.check().problem is None
+
+
+def test_a_failing_batch_in_a_stream_keeps_the_batches_before_it(tmp_path: Path) -> None:
+    changed = event(3, data=Csat(score=5 if event(3).data.score != 5 else 4))
+    batches = [[event(0), event(1)], [event(2), event(3)], [event(4), changed], [event(5)]]
+    received = []
+    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+        with pytest.raises(ConflictError, match="event-3"):
+            for receipt in ledger.append_batches(batches):
+                received.append(receipt)
+        assert [receipt.stored for receipt in received] == [2, 2]
+        assert [row.event.id for row in rows(ledger, "acme")] == [f"event-{n}" for n in range(4)]
+        assert ledger.append([event(4)]).stored == 1
+        assert ledger.check().problem is None
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 

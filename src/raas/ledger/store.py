@@ -6,7 +6,7 @@ their own modules. `MemoryLedger` is an in-memory fake with the same semantics, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Final, Protocol
@@ -109,6 +109,14 @@ class LedgerStore(Protocol):
         """Store a batch atomically; a (tenant, source, id) stored with the same entry is a no-op.
 
         Raises ConflictError (nothing of the batch stored) when a key comes back with other content.
+        """
+        ...
+
+    def append_batches(self, batches: Iterable[Sequence[Event]]) -> Iterator[AppendReceipt]:
+        """`append` each batch in order, yielding each receipt once its batch is stored.
+
+        Empty batches are skipped. A store may overlap making one batch ready with storing the
+        one before; a failing batch raises after the receipts of the batches before it.
         """
         ...
 
@@ -329,6 +337,11 @@ class MemoryLedger:
             log = self._logs.get(tenant, [])
             logs[tenant] = LogHead(len(log), log[-1] + 1 if log else 0)
         return AppendReceipt(len(new), duplicates, logs)
+
+    def append_batches(self, batches: Iterable[Sequence[Event]]) -> Iterator[AppendReceipt]:
+        for events in batches:
+            if events:
+                yield self.append(events)
 
     def head(self, tenant: str) -> int:
         return len(self._logs.get(tenant, ()))
