@@ -213,8 +213,9 @@ def _simulated_batches(simulation: Simulation, description: str) -> Iterator[byt
 
 def _simulate_into(ledger: SqliteLedger, simulation: Simulation) -> tuple[int, int]:
     stored = duplicates = 0
-    for body in _simulated_batches(simulation, "simulate and ingest"):
-        receipt = ledger.append(parse_batch(body, ndjson=True))
+    # As a stream, so each batch is simulated and parsed while the one before commits.
+    batches = _simulated_batches(simulation, "simulate and ingest")
+    for receipt in ledger.append_batches(parse_batch(body, ndjson=True) for body in batches):
         stored += receipt.stored
         duplicates += receipt.duplicates
     return stored, duplicates

@@ -63,8 +63,11 @@ def ingest_file(ledger: LedgerStore, path: Path) -> AppendReceipt:
         raise BatchRejected(errors)
     stored = duplicates = 0
     logs = {}
-    for _offset, batch in file_batches(body, ndjson=ndjson):
-        receipt = ledger.append(parse_batch(batch, ndjson=ndjson))
+    # As a stream: a store may parse and prepare each batch while the one before commits.
+    parsed = (
+        parse_batch(batch, ndjson=ndjson) for _offset, batch in file_batches(body, ndjson=ndjson)
+    )
+    for receipt in ledger.append_batches(parsed):
         stored += receipt.stored
         duplicates += receipt.duplicates
         logs.update(receipt.logs)
