@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from raas.router.evaluate import Evaluation, evaluate_rows
 from raas.router.features import FeatureConfig
@@ -65,6 +66,22 @@ def fit(rows: list[Row], config: FeatureConfig, inputs: list[str]) -> Predictor:
         load_seconds = time.perf_counter() - started
     print(f"  model file {size / 1e6:.1f} MB, loaded in {load_seconds * 1e3:.0f} ms")
     return Predictor(loaded)
+
+
+def random_apgr_range(rows: list[Row], shuffles: int = 1_000) -> tuple[float, float, float]:
+    """The random router's APGR over `shuffles` seeded random orders: 2.5%, 50%, 97.5%
+    quantiles. The expected value is 0.5; the spread says how far luck alone goes."""
+    generator = np.random.default_rng(20261125)
+    weak = np.array([row.weak for row in rows], dtype=np.int64)
+    gain = np.array([row.strong for row in rows], dtype=np.int64) - weak
+    count, gap = len(rows), int(gain.sum())
+    results = []
+    for _ in range(shuffles):
+        recovered = np.concatenate(([0], np.cumsum(gain[generator.permutation(count)]))) / gap
+        # trapezoids over shares 0, 1/n, ..., 1
+        results.append(float((recovered[1:] + recovered[:-1]).sum() / (2 * count)))
+    low, middle, high = np.quantile(results, [0.025, 0.5, 0.975])
+    return float(low), float(middle), float(high)
 
 
 def percent(value: float | None) -> str:
@@ -143,6 +160,11 @@ def main() -> int:
     load_after = os.getloadavg()
     gc.unfreeze()
     print_table(evaluation)
+    spread = random_apgr_range(evaluation_rows)
+    print(
+        f"random router APGR over 1,000 shuffles: 95% between {spread[0]:.3f} and "
+        f"{spread[2]:.3f} (median {spread[1]:.3f})"
+    )
 
     folds: list[dict[str, Any]] = []
     if not arguments.quick:
@@ -195,6 +217,7 @@ def main() -> int:
         "l2": L2_DEFAULT,
         "training_seconds": round(training_seconds, 1),
         "evaluation": msgspec.to_builtins(evaluation),
+        "random_router_apgr_95_percent_range_1000_shuffles": [spread[0], spread[2]],
         "cross_validation": folds,
         "published_reference_all_mmlu": PUBLISHED,
         "machine": {
