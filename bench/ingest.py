@@ -3,7 +3,9 @@
 Generates a realistic month of conversations (a mix of every common event type, interleaved in
 time as they would arrive), encodes them as JSON array bodies, then times parsing and appending
 into a fresh ledger, several runs. Prints the median events/s with the parse and append shares
-and writes bench/results/ingest.json.
+and writes bench/results/ingest.json. Also times the stream that `raas ingest` uses
+(`SqliteLedger.append_batches` over parsed bodies: each body is parsed and made ready while the
+one before commits), reported as `stream_median_events_per_second`.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--batch 5000] [--runs 5]
 
@@ -179,6 +181,17 @@ def run_sequential(bodies: list[bytes], path: Path) -> dict[str, float]:
     }
 
 
+def run_stream(bodies: list[bytes], path: Path) -> dict[str, float]:
+    """Parse and append as one stream, as `raas ingest` does."""
+    with SqliteLedger(path) as ledger:
+        started = time.perf_counter()
+        stored = sum(
+            receipt.stored for receipt in ledger.append_batches(parse_batch(b) for b in bodies)
+        )
+        total_seconds = time.perf_counter() - started
+    return {"events": stored, "seconds": total_seconds, "events_per_second": stored / total_seconds}
+
+
 def run_threads(bodies: list[bytes], path: Path, threads_count: int) -> dict[str, float]:
     """`threads_count` senders share one ledger; each takes the next body, parses and appends it."""
     pending: queue.Queue[bytes] = queue.Queue()
@@ -257,6 +270,7 @@ def main() -> None:
     )
 
     sequential: list[dict[str, float]] = []
+    streamed: list[dict[str, float]] = []
     threaded: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(dir=arguments.folder) as folder:
         template = Path(folder) / "prefilled.db"
@@ -275,6 +289,12 @@ def main() -> None:
                 f"append {result['append_seconds']:.2f} s)",
                 flush=True,
             )
+            path = Path(folder) / f"stream-{run}.db"
+            if arguments.prefill:
+                shutil.copyfile(template, path)
+            result = run_stream(bodies, path)
+            streamed.append(result)
+            print(f"       {result['events_per_second']:>9,.0f} events/s as a stream", flush=True)
             if arguments.threads > 1:
                 path = Path(folder) / f"threads-{run}.db"
                 if arguments.prefill:
@@ -307,7 +327,12 @@ def main() -> None:
             sequential[-1]["database_bytes"] / (events_count + arguments.prefill)
         ),
         "target_events_per_second": TARGET_EVENTS_PER_SECOND,
+        "stream_median_events_per_second": round(
+            statistics.median(result["events_per_second"] for result in streamed)
+        ),
+        "load_average": round(os.getloadavg()[0], 2),
         "runs_detail": sequential,
+        "stream_runs_detail": streamed,
         "machine": {
             "python": sys.version.split()[0],
             "sqlite": sqlite3.sqlite_version,
@@ -328,6 +353,7 @@ def main() -> None:
         f"({summary['parse_microseconds_per_event']} + "
         f"{summary['append_microseconds_per_event']} us an event)"
     )
+    print(f"median as a stream: {summary['stream_median_events_per_second']:,} events/s")
     if threaded:
         print(
             f"median with {arguments.threads} sender threads: "
