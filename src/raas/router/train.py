@@ -17,8 +17,8 @@ from raas.router.features import FeatureConfig, Features
 from raas.router.model import RouterError, RouterModel, TierWeights, TrainingInfo
 
 # Chosen by 3-fold cross-validation by subject within the training subjects of the MMLU split
-# (never on the evaluation subjects): 1e-4, 1e-3 and 3e-3 gave mean APGR 0.580, 0.576 and 0.574,
-# a flat optimum, so the middle value.
+# (never on the evaluation subjects), with an earlier version of the features: 1e-4, 1e-3 and
+# 3e-3 gave mean APGR 0.580, 0.576 and 0.574, a flat optimum, so the middle value.
 L2_DEFAULT: Final = 1e-3
 
 Vector = npt.NDArray[np.float64]
