@@ -30,7 +30,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--out", str(path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["rows"] == 89  # 90 sample rows, one of them contaminated
     assert summary["contaminated_excluded"] == 1
     assert set(summary["tiers"]) == {WEAK, STRONG}
@@ -44,7 +44,7 @@ def test_eval_prints_every_figure(model: Path) -> None:
          "--strong", STRONG, "--decisions", "200"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["rows"] == 89
     assert report["contaminated_excluded"] == 1
     for name in ("router", "random", "oracle"):
@@ -66,7 +66,7 @@ def test_eval_of_one_split(model: Path) -> None:
          "--strong", STRONG, "--split", "eval", "--decisions", "10"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["rows"] == 30  # astronomy is an evaluation subject
+    assert json.loads(result.stdout)["rows"] == 30  # astronomy is an evaluation subject
 
 
 def write_csv(folder: Path, text: str) -> Path:

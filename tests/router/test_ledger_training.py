@@ -139,7 +139,7 @@ def test_train_from_a_sqlite_ledger(tmp_path: Path) -> None:
          "--as-of", "2026-12-15T00:00:00+00:00", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["source"] == "ledger"
     assert summary["report"]["final"] == 3
     assert set(summary["tiers"]) == {"small", "large"}

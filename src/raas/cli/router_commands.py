@@ -129,7 +129,7 @@ def train_command(
                 + (f" ({dataset.contaminated_file})" if dataset.contaminated_file else ""),
             ],
         )
-        model = train(examples, config, info, l2=l2)
+        model = train(examples, config, info, l2=l2, on_tier=_progress)
         save(model, out)
         _echo_json(
             {
@@ -167,7 +167,7 @@ def train_command(
         info = TrainingInfo(
             source="ledger", inputs=[str(database)], rows=report.final, l2=l2, notes=notes
         )
-        model = train(examples, config, info, l2=l2)
+        model = train(examples, config, info, l2=l2, on_tier=_progress)
         save(model, out)
         _echo_json(
             {
@@ -237,6 +237,14 @@ def eval_command(
         **result,
     }
     _echo_json(result)
+
+
+def _progress(tier: str, report: Any) -> None:
+    # Training takes tens of seconds on a large data set: say what finished, on stderr, so that
+    # stdout stays one JSON document.
+    click.echo(
+        f"trained tier {tier!r}: {report.iterations} iterations, loss {report.loss:.4f}", err=True
+    )
 
 
 def _tier_summary(tiers: Any) -> dict[str, dict[str, float | int]]:
