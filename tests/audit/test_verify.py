@@ -475,9 +475,9 @@ def test_the_auditors_own_contract_copy_is_compared_by_terms(bundle: Bundle) -> 
     assert verify_bundle(bundle, [VERIFIER], contract_text=commented).ok
     longer = CONTRACT_TEXT.replace("recontact_window_hours: 72", "recontact_window_hours: 96")
     report = verify_bundle(bundle, [VERIFIER], contract_text=longer)
-    assert findings(report) == [
-        "contract: the bundle's contract differs from the auditor's copy in outcomes"
-    ]
+    [finding] = findings(report)
+    assert finding.startswith("contract: the bundle's contract differs from the auditor's copy in ")
+    assert "outcomes" in finding.split(" in ", 1)[1].split(", ")
 
 
 def test_a_contract_that_does_not_load_fails_naming_its_line(bundle: Bundle) -> None:

@@ -143,13 +143,22 @@ def export_bundle(
     """
     issued = _Issued(source, invoice_id, contract_text)
     billed = {episode for line in issued.invoice.lines for episode in line.episodes}
+    # An episode's id starts with its first conversation and "#", and that conversation is its
+    # customer's: a customer is needed when one of its conversations starts a billed id. (A
+    # conversation id may itself hold "#": every prefix before a "#" is a candidate.)
+    wanted: dict[str, set[str]] = {}
+    for episode_id in billed:
+        for position, character in enumerate(episode_id):
+            if character == "#":
+                wanted.setdefault(episode_id[:position], set()).add(episode_id)
     found: set[str] = set()
     selected: list[StoredEvent] = []
     for _customer, stored in source.iter_customers(issued.tenant, upto_size=issued.size):
         if on_customer is not None:
             on_customer(len(stored))
-        hits = billed.intersection(episode.id for episode in issued.episodes_of(stored))
-        found |= hits
+        conversations = {item.event.conversation for item in stored}
+        hits = [wanted[name] for name in conversations & wanted.keys()]
+        found.update(*hits)
         if hits or scope == "log":
             selected.extend(stored)
     _require_found(billed - found, issued)
@@ -167,7 +176,7 @@ def _require_found(missing: Iterable[str], issued: _Issued) -> None:
     absent = sorted(missing)
     if absent:
         raise EvidenceError(
-            f"invoice {issued.invoice.id!r} bills {len(absent)} episodes that do not derive from "
+            f"invoice {issued.invoice.id!r} bills {len(absent)} episodes that are not in "
             f"the log of {issued.tenant!r} at size {issued.size} (the first is {absent[0]!r}); "
             "the ledger and the invoice disagree"
         )
