@@ -109,20 +109,30 @@ def test_simulate_ingest_settle_commands(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     again = raas("ingest", events, "--db", database, cwd=tmp_path)
     assert again.returncode == 0 and " 0 stored" in again.stdout, "a redelivery stores nothing"
-    settled = raas(
-        "settle",
-        "--contract",
-        CONTRACT,
-        "--period",
-        "2026-11",
-        "--db",
-        database,
-        "--out",
-        tmp_path / "out",
-        cwd=tmp_path,
-    )
+    settle = ["settle", "--contract", CONTRACT, "--period", "2026-11", "--db", database]
+    unsigned = raas(*settle, cwd=tmp_path)
+    assert unsigned.returncode == 1 and "no signed checkpoint" in unsigned.stderr
+    keys = raas("keys", "generate", "helpdesk-ai", "--out", tmp_path / "keys", cwd=tmp_path)
+    assert keys.returncode == 0, keys.stderr
+    signer = next((tmp_path / "keys").glob("*.key"))
+    settled = raas(*settle, "--key", signer, "--out", tmp_path / "out", cwd=tmp_path)
     assert settled.returncode == 0, settled.stderr
-    assert (tmp_path / "out" / "invoice-acme-support-v1-2026-11.json").exists()
+    invoice = tmp_path / "out" / "invoice-acme-support-v1-2026-11.json"
+    issued = invoice.read_bytes()
+    with SqliteLedger(database) as ledger:
+        assert json.loads(issued)["ledger"]["size"] == ledger.head("acme")
+    # Settling again at the stored checkpoint gives the issued invoice byte for byte.
+    again = raas(*settle, "--out", tmp_path / "again", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / invoice.name).read_bytes() == issued
+    # A late event changes what the month would bill: the issued invoice is never replaced.
+    late = tmp_path / "late.ndjson"
+    event = msgspec.json.decode(events.read_bytes().splitlines()[0])
+    event["id"] = "late-arrival"
+    late.write_bytes(msgspec.json.encode(event))
+    assert raas("ingest", late, "--db", database, cwd=tmp_path).returncode == 0
+    refused = raas(*settle, "--key", signer, "--out", tmp_path / "late", cwd=tmp_path)
+    assert refused.returncode == 1 and "acme-support-v1-2026-11" in refused.stderr
 
 
 def test_a_bad_event_is_named_and_its_file_stores_nothing(tmp_path: Path) -> None:

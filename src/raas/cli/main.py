@@ -30,6 +30,8 @@ from raas.engine.reference import settle_from_ledger
 from raas.errors import RaasError
 from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
+from raas.ledger.keys import SignerKey, load_signer_key, write_signer_key
+from raas.ledger.keys import generate as generate_keys
 from raas.ledger.sqlite import SqliteLedger
 from raas.service.pages import render_invoice_html
 from raas.sim import SimConfig, Simulation
@@ -137,18 +139,33 @@ def simulate(conversations: int, seed: int, out: Path | None, database: Path) ->
     show_default=True,
     help="Folder for the invoice's JSON and HTML.",
 )
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Signer key: sign a checkpoint of the buyer's log now and settle at it. "
+    "Default: settle at the latest signed checkpoint.",
+)
 @database_option
-def settle(contract_path: Path, period_label: str, out: Path, database: Path) -> None:
-    """Settle CONTRACT for one billing period from the ledger; write the invoice."""
+def settle(
+    contract_path: Path, period_label: str, out: Path, key_path: Path | None, database: Path
+) -> None:
+    """Settle CONTRACT for one billing period at a signed checkpoint; issue and write the invoice.
+
+    The invoice is stored as issued: settling the same period again at the same checkpoint gives
+    the same bytes, and an issued invoice is never replaced.
+    """
     contract = load_contract(contract_path)
     try:
         period = parse_period(period_label, contract.time_zone)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--period") from error
+    signer = load_signer_key(key_path) if key_path is not None else None
     with SqliteLedger(database) as ledger:
-        settlement = _settle(ledger, contract, period)
+        settlement, note = _settle(ledger, contract, period, signer)
     _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
+    stdout.print(f"settled at checkpoint\n{note}", end="")
 
 
 @main.command()
@@ -168,20 +185,44 @@ def settle(contract_path: Path, period_label: str, out: Path, database: Path) ->
     help=f"Default: {DEMO_CONTRACT.relative_to(REPOSITORY_ROOT)}",
 )
 def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -> None:
-    """Simulate a month, ingest it, settle it and write the invoice (JSON and HTML)."""
+    """Simulate a month, ingest it, settle it at a signed checkpoint and write the invoice.
+
+    Starts afresh in OUT each time: a new ledger and a new signing key for the vendor.
+    """
     contract = load_contract(contract_path or DEMO_CONTRACT)
     out.mkdir(parents=True, exist_ok=True)
     database = out / "ledger.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    keys_folder = out / "keys"
+    signer_path = keys_folder / f"{contract.vendor}.key"
+    verifier_path = keys_folder / f"{contract.vendor}.pub"
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), signer_path):
+        path.unlink(missing_ok=True)
+    keys_folder.mkdir(exist_ok=True)
+    signer_text, verifier_text = generate_keys(contract.vendor)
+    write_signer_key(signer_path, signer_text)
+    verifier_path.write_text(verifier_text + "\n", encoding="utf-8")
     simulation = _simulation(conversations, seed, tenant=contract.buyer)
-    with SqliteLedger(database) as ledger:
+    with SqliteLedger(database, vendor=contract.vendor) as ledger:
         _simulate_into(ledger, simulation)
         period = period_containing(simulation.config.start_utc, contract.time_zone)
-        settlement = _settle(ledger, contract, period)
+        settlement, note = _settle(ledger, contract, period, load_signer_key(signer_path))
     json_path, html_path = _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=simulation.summary.conversations)
-    stdout.print(f"invoice: {json_path}\n         {html_path}\nledger:  {database}")
+    invoice = settlement.invoice
+    stdout.print(
+        f"invoice:    {json_path}\n            {html_path}\n"
+        f"ledger:     {database}\n"
+        f"checkpoint: {note.splitlines()[0]} at size {checkpoint_size(note):,} "
+        f"(verifier key {verifier_path})"
+    )
+    billed = next((line.episodes[0] for line in invoice.lines if line.episodes), None)
+    if billed is not None:
+        stdout.print(
+            "check a billed episode offline, with nothing but its receipt and the public key:\n"
+            f"  raas evidence receipt {invoice.id} --episode '{billed}' --db {database} "
+            f"--contract {contract_path or DEMO_CONTRACT} --out episode.receipt.json\n"
+            f"  raas verify episode.receipt.json --key {verifier_path}"
+        )
 
 
 main.add_command(evidence)
@@ -228,17 +269,42 @@ def _write_workload(simulation: Simulation, out: Path) -> None:
     stdout.print(f"wrote {out}")
 
 
-def _settle(ledger: SqliteLedger, contract: Contract, period: Period) -> Settlement:
-    size = ledger.head(contract.buyer)
+def _settle(
+    ledger: SqliteLedger, contract: Contract, period: Period, signer: SignerKey | None
+) -> tuple[Settlement, str]:
+    """Settle at a signed checkpoint of the buyer's log and store the invoice as issued."""
+    tenant = contract.buyer
+    if signer is not None:
+        note = ledger.sign_checkpoint(tenant, signer)
+    else:
+        latest = ledger.latest_checkpoint(tenant)
+        if latest is None:
+            raise click.ClickException(
+                f"the log of {tenant!r} has no signed checkpoint: pass --key SIGNER_KEY to sign "
+                "one now, or sign one with `raas checkpoint`"
+            )
+        note = latest
+    size = checkpoint_size(note)
     with _progress() as progress:
         task = progress.add_task(f"settle {period.label}", total=size)
-        return settle_from_ledger(
+        settlement = settle_from_ledger(
             ledger,
             contract,
             period,
             size=size,
             on_customer=lambda events: progress.advance(task, events),
         )
+    ledger.store_invoice(settlement.invoice.id, tenant, invoice_json(settlement.invoice))
+    return settlement, note
+
+
+def checkpoint_size(note: str) -> int:
+    """The tree size a signed checkpoint states (its second line); signatures are not checked
+    here: the store signed it, and auditors check it with `raas verify`."""
+    lines = note.split("\n")
+    if len(lines) < 3 or not lines[1].isdigit():
+        raise click.ClickException("the stored checkpoint is not a checkpoint note")
+    return int(lines[1])
 
 
 def _write_invoice(settlement: Settlement, out: Path) -> tuple[Path, Path]:
