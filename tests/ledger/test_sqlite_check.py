@@ -174,6 +174,17 @@ def test_an_event_moved_to_another_customer_is_found(path: Path) -> None:
     assert "customer rows list it under 'customer-9'" in check(path)
 
 
+def test_an_event_moved_in_time_for_settlement_is_found(path: Path) -> None:
+    places = value(
+        path,
+        "SELECT places FROM customer_entries WHERE tenant_number = 1 ORDER BY first_log_index",
+    )
+    assert isinstance(places, bytes)
+    moved = places[:8] + (int.from_bytes(places[8:16], "big") + 1).to_bytes(8, "big") + places[16:]
+    tamper(path, ("UPDATE customer_entries SET places = ? WHERE places = ?", (moved, places)))
+    assert "the customer rows place the entry at another time" in check(path)
+
+
 def test_a_checkpoint_whose_root_changed_is_found(path: Path) -> None:
     tamper(path, ("UPDATE checkpoints SET root = zeroblob(32) WHERE size = 13", ()))
     problem = check(path)
@@ -193,7 +204,7 @@ def test_a_rewritten_log_is_found_by_its_checkpoints(path: Path) -> None:
     leaves[1] = leaf_hash(entry)
     tamper(
         path,
-        ("UPDATE events SET entry = ?, id = 'event-1b' WHERE position = ?", (entry, ACME + 1)),
+        ("UPDATE events SET entry = ? WHERE position = ?", (entry, ACME + 1)),
         ("UPDATE leaves SET hashes = ? WHERE position = ?", (b"".join(leaves), ACME)),
         (
             "UPDATE logs SET frontier = ? WHERE tenant = 'acme'",
@@ -235,8 +246,8 @@ def test_rows_outside_every_log_are_found(path: Path) -> None:
     tamper(
         path,
         (
-            "INSERT INTO events SELECT position + (5 << 40), seq + 1000, key_hash + 1, source, id,"
-            " time_microseconds, entry, disclosures FROM events WHERE position = ?",
+            "INSERT INTO events SELECT position + (5 << 40), seq + 1000, key_hash + 1,"
+            " entry, disclosures FROM events WHERE position = ?",
             (ACME,),
         ),
     )

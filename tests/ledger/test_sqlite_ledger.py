@@ -9,6 +9,8 @@ in-memory fake drifting from it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -144,19 +146,22 @@ def test_rows_hold_the_key_the_time_and_the_customer_for_queries(tmp_path: Path)
         ledger.append([event(0, tenant="globex"), original])
     connection = sqlite3.connect(path)
     row = connection.execute(
-        "SELECT position, seq, source, id, time_microseconds FROM events WHERE id = 'm-1'"
+        "SELECT position, seq, key_hash FROM events ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     customers = connection.execute(
-        "SELECT tenant_number, customer, first_log_index, log_indexes FROM customer_entries"
+        "SELECT tenant_number, customer, first_log_index, places FROM customer_entries"
         " ORDER BY tenant_number"
     ).fetchall()
     connection.close()
     # acme is the second tenant the ledger met: number 2, its log starts at 2 << 40.
-    assert row == (2 << 40, 2, SOURCE, "m-1", time_microseconds(moment))
-    assert row[4] == 1_793_611_800_120_000  # 2026-11-02T09:30:00.12Z, from calendar.timegm
+    assert row[:2] == (2 << 40, 2)
+    key = json.dumps(["acme", SOURCE, "m-1"], separators=(",", ":")).encode()
+    assert row[2] == int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    # A customer row places each event: its log index, then its time in microseconds.
+    assert time_microseconds(moment) == 1_793_611_800_120_000  # 2026-11-02T09:30:00.12Z
     assert customers == [
-        (1, "customer-1", 0, (0).to_bytes(8, "big")),
-        (2, "c-9", 0, (0).to_bytes(8, "big")),
+        (1, "customer-1", 0, (0).to_bytes(8, "big") + time_microseconds(START).to_bytes(8, "big")),
+        (2, "c-9", 0, (0).to_bytes(8, "big") + (1_793_611_800_120_000).to_bytes(8, "big")),
     ]
 
 

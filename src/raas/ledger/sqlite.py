@@ -3,18 +3,20 @@ each tenant's events a dense Merkle log whose frontier is updated in the same tr
 
 Tables (schema version 2):
 
-- `events`: one row per event. Its rowid, `position`, is tenant number * 2^40 + log index, so a
-  tenant's log is one contiguous range of the table, read in order without an index. The row
-  holds the canonical entry, its disclosures, the global `seq`, and `key_hash`, a 64-bit hash
-  of the idempotency key (tenant, source, id) under a unique index, with `source` and `id`
-  beside it to tell the rare hash collision from a retry (a collision moves on to the next hash
-  of the key, see `_key_hash`).
+- `events`: one row per event, as narrow as it can be (each column bound costs on the append
+  path). Its rowid, `position`, is tenant number * 2^40 + log index, so a tenant's log is one
+  contiguous range of the table, read in order without an index. The row holds the canonical
+  entry, its disclosures, the global `seq`, and `key_hash`, a 64-bit hash of the idempotency
+  key (tenant, source, id) under a unique index; the key itself is read back from the entry to
+  tell the rare hash collision from a retry (a collision moves on to the key's next hash, see
+  `_key_hash`).
 - `leaves`: the leaf hashes of each log, in blocks of LEAF_BLOCK_LEAVES, so a tree or a proof
   reads 32 bytes a leaf, not the entries.
 - `logs`: per tenant its number, its size and its serialized `MerkleFrontier`.
-- `customer_entries`: per (tenant, customer, append) the log indexes of that customer's events,
-  so that settlement can read a customer's events together. One row per customer per batch
-  costs far less than an index entry per event (batches hold many events of one conversation).
+- `customer_entries`: per (tenant, customer, append) the log index and time of each of that
+  customer's events, so that settlement can read a customer's events together and in time
+  order. One row per customer per batch costs far less than an index entry per event (batches
+  hold many events of one conversation).
 - `checkpoints`, `invoices`, and `meta` (the commitment key, the vendor, the highest seq).
 """
 
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -108,9 +111,6 @@ CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
     key_hash INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    time_microseconds INTEGER NOT NULL,
     entry BLOB NOT NULL,
     disclosures BLOB NOT NULL
 );
@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS customer_entries (
     tenant_number INTEGER NOT NULL,
     customer TEXT NOT NULL,
     first_log_index INTEGER NOT NULL,
-    log_indexes BLOB NOT NULL,
+    places BLOB NOT NULL,
     PRIMARY KEY (tenant_number, customer, first_log_index)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -143,18 +143,15 @@ CREATE TABLE IF NOT EXISTS invoices (
 """
 
 _INSERT_EVENT: Final = """
-INSERT INTO events (position, seq, key_hash, source, id, time_microseconds, entry, disclosures)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO events (position, seq, key_hash, entry, disclosures) VALUES (?, ?, ?, ?, ?)
 """
 _INSERT_CUSTOMER_ENTRIES: Final = "INSERT INTO customer_entries VALUES (?, ?, ?, ?)"
 _EVENT_COLUMNS: Final = "position, seq, entry, disclosures"
 _BY_KEY_HASHES: Final = """
-SELECT key_hash, position, source, id, entry FROM events
-WHERE key_hash IN (SELECT value FROM json_each(?))
+SELECT key_hash, position, entry FROM events WHERE key_hash IN (SELECT value FROM json_each(?))
 """
 _BY_POSITIONS: Final = f"""
-SELECT {_EVENT_COLUMNS}, time_microseconds, source, id FROM events
-WHERE position IN (SELECT value FROM json_each(?)) AND seq <= ?
+SELECT {_EVENT_COLUMNS} FROM events WHERE position IN (SELECT value FROM json_each(?)) AND seq <= ?
 """
 
 _Row = tuple[Any, ...]  # what sqlite3 hands back: column types follow the schema above
@@ -162,6 +159,27 @@ _Result = TypeVar("_Result")
 _json_encoder: Final = msgspec.json.Encoder()
 _key_encoder: Final = msgspec.json.Encoder()
 _KEY_HASH_FORMAT: Final = struct.Struct(">q")
+# A customer row's places: (log index, time in microseconds since the epoch) pairs.
+_PLACE_FORMAT: Final = struct.Struct(">qq")
+
+
+class _EntryKey(msgspec.Struct):
+    """The idempotency key and time of an entry (everything else in it is skipped unread)."""
+
+    tenant: str
+    source: str
+    id: str
+
+
+_entry_key_decoder: Final = msgspec.json.Decoder(_EntryKey)
+
+
+def _key_of_entry(entry: bytes) -> tuple[str, str, str]:
+    try:
+        key = _entry_key_decoder.decode(entry)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise StoreError(f"a stored entry has no readable key: {error}") from error
+    return key.tenant, key.source, key.id
 
 
 def _key_hash(tenant: str, source: str, event_id: str, attempt: int = 0) -> int:
@@ -417,13 +435,18 @@ class SqliteLedger:
                 return None
             for attempt in range(KEY_HASH_ATTEMPTS_MAX):
                 row = connection.execute(
-                    f"SELECT {_EVENT_COLUMNS}, source, id FROM events WHERE key_hash = ?",
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE key_hash = ?",
                     (_key_hash(tenant, source, id, attempt),),
                 ).fetchone()
                 if row is None:
                     return None
-                if row[0] >> LOG_INDEX_BITS == number and (row[4], row[5]) == (source, id):
-                    return _stored(tenant, row)
+                stored = _stored(tenant, row)
+                if row[0] >> LOG_INDEX_BITS == number and _key_of_entry(stored.entry) == (
+                    tenant,
+                    source,
+                    id,
+                ):
+                    return stored
         return None
 
     def iter_customers(
@@ -443,26 +466,29 @@ class SqliteLedger:
             size_limit = _limit(upto_size)
             seq_limit = _limit(upto_seq)
             groups = reader.execute(
-                "SELECT customer, log_indexes FROM customer_entries WHERE tenant_number = ?"
+                "SELECT customer, places FROM customer_entries WHERE tenant_number = ?"
                 " ORDER BY customer, first_log_index",
                 (number,),
             )
             for customer, rows in groupby(groups, key=lambda row: str(row[0])):
-                positions = [
-                    base + index
+                places = [
+                    (time, base + index)
                     for _, packed in rows
-                    for index in _unpack_indexes(packed)
+                    for index, time in _unpack_places(packed)
                     if index < size_limit
                 ]
-                found = []
-                for start in range(0, len(positions), FETCH_POSITIONS_MAX):
-                    chunk = positions[start : start + FETCH_POSITIONS_MAX]
-                    found += reader.execute(
+                found: dict[int, _Row] = {}
+                for start in range(0, len(places), FETCH_POSITIONS_MAX):
+                    chunk = [
+                        position for _, position in places[start : start + FETCH_POSITIONS_MAX]
+                    ]
+                    for row in reader.execute(
                         _BY_POSITIONS, (_json_encoder.encode(chunk), seq_limit)
-                    ).fetchall()
+                    ):
+                        found[row[0]] = row
                 if found:
-                    found.sort(key=lambda row: (row[4], row[5], row[6]))
-                    yield customer, [_stored(tenant, row, base) for row in found]
+                    ordered = _in_time_order(places, found)
+                    yield customer, [_stored(tenant, found[position], base) for position in ordered]
 
         return self._stream(read)
 
@@ -760,16 +786,17 @@ class _Batch:
 
     def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
         self.events_count = len(events)
-        self.tenants: list[str] = []
-        self.sources: list[str] = []
-        self.ids: list[str] = []
-        self.key_hashes: list[int] = []
-        self.times: list[int] = []
-        self.customers: list[str] = []
-        self.entries: list[bytearray] = []
-        self.disclosures: list[bytearray] = []
-        self.leaves: list[bytes] = []
+        tenants: list[str] = []
+        sources: list[str] = []
+        ids: list[str] = []
+        key_hashes: list[int] = []
+        times: list[int] = []
+        customers: list[str] = []
+        entries: list[bytearray] = []
+        disclosures_of: list[bytearray] = []
+        leaves: list[bytes] = []
         place_of: dict[tuple[str, str, str], int] = {}
+        # Locals, not attributes and globals: this loop is the ingest hot path.
         sha256 = hashlib.sha256
         encode_key = _key_encoder.encode
         unpack_key_hash = _KEY_HASH_FORMAT.unpack_from
@@ -782,25 +809,32 @@ class _Batch:
             key = (tenant, source, event_id)
             place = place_of.get(key)
             if place is not None:
-                earlier = self.entries[place]
-                if earlier != entry:
+                if entries[place] != entry:
                     raise ConflictError(
-                        tenant, source, event_id, self.leaves[place].hex(), leaf_hash(entry).hex()
+                        tenant, source, event_id, leaves[place].hex(), leaf_hash(entry).hex()
                     )
                 continue
-            place_of[key] = len(self.entries)
-            self.tenants.append(tenant)
-            self.sources.append(source)
-            self.ids.append(event_id)
-            # _key_hash(tenant, source, event_id), inlined: this loop is the ingest hot path.
-            self.key_hashes.append(unpack_key_hash(sha256(encode_key(key)).digest())[0])
-            self.times.append((event.time - EPOCH) // microsecond)
-            self.customers.append(event.customer)
-            self.entries.append(bytearray(entry))
-            self.disclosures.append(bytearray(disclosures))
-            self.leaves.append(sha256(b"\x00" + entry).digest())  # leaf_hash(entry), inlined
-        self.repeats_inside = len(events) - len(self.entries)
-        self.named_tenants = list(dict.fromkeys(self.tenants))
+            place_of[key] = len(entries)
+            tenants.append(tenant)
+            sources.append(source)
+            ids.append(event_id)
+            key_hashes.append(unpack_key_hash(sha256(encode_key(key)).digest())[0])  # _key_hash
+            times.append((event.time - EPOCH) // microsecond)
+            customers.append(event.customer)
+            entries.append(bytearray(entry))
+            disclosures_of.append(bytearray(disclosures))
+            leaves.append(sha256(b"\x00" + entry).digest())  # leaf_hash(entry)
+        self.tenants = tenants
+        self.sources = sources
+        self.ids = ids
+        self.key_hashes = key_hashes
+        self.times = times
+        self.customers = customers
+        self.entries = entries
+        self.disclosures = disclosures_of
+        self.leaves = leaves
+        self.repeats_inside = len(events) - len(entries)
+        self.named_tenants = list(dict.fromkeys(tenants))
 
     def kept(self, places: list[int], key_hashes: list[int]) -> _Batch:
         """The same batch with only these places, under these key hashes (after probing)."""
@@ -861,7 +895,7 @@ def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendRe
                 # The first hash is another key's: probe on, as the key did when it was stored.
                 key_hash = _key_hash(tenant, source, event_id, attempt)
                 stored = connection.execute(
-                    "SELECT key_hash, position, source, id, entry FROM events WHERE key_hash = ?",
+                    "SELECT key_hash, position, entry FROM events WHERE key_hash = ?",
                     (key_hash,),
                 ).fetchone()
             if key_hash in taken:
@@ -872,14 +906,15 @@ def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendRe
                 new_hashes.append(key_hash)
                 break
             number = numbers[tenant]
+            stored_entry = _blob(stored[2], "entry")
             same_tenant = number is not None and stored[1] >> LOG_INDEX_BITS == number
-            if same_tenant and (stored[2], stored[3]) == (source, event_id):
-                if bytes(stored[4]) != batch.entries[place]:
+            if same_tenant and _key_of_entry(stored_entry) == (tenant, source, event_id):
+                if stored_entry != batch.entries[place]:
                     raise ConflictError(
                         tenant,
                         source,
                         event_id,
-                        leaf_hash(bytes(stored[4])).hex(),
+                        leaf_hash(stored_entry).hex(),
                         batch.leaves[place].hex(),
                     )
                 break  # already stored: a duplicate
@@ -907,16 +942,16 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
     bases = {tenant: number << LOG_INDEX_BITS for tenant, (number, _, _) in states.items()}
     count = len(batch.entries)
     positions: list[int] = []
-    customers: dict[tuple[str, str], list[int]] = {}
-    for tenant, customer in zip(batch.tenants, batch.customers, strict=True):
+    customers: dict[tuple[str, str], list[int]] = {}  # their places: index, time, index, ...
+    for tenant, customer, time in zip(batch.tenants, batch.customers, batch.times, strict=True):
         index = next_index[tenant]
         next_index[tenant] = index + 1
         positions.append(bases[tenant] + index)
-        indexes = customers.get((tenant, customer))
-        if indexes is None:
-            customers[(tenant, customer)] = [index]
+        places = customers.get((tenant, customer))
+        if places is None:
+            customers[(tenant, customer)] = [index, time]
         else:
-            indexes.append(index)
+            places += (index, time)
     for tenant, size in next_index.items():
         if size > LOG_SIZE_MAX:
             raise StoreError(f"the log of tenant {tenant!r} would exceed {LOG_SIZE_MAX} entries")
@@ -926,9 +961,6 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
             positions,
             range(seq_before + 1, seq_before + count + 1),
             batch.key_hashes,
-            batch.sources,
-            batch.ids,
-            batch.times,
             batch.entries,
             batch.disclosures,
             strict=True,
@@ -937,8 +969,8 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
     connection.executemany(
         _INSERT_CUSTOMER_ENTRIES,
         [
-            (states[tenant][0], customer, indexes[0], _pack_indexes(indexes))
-            for (tenant, customer), indexes in customers.items()
+            (states[tenant][0], customer, places[0], _pack_places(places))
+            for (tenant, customer), places in customers.items()
         ],
     )
     last_seq: dict[str, int] = {}
@@ -1099,18 +1131,37 @@ def _read_leaves(connection: sqlite3.Connection, tenant: str, start: int, end: i
 _packers: dict[int, struct.Struct] = {}
 
 
-def _pack_indexes(indexes: list[int]) -> bytes:
-    """Log indexes as 8-byte big-endian integers."""
-    packer = _packers.get(len(indexes))
+def _pack_places(places: list[int]) -> bytes:
+    """A customer row's places (log index, time, log index, time, ...) as 8-byte big-endian."""
+    packer = _packers.get(len(places))
     if packer is None:
-        packer = _packers.setdefault(len(indexes), struct.Struct(f">{len(indexes)}Q"))
-    return packer.pack(*indexes)
+        packer = _packers.setdefault(len(places), struct.Struct(f">{len(places)}q"))
+    return packer.pack(*places)
 
 
-def _unpack_indexes(packed: bytes) -> Iterable[int]:
-    if len(packed) % 8:
-        raise StoreError("a customer's stored log indexes are damaged; run `raas ledger check`")
-    return (index for (index,) in struct.iter_unpack(">Q", packed))
+def _unpack_places(packed: bytes) -> Iterator[tuple[int, int]]:
+    """(log index, time) pairs back from `_pack_places`."""
+    if len(packed) % _PLACE_FORMAT.size:
+        raise StoreError("a customer's stored places are damaged; run `raas ledger check`")
+    return _PLACE_FORMAT.iter_unpack(packed)
+
+
+def _in_time_order(places: list[tuple[int, int]], found: dict[int, _Row]) -> list[int]:
+    """The positions of the found events by (time, source, id).
+
+    Times come from the customer rows; source and id are read from the entries only where two
+    events of the customer share a time (rare), which keeps them out of the append path.
+    """
+    ordered: list[int] = []
+    kept = sorted(place for place in places if place[1] in found)
+    for _, tied in groupby(kept, key=itemgetter(0)):
+        positions = [position for _, position in tied]
+        if len(positions) > 1:
+            positions.sort(
+                key=lambda position: _key_of_entry(_blob(found[position][2], "entry"))[1:]
+            )
+        ordered += positions
+    return ordered
 
 
 def _blob(value: object, column: str) -> bytes:
@@ -1142,8 +1193,8 @@ def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> Ledg
     For each tenant's log, in log order: the rows are dense from index 0 to the recorded size;
     each entry hashes to the stored leaf hash; its disclosures verify against it, and revealing
     them and making the entry again with the ledger's key gives the same entry and disclosures;
-    the entry names the tenant, source, id and time of its row and the key hash fits its key;
-    the customer rows list it exactly once, under its customer. Then the tree recomputed from
+    the entry is its tenant's and the key hash fits its key; the customer rows list it exactly
+    once, under its customer and at its time. Then the tree recomputed from
     the entries must have every stored checkpoint's root at its size and the stored frontier at
     the log's size, every note must state its stored (size, root) under the log's origin, and,
     with `verifiers`, carry a valid signature by one of them. Seqs must be 1..max_seq, once each.
@@ -1215,20 +1266,21 @@ def _check_log(
         return _Found(LedgerProblem(tenant, index, seq, what))
 
     base = number << LOG_INDEX_BITS
-    customer_of: list[str | None] = [None] * size
+    # Where the customer rows place each event: (customer, time) by log index.
+    placed: list[tuple[str, int] | None] = [None] * size
     for customer, packed in reader.execute(
-        "SELECT customer, log_indexes FROM customer_entries WHERE tenant_number = ?", (number,)
+        "SELECT customer, places FROM customer_entries WHERE tenant_number = ?", (number,)
     ):
         try:
-            indexes = list(_unpack_indexes(packed))
+            places = list(_unpack_places(_blob(packed, "places")))
         except StoreError as error:
             raise fail(f"customer {customer!r}: {error}") from None
-        for index in indexes:
+        for index, time in places:
             if not 0 <= index < size:
                 raise fail(f"customer {customer!r} lists index {index} beyond the log", index)
-            if customer_of[index] is not None:
+            if placed[index] is not None:
                 raise fail(f"the customer rows list index {index} twice", index)
-            customer_of[index] = str(customer)
+            placed[index] = (str(customer), time)
     checkpoints: dict[int, list[tuple[str, bytes, str]]] = {}
     for origin, checkpoint_size, root, note in reader.execute(
         "SELECT origin, size, root, note FROM checkpoints WHERE tenant = ? ORDER BY number",
@@ -1249,8 +1301,8 @@ def _check_log(
     leaves = _stream_leaves(reader, base, size)
     frontier = MerkleFrontier()
     expected = 0
-    for position, seq, key_hash, source, event_id, time, entry, disclosures in reader.execute(
-        "SELECT position, seq, key_hash, source, id, time_microseconds, entry, disclosures"
+    for position, seq, key_hash, entry, disclosures in reader.execute(
+        "SELECT position, seq, key_hash, entry, disclosures"
         " FROM events WHERE position >= ? AND position < ? ORDER BY position",
         (base, base + LOG_SIZE_MAX),
     ):
@@ -1260,8 +1312,8 @@ def _check_log(
         if index >= size:
             raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
         expected += 1
-        if not all(isinstance(number, int) for number in (seq, key_hash, time)):
-            raise fail("the row's seq, key hash or time is not an integer", index)
+        if not isinstance(seq, int) or not isinstance(key_hash, int):
+            raise fail("the row's seq or key hash is not an integer", index)
         if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
             raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
         seqs_seen[seq] = 1
@@ -1278,17 +1330,7 @@ def _check_log(
                 index,
                 seq,
             )
-        what = _check_entry(
-            tenant,
-            source,
-            event_id,
-            time,
-            key_hash,
-            entry,
-            disclosures,
-            customer_of[index],
-            commitment_key,
-        )
+        what = _check_entry(tenant, key_hash, entry, disclosures, placed[index], commitment_key)
         if what is not None:
             raise fail(what, index, seq)
         frontier.append(leaf)
@@ -1309,36 +1351,34 @@ def _check_log(
 
 def _check_entry(
     tenant: str,
-    source: str,
-    event_id: str,
-    time: int,
     key_hash: int,
     entry: bytes,
     disclosures: bytes,
-    customer: str | None,
+    placed: tuple[str, int] | None,
     commitment_key: bytes,
 ) -> str | None:
-    """What is wrong with one stored entry and its row, or None."""
+    """What is wrong with one stored entry, its row and its place in the customer rows, or None."""
     try:
         event = reveal(entry, disclosures)  # checks the disclosures against the entry first
     except (DisclosureError, StoreError) as error:
         return str(error)
-    if (event.tenant, event.source, event.id) != (tenant, source, event_id):
-        return (
-            f"the entry is event {event.id!r} from {event.source!r} of tenant {event.tenant!r}, "
-            f"but its row is {event_id!r} from {source!r}"
-        )
-    if (event.time - EPOCH) // ONE_MICROSECOND != time:
-        return "the entry's time differs from its row's"
-    if key_hash != _key_hash(tenant, source, event_id) and key_hash not in {
-        _key_hash(tenant, source, event_id, attempt) for attempt in range(1, KEY_HASH_ATTEMPTS_MAX)
+    if event.tenant != tenant:
+        return f"the entry is event {event.id!r} of tenant {event.tenant!r}"
+    if key_hash not in {
+        _key_hash(tenant, event.source, event.id, attempt)
+        for attempt in range(KEY_HASH_ATTEMPTS_MAX)
     }:
-        return "the row's key hash is not a hash of its key"
+        return "the row's key hash is not a hash of the entry's key (tenant, source, id)"
+    if placed is None:
+        return "no customer row lists the entry: settlement would not read it"
+    customer, time = placed
     if customer != event.customer:
         return (
             f"the entry is customer {event.customer!r}'s but the customer rows list it under "
             f"{customer!r}"
         )
+    if (event.time - EPOCH) // ONE_MICROSECOND != time:
+        return f"the customer rows place the entry at another time ({time} us since the epoch)"
     try:
         rebuilt = entry_and_disclosures(event, commitment_key)
     except RaasError as error:
