@@ -1,0 +1,552 @@
+"""The episode table: a tenant's episodes as typed rows, the input the SQL engines settle from.
+
+Built from the ledger with the pure `derive_episodes`, one customer at a time, into a DuckDB
+database file, and kept up to date incrementally: a later build at a larger ledger size
+re-derives only the customers that have entries in the new part of the log and replaces their
+rows, in one transaction. The table's content at a given size is a pure function of the ledger's
+first `size` entries of the tenant's log and of the link horizon (row order is not).
+
+Tables in the file:
+
+- `episodes`: one row per episode. The columns of `raas.core.features.FEATURES` (the values of
+  `episode_features`, with the SQL types `column_type` gives; decimals rounded to 12 places,
+  half away from zero, as the rule language reads them), then:
+    id                the episode id ("<first conversation>#<intent>")
+    customer          the customer
+    conversation      the episode's first conversation
+    conversation_ids  every conversation of the episode, in order of their first event
+    last_activity_at  with `resolution_at`, what `Plan.final_at` needs
+    business          the business events (order, refund, subscription) behind the episode:
+                      a list of {event, kind, reference, amount DECIMAL(38, 12), currency, time}
+- `customers`: each customer with the log indexes of its entries, so that an incremental build
+  reads only the changed customers' entries (`LedgerStore.entries`);
+- `episode_table`: one row, the state: format, tenant, size, the log's root at that size,
+  link horizon.
+
+`export_parquet` writes `episodes` as Parquet for engines that read files (Spark).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import msgspec
+
+from raas.core.episodes import LINK_HORIZON_DEFAULT, Entry, Episode, derive_episodes
+from raas.core.events import BusinessEvent
+from raas.core.expressions import DECIMAL_INTEGER_DIGITS, DECIMAL_PLACES, Type
+from raas.core.expressions_sql import column_type, quote_identifier
+from raas.core.features import FEATURES, episode_features
+from raas.errors import SettlementError, StoreError
+from raas.ledger.store import LedgerStore, StoredEvent
+
+__all__ = [
+    "EPISODE_COLUMNS",
+    "EPISODE_TABLE_FORMAT",
+    "EpisodeTableBuild",
+    "EpisodeTableState",
+    "build_episode_table",
+    "export_parquet",
+    "read_episode_table_state",
+]
+
+# Changes whenever what a row holds changes; a file of another format is rebuilt from scratch.
+EPISODE_TABLE_FORMAT: Final = 1
+
+_DECIMAL_SQL: Final = column_type(Type.DECIMAL, "duckdb")
+_BUSINESS_SQL: Final = (
+    f"STRUCT(event VARCHAR, kind VARCHAR, reference VARCHAR, amount {_DECIMAL_SQL}, "
+    "currency VARCHAR, time TIMESTAMPTZ)[]"
+)
+# The columns besides the features; none may share a feature's name.
+_EXTRA_COLUMNS: Final[Mapping[str, str]] = {
+    "id": "VARCHAR NOT NULL",
+    "customer": "VARCHAR NOT NULL",
+    "conversation": "VARCHAR NOT NULL",
+    "conversation_ids": "VARCHAR[] NOT NULL",
+    "last_activity_at": "TIMESTAMPTZ NOT NULL",
+    "business": f"{_BUSINESS_SQL} NOT NULL",
+}
+assert not set(_EXTRA_COLUMNS) & set(FEATURES), "a table column would hide a feature"
+
+EPISODE_COLUMNS: Final[Mapping[str, str]] = {
+    **{name: column_type(kind, "duckdb") for name, kind in FEATURES.items()},
+    **_EXTRA_COLUMNS,
+}
+"""Every column of `episodes` with its DuckDB type (NOT NULL where a value is always known)."""
+
+# Bounds: rows buffered in Python before they go to DuckDB, and log indexes read at once.
+CHUNK_EPISODES_DEFAULT: Final = 50_000
+NEW_ENTRIES_READ_MAX: Final = 10_000
+CHANGED_CUSTOMERS_CHUNK_MAX: Final = 5_000
+
+_QUANTUM: Final = Decimal(1).scaleb(-DECIMAL_PLACES)
+# Rounding a decimal feature to 12 places, as the rule language does on reading it.
+_STORED: Final = Context(prec=DECIMAL_PLACES + DECIMAL_INTEGER_DIGITS, rounding=ROUND_HALF_UP)
+_DECIMAL_FEATURES: Final = tuple(name for name, kind in FEATURES.items() if kind is Type.DECIMAL)
+_encoder: Final = msgspec.json.Encoder()
+
+
+class EpisodeTableState(msgspec.Struct, frozen=True, kw_only=True):
+    """What an episode table file holds: the episodes of `tenant` at ledger `size` (whose log
+    had the Merkle root `root` then), derived with `link_horizon_seconds`, in the row format
+    `format`."""
+
+    format: int
+    tenant: str
+    size: int
+    root: str  # hex Merkle root of the tenant's log at `size`: which ledger the rows are from
+    link_horizon_seconds: int
+    episodes: int
+    customers: int
+
+
+class EpisodeTableBuild(msgspec.Struct, frozen=True, kw_only=True):
+    """What a build did: the state it left, whether it started from scratch, and how many
+    customers it derived (all of them on a full build, the changed ones otherwise)."""
+
+    state: EpisodeTableState
+    full: bool
+    customers_derived: int
+    entries_read: int
+
+
+def build_episode_table(
+    ledger: LedgerStore,
+    tenant: str,
+    size: int | None,
+    path: str | os.PathLike[str],
+    *,
+    link_horizon: timedelta = LINK_HORIZON_DEFAULT,
+    chunk_episodes: int = CHUNK_EPISODES_DEFAULT,
+    on_customer: Callable[[int], None] | None = None,
+) -> EpisodeTableBuild:
+    """Bring the episode table at `path` to `tenant`'s log at `size` entries (default: the log
+    as it is now).
+
+    A file already holding an earlier size of the same tenant, link horizon and format is
+    updated in place: only customers with entries at log indexes [old size, size) are derived
+    again, and their rows replaced in one transaction. Anything else (no file, another tenant,
+    horizon or format, a larger size) is built from scratch into a new file that replaces the
+    old one when complete. Memory stays bounded by `chunk_episodes` rows and one customer's
+    entries. `on_customer(entries)` is called after each customer is derived (progress).
+    """
+    target = Path(path)
+    size = ledger.head(tenant) if size is None else size
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= ledger.head(tenant):
+        raise StoreError(
+            f"size {size!r} is not within the log of tenant {tenant!r}, "
+            f"which has {ledger.head(tenant)} entries"
+        )
+    if chunk_episodes < 1:
+        raise ValueError(f"chunk_episodes must be at least 1, found {chunk_episodes}")
+    horizon_seconds = _whole_seconds(link_horizon)
+    root = ledger.root(tenant, size).hex()
+    previous = read_episode_table_state(target) if target.exists() else None
+    if (
+        previous is not None
+        and previous.format == EPISODE_TABLE_FORMAT
+        and previous.tenant == tenant
+        and previous.link_horizon_seconds == horizon_seconds
+        and previous.size <= size
+        # The same log, grown: anything else (another ledger, a rewritten one) starts over.
+        and ledger.root(tenant, previous.size).hex() == previous.root
+    ):
+        if previous.size == size:
+            return EpisodeTableBuild(
+                state=previous, full=False, customers_derived=0, entries_read=0
+            )
+        return _update(
+            ledger, previous, size, root, target, link_horizon, chunk_episodes, on_customer
+        )
+    return _build_full(
+        ledger, tenant, size, root, target, link_horizon, chunk_episodes, on_customer
+    )
+
+
+def read_episode_table_state(path: str | os.PathLike[str]) -> EpisodeTableState:
+    """The state recorded in an episode table file; StoreError if it is not one."""
+    with _connect(Path(path), read_only=True) as connection:
+        return _read_state(connection, Path(path))
+
+
+def export_parquet(
+    table_path: str | os.PathLike[str], parquet_path: str | os.PathLike[str]
+) -> None:
+    """Write the `episodes` rows to one Parquet file (timestamps as UTC instants, decimals as
+    DECIMAL(38, 12)), for engines that read files rather than DuckDB databases."""
+    with _connect(Path(table_path), read_only=True) as connection:
+        _read_state(connection, Path(table_path))
+        connection.execute(
+            f"COPY episodes TO {_string_literal(os.fspath(parquet_path))} (FORMAT parquet)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def _build_full(
+    ledger: LedgerStore,
+    tenant: str,
+    size: int,
+    root: str,
+    target: Path,
+    link_horizon: timedelta,
+    chunk_episodes: int,
+    on_customer: Callable[[int], None] | None,
+) -> EpisodeTableBuild:
+    # Built beside the target and moved over it when complete, so that a crash or an error
+    # leaves the previous table as it was.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(target.name + ".building")
+    _remove_database(building)
+    customers = entries_read = 0
+    try:
+        with _connect(building) as connection, _Staging(connection, target.parent) as staging:
+            _create_schema(connection)
+            for customer, stored in ledger.iter_customers(tenant, upto_size=size):
+                entries_read += len(stored)
+                customers += 1
+                staging.add_customer(customer, stored, link_horizon)
+                if on_customer is not None:
+                    on_customer(len(stored))
+                if staging.pending_episodes >= chunk_episodes:
+                    staging.flush()
+            staging.flush()
+            state = _write_state(connection, tenant, size, root, link_horizon)
+        _remove_database(target)
+        os.replace(building, target)
+    finally:
+        _remove_database(building)
+    return EpisodeTableBuild(
+        state=state, full=True, customers_derived=customers, entries_read=entries_read
+    )
+
+
+def _update(
+    ledger: LedgerStore,
+    previous: EpisodeTableState,
+    size: int,
+    root: str,
+    target: Path,
+    link_horizon: timedelta,
+    chunk_episodes: int,
+    on_customer: Callable[[int], None] | None,
+) -> EpisodeTableBuild:
+    tenant = previous.tenant
+    new_indexes = _new_indexes_by_customer(ledger, tenant, previous.size, size)
+    changed = sorted(new_indexes)
+    entries_read = 0
+    with _connect(target) as connection, _Staging(connection, target.parent) as staging:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
+                chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
+                known = _known_indexes(connection, chunk)
+                connection.execute(
+                    "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))",
+                    {"customers": chunk},
+                )
+                connection.execute(
+                    "DELETE FROM customers WHERE customer IN (SELECT unnest($customers))",
+                    {"customers": chunk},
+                )
+                for customer in chunk:
+                    indexes = sorted({*known.get(customer, ()), *new_indexes[customer]})
+                    stored = _entries(ledger, tenant, indexes)
+                    entries_read += len(stored)
+                    staging.add_customer(customer, stored, link_horizon)
+                    if on_customer is not None:
+                        on_customer(len(stored))
+                    if staging.pending_episodes >= chunk_episodes:
+                        staging.flush()
+                staging.flush()
+            state = _write_state(connection, tenant, size, root, link_horizon)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return EpisodeTableBuild(
+        state=state, full=False, customers_derived=len(changed), entries_read=entries_read
+    )
+
+
+def _new_indexes_by_customer(
+    ledger: LedgerStore, tenant: str, old_size: int, size: int
+) -> dict[str, list[int]]:
+    """The customers with entries at log indexes [old_size, size), with those indexes."""
+    found: dict[str, list[int]] = {}
+    for start in range(old_size, size, NEW_ENTRIES_READ_MAX):
+        indexes = range(start, min(start + NEW_ENTRIES_READ_MAX, size))
+        for stored in ledger.entries(tenant, indexes):
+            found.setdefault(stored.event.customer, []).append(stored.log_index)
+    return found
+
+
+def _known_indexes(
+    connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
+) -> dict[str, list[int]]:
+    rows = connection.execute(
+        "SELECT customer, log_indexes FROM customers WHERE customer IN (SELECT unnest($customers))",
+        {"customers": list(customers)},
+    ).fetchall()
+    return {str(customer): list(indexes) for customer, indexes in rows}
+
+
+def _entries(ledger: LedgerStore, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+    stored: list[StoredEvent] = []
+    for start in range(0, len(indexes), NEW_ENTRIES_READ_MAX):
+        stored += ledger.entries(tenant, indexes[start : start + NEW_ENTRIES_READ_MAX])
+    return stored
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def episode_row(
+    episode: Episode, business: Sequence[tuple[str, BusinessEvent, datetime]]
+) -> dict[str, object]:
+    """One row of `episodes`: the episode's features and the columns settlement needs besides."""
+    row = episode_features(episode)
+    for name in _DECIMAL_FEATURES:
+        value = row[name]
+        if value is not None:
+            row[name] = _stored_decimal(value, f"feature {name} of episode {episode.id}")
+    row["id"] = episode.id
+    row["customer"] = episode.customer
+    row["conversation"] = episode.conversations[0]
+    row["conversation_ids"] = list(episode.conversations)
+    row["last_activity_at"] = episode.last_activity_at
+    row["business"] = [
+        {
+            "event": event_id,
+            "kind": data.kind,
+            "reference": data.reference,
+            "amount": _exact_decimal(
+                data.amount, f"amount of business event {event_id} (episode {episode.id})"
+            ),
+            "currency": data.currency,
+            "time": at,
+        }
+        for event_id, data, at in business
+    ]
+    return row
+
+
+def customer_rows(
+    stored: Sequence[StoredEvent], link_horizon: timedelta
+) -> list[dict[str, object]]:
+    """One customer's entries -> the rows of its episodes (pure)."""
+    entries = [Entry(item.event, item.leaf_hash) for item in stored]
+    business_by_hash = {
+        entry.leaf_hash.hex(): (entry.event.id, entry.event.data, entry.event.time)
+        for entry in entries
+        if isinstance(entry.event.data, BusinessEvent)
+    }
+    rows = []
+    for episode in derive_episodes(entries, link_horizon=link_horizon):
+        business: list[tuple[str, BusinessEvent, datetime]] = []
+        if business_by_hash:
+            # A business event names an intent (or follows one), so it is behind exactly one
+            # episode: the one whose entries include it.
+            business = [
+                business_by_hash[leaf] for leaf in episode.event_hashes if leaf in business_by_hash
+            ]
+            business.sort(key=lambda item: (item[2], item[0]))
+        rows.append(episode_row(episode, business))
+    return rows
+
+
+def _stored_decimal(value: object, what: str) -> Decimal:
+    if not isinstance(value, (Decimal, int)) or isinstance(value, bool):
+        raise SettlementError(f"{what}: expected a decimal number, found {value!r}")
+    try:
+        return Decimal(value).quantize(_QUANTUM, context=_STORED)
+    except InvalidOperation:
+        raise SettlementError(
+            f"{what}: expected a decimal number below 10^{DECIMAL_INTEGER_DIGITS}, found {value}"
+        ) from None
+
+
+def _exact_decimal(value: Decimal, what: str) -> Decimal:
+    # Money is never rounded on the way into the table: an amount DECIMAL(38, 12) cannot hold
+    # exactly is refused, naming it.
+    stored = _stored_decimal(value, what)
+    if stored != value:
+        raise SettlementError(
+            f"{what}: expected at most {DECIMAL_PLACES} decimal places, found {value}"
+        )
+    return stored
+
+
+class _Staging:
+    """Rows on their way into DuckDB: buffered as newline-delimited JSON in a temporary
+    directory, then inserted with DuckDB's JSON reader (one chunk at a time)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
+        self.connection = connection
+        self.directory = Path(tempfile.mkdtemp(prefix=".episode-table-", dir=directory))
+        self.episodes: list[bytes] = []
+        self.customers: list[bytes] = []
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def pending_episodes(self) -> int:
+        return len(self.episodes)
+
+    def add_customer(
+        self, customer: str, stored: Sequence[StoredEvent], link_horizon: timedelta
+    ) -> None:
+        for row in customer_rows(stored, link_horizon):
+            self.episodes.append(_encoder.encode(row))
+        self.customers.append(
+            _encoder.encode(
+                {"customer": customer, "log_indexes": sorted(item.log_index for item in stored)}
+            )
+        )
+
+    def flush(self) -> None:
+        if self.episodes:
+            self._insert("episodes", self.episodes, EPISODE_COLUMNS)
+            self.episodes = []
+        if self.customers:
+            self._insert("customers", self.customers, _CUSTOMER_COLUMNS)
+            self.customers = []
+
+    def _insert(self, table: str, lines: list[bytes], columns: Mapping[str, str]) -> None:
+        file = self.directory / f"{table}.ndjson"
+        file.write_bytes(b"\n".join(lines))
+        names = ", ".join(quote_identifier(name, "duckdb") for name in columns)
+        types = ", ".join(
+            f"{_string_literal(name)}: {_string_literal(_bare_type(kind))}"
+            for name, kind in columns.items()
+        )
+        self.connection.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json("
+            f"{_string_literal(str(file))}, format = 'newline_delimited', "
+            f"columns = {{{types}}})"
+        )
+        file.unlink()
+
+
+_CUSTOMER_COLUMNS: Final[Mapping[str, str]] = {
+    "customer": "VARCHAR NOT NULL",
+    "log_indexes": "BIGINT[] NOT NULL",
+}
+
+
+def _bare_type(declaration: str) -> str:
+    return declaration.removesuffix(" NOT NULL")
+
+
+# ---------------------------------------------------------------------------------------------
+# The file
+
+
+def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as error:
+        raise StoreError(f"cannot open the episode table {path}: {error}") from error
+
+
+def _create_schema(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(f"CREATE TABLE episodes ({_columns_sql(EPISODE_COLUMNS)})")
+    connection.execute(f"CREATE TABLE customers ({_columns_sql(_CUSTOMER_COLUMNS)})")
+    connection.execute(
+        "CREATE TABLE episode_table (format INTEGER NOT NULL, tenant VARCHAR NOT NULL, "
+        "size BIGINT NOT NULL, root VARCHAR NOT NULL, link_horizon_seconds BIGINT NOT NULL)"
+    )
+
+
+def _columns_sql(columns: Mapping[str, str]) -> str:
+    return ", ".join(f"{quote_identifier(name, 'duckdb')} {kind}" for name, kind in columns.items())
+
+
+def _write_state(
+    connection: duckdb.DuckDBPyConnection,
+    tenant: str,
+    size: int,
+    root: str,
+    link_horizon: timedelta,
+) -> EpisodeTableState:
+    connection.execute("DELETE FROM episode_table")
+    connection.execute(
+        "INSERT INTO episode_table VALUES (?, ?, ?, ?, ?)",
+        [EPISODE_TABLE_FORMAT, tenant, size, root, _whole_seconds(link_horizon)],
+    )
+    return _counted_state(connection, EPISODE_TABLE_FORMAT, tenant, size, root, link_horizon)
+
+
+def _counted_state(
+    connection: duckdb.DuckDBPyConnection,
+    row_format: int,
+    tenant: str,
+    size: int,
+    root: str,
+    link_horizon: timedelta,
+) -> EpisodeTableState:
+    counts = connection.execute(
+        "SELECT (SELECT count(*) FROM episodes), (SELECT count(*) FROM customers)"
+    ).fetchone()
+    assert counts is not None
+    return EpisodeTableState(
+        format=row_format,
+        tenant=tenant,
+        size=size,
+        root=root,
+        link_horizon_seconds=_whole_seconds(link_horizon),
+        episodes=int(counts[0]),
+        customers=int(counts[1]),
+    )
+
+
+def _read_state(connection: duckdb.DuckDBPyConnection, path: Path) -> EpisodeTableState:
+    try:
+        rows = connection.execute(
+            "SELECT format, tenant, size, root, link_horizon_seconds FROM episode_table"
+        ).fetchall()
+    except duckdb.Error as error:
+        raise StoreError(f"{path} is not an episode table: {error}") from error
+    if len(rows) != 1:
+        raise StoreError(f"{path} is not an episode table: its state has {len(rows)} rows")
+    row_format, tenant, size, root, horizon = rows[0]
+    return _counted_state(
+        connection,
+        int(row_format),
+        str(tenant),
+        int(size),
+        str(root),
+        timedelta(seconds=int(horizon)),
+    )
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", ".wal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    seconds = duration // timedelta(seconds=1)
+    if timedelta(seconds=seconds) != duration or seconds < 0:
+        raise ValueError(f"expected a link horizon of whole seconds, found {duration}")
+    return seconds
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
