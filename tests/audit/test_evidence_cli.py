@@ -47,8 +47,9 @@ def simulated_events() -> list[Event]:
 
 
 def settled_ledger(path: Path, signer: SignerKey, events: list[Event]) -> tuple[int, bytes]:
-    """Append, sign a checkpoint, settle November at its size, store the invoice."""
-    with SqliteLedger(path, vendor="helpdesk-ai") as ledger:
+    """What `raas simulate` and `raas settle --key` do, in Python: append, sign a checkpoint,
+    settle November at its size, store the invoice."""
+    with SqliteLedger(path) as ledger:
         ledger.append(events)
         ledger.sign_checkpoint("acme", signer)
         size = ledger.head("acme")
@@ -73,13 +74,24 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    """The vendor's side, all through the command line: a key, a simulated month, an invoice
+    settled at a signed checkpoint, its evidence bundle."""
     folder = tmp_path_factory.mktemp("evidence-cli")
-    keys = raas("keys", "generate", "helpdesk-ai-log", "--out", folder, cwd=folder)
-    assert keys.returncode == 0, keys.stderr
+    database = folder / "ledger.db"
+    for arguments in (
+        ("keys", "generate", "helpdesk-ai-log", "--out", folder),
+        ("simulate", "--conversations", "30", "--seed", "21", "--db", database),
+        ("settle", "--contract", CONTRACT, "--period", "2026-11", "--db", database,
+         "--out", folder, "--key", folder / "helpdesk-ai-log.key"),
+    ):  # fmt: skip
+        result = raas(*arguments, cwd=folder)
+        assert result.returncode == 0, result.stdout + result.stderr
     public_key = folder / "helpdesk-ai-log.pub"
     signer = load_signer_key(folder / "helpdesk-ai-log.key")
-    database = folder / "ledger.db"
-    size, invoice = settled_ledger(database, signer, simulated_events())
+    invoice = (folder / f"invoice-{INVOICE_ID}.json").read_bytes()
+    with SqliteLedger(database) as ledger:
+        size = ledger.head("acme")
+        assert ledger.get_invoice(INVOICE_ID) == invoice
     bundle = folder / "bundle.json"
     result = raas(
         "evidence", "export", INVOICE_ID, "--db", database, "--contract", CONTRACT,
@@ -96,7 +108,7 @@ def test_an_exported_bundle_verifies_with_only_the_public_key(setup: Setup) -> N
     invoice = invoice_from_json(setup.invoice)
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"verified: invoice {INVOICE_ID} (acme-support v1, period 2026-11")
-    assert f"  checkpoint  helpdesk-ai/raas/acme at size {setup.size:,}, root " in result.stdout
+    assert f"  checkpoint  raas/raas/acme at size {setup.size:,}, root " in result.stdout
     for number, line in enumerate(invoice.lines, start=1):
         assert (
             f"  line {number}      {line.outcome}: {line.quantity:,} x {line.unit_price} = "
@@ -109,7 +121,7 @@ def test_an_exported_bundle_verifies_with_only_the_public_key(setup: Setup) -> N
 def test_the_report_is_available_as_json(setup: Setup) -> None:
     result = raas(
         "verify", setup.bundle, "--key", setup.public_key, "--json",
-        "--origin", "helpdesk-ai/raas/acme", "--contract", CONTRACT, cwd=setup.folder,
+        "--origin", "raas/raas/acme", "--contract", CONTRACT, cwd=setup.folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -233,7 +245,7 @@ def test_a_grown_log_is_consistent_and_a_rewritten_one_is_not(setup: Setup) -> N
     for old in ([setup.bundle], []):  # the auditor's old bundle, or the file's own old note
         check = raas("verify", "--consistency", *old, proof, "--key", setup.public_key, cwd=folder)
         assert check.returncode == 0, check.stdout + check.stderr
-        assert check.stdout.startswith("verified: the log helpdesk-ai/raas/acme at size")
+        assert check.stdout.startswith("verified: the log raas/raas/acme at size")
 
     # The vendor rewrites history: one November event changed, the rest appended again.
     events = simulated_events()
