@@ -128,7 +128,7 @@ def test_exports_that_cannot_be_right_are_refused(store: FakeEvidenceStore) -> N
         INVOICE_ID: invoice_json(msgspec.structs.replace(invoice, lines=(forged, line)))
     }
     with pytest.raises(
-        EvidenceError, match=r"bills 1 episodes that are not in .*'c-ghost#refund'"
+        EvidenceError, match=r"bills 1 episode\(s\) that are not in .*'c-ghost#refund'"
     ):
         export_bundle(lying, INVOICE_ID, CONTRACT_TEXT)
 

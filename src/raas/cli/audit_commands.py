@@ -198,8 +198,8 @@ def receipt(
         )
     _write_atomically(out, encode_receipt(made))
     stdout.print(
-        f"wrote {escape(str(out))}: {len(made.proofs):,} entries of {len(made.episodes):,} "
-        "episodes, each with its inclusion proof"
+        f"wrote {escape(str(out))}: {_count(len(made.proofs), 'entry', 'entries')} of "
+        f"{_count(len(made.episodes), 'episode')}, each with its inclusion proof"
     )
 
 
@@ -379,6 +379,10 @@ def _checkpoint_of(path: Path) -> str:
         _unusable(f"{path} is not a checkpoint note, bundle, receipt or consistency file")
 
 
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
+
+
 def _render(report: Findings) -> None:
     if isinstance(report, BundleReport):
         _render_bundle(report)
@@ -432,7 +436,7 @@ def _render_receipt(report: ReceiptReport) -> None:
     what = f"line {report.line} ({report.outcome})" if report.line else "an episode"
     stdout.print(
         f"{head}: receipt for {what} of invoice {escape(report.invoice_id or '?')}, "
-        f"{len(report.episodes):,} episodes"
+        f"{_count(len(report.episodes), 'episode')}"
     )
     if report.size is not None:
         stdout.print(

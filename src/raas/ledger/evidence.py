@@ -176,7 +176,7 @@ def _require_found(missing: Iterable[str], issued: _Issued) -> None:
     absent = sorted(missing)
     if absent:
         raise EvidenceError(
-            f"invoice {issued.invoice.id!r} bills {len(absent)} episodes that are not in "
+            f"invoice {issued.invoice.id!r} bills {len(absent)} episode(s) that are not in "
             f"the log of {issued.tenant!r} at size {issued.size} (the first is {absent[0]!r}); "
             "the ledger and the invoice disagree"
         )
