@@ -73,21 +73,16 @@ FINDINGS_KEPT_MAX: Final = 1_000
 # The invoice fields compared one by one after the lines; `lines`, `total` and `ledger` have their
 # own checks. `not_billed` and `provisional` count every customer's episodes, so only a bundle
 # of the whole log ("log" scope) can check them.
-_HEADER_FIELDS: Final = (
-    "id",
-    "contract",
-    "contract_version",
-    "vendor",
-    "buyer",
-    "currency",
-    "time_zone",
-    "period",
-    "period_start",
-    "period_end",
-    "as_of",
-    "rounding",
-)
 _COUNT_FIELDS: Final = ("not_billed", "provisional")
+_HEADER_FIELDS: Final = tuple(
+    name
+    for name in Invoice.__struct_fields__
+    if name not in {"lines", "total", "ledger", *_COUNT_FIELDS}
+)
+# A line's fields compared one by one; its outcome and episodes have their own checks.
+_LINE_FIELDS: Final = tuple(
+    name for name in InvoiceLine.__struct_fields__ if name not in {"outcome", "episodes"}
+)
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -104,7 +99,7 @@ class LineTotal(msgspec.Struct, frozen=True, kw_only=True):
     """One re-derived invoice line, as the auditor reports it."""
 
     outcome: str
-    quantity: int
+    quantity: int | Decimal  # a count, or a weighted or monetary quantity
     unit_price: Decimal
     amount: Decimal
 
@@ -509,7 +504,7 @@ def _compare_lines(
         if found.outcome != wanted.outcome:
             report.add(where, f"expected outcome {wanted.outcome}, found {found.outcome}")
             continue
-        for name in ("description", "quantity", "unit_price", "amount"):
+        for name in _LINE_FIELDS:
             if getattr(found, name) != getattr(wanted, name):
                 report.add(
                     where,
