@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from raas.cli.audit_commands import evidence, verify
+from raas.cli.gateway_commands import gateway
 from raas.cli.ledger_commands import checkpoint, keys, ledger
 from raas.cli.router_commands import router
 from raas.core.contract import Contract, load_contract
@@ -361,6 +362,7 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
 
 
 main.add_command(router)
+main.add_command(gateway)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,2 +1,39 @@
 """The tiered gateway: an OpenAI-compatible proxy serving model calls from the cheapest tier
-likely to succeed."""
+likely to succeed, with fallback up the tiers and every call accounted in the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raas.gateway.accounting import EventSink, Identity, LedgerWriter, count_tokens
+from raas.gateway.app import Gateway
+from raas.gateway.tiers import (
+    TierConfig,
+    TierFile,
+    TierFileError,
+    load_tier_file,
+    parse_tier_file,
+)
+from raas.router import Router, load
+
+
+def build_gateway(tier_file: TierFile, sink: EventSink, model_path: Path | None = None) -> Gateway:
+    """A gateway over these tiers; without a router model each tier's `success` decides, and
+    with none of those the cheapest tier serves."""
+    model = load(model_path) if model_path is not None else None
+    return Gateway(tier_file, Router(model, tier_file.policy), sink)
+
+
+__all__ = [
+    "EventSink",
+    "Gateway",
+    "Identity",
+    "LedgerWriter",
+    "TierConfig",
+    "TierFile",
+    "TierFileError",
+    "build_gateway",
+    "count_tokens",
+    "load_tier_file",
+    "parse_tier_file",
+]

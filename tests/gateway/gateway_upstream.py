@@ -1,0 +1,151 @@
+"""A small OpenAI-protocol upstream for gateway tests and the benchmark, and a helper that runs
+any ASGI app under uvicorn on a free port in a background thread.
+
+The upstream behaves by the model asked for: "ok" answers (with usage), "nousage" answers
+without usage, "fail" answers HTTP 500, "slow" waits `SLOW_SECONDS` before answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+import msgspec
+import uvicorn
+
+SLOW_SECONDS = 2.0
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class FakeUpstream:
+    """An ASGI OpenAI-compatible chat server that echoes the last user message."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = msgspec.json.decode(body)
+        self.bodies.append(request)
+        model = request.get("model", "")
+        self.calls[model] += 1
+        if model == "fail":
+            await _respond(send, 500, b'{"error":{"message":"boom"}}', "application/json")
+            return
+        if model == "slow":
+            await asyncio.sleep(SLOW_SECONDS)
+        text = "echo: " + str(request["messages"][-1].get("content", ""))
+        words = text.split(" ")
+        usage = {
+            "prompt_tokens": 11,
+            "completion_tokens": len(words),
+            "total_tokens": 11 + len(words),
+        }
+        with_usage = model != "nousage"
+        if not request.get("stream"):
+            answer: dict[str, Any] = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+            if with_usage:
+                answer["usage"] = usage
+            await _respond(send, 200, msgspec.json.encode(answer), "application/json")
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for position, word in enumerate(words):
+            piece = word if position == 0 else " " + word
+            chunk = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            await _event(send, msgspec.json.encode(chunk))
+        final = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+        await _event(send, msgspec.json.encode(final))
+        options = request.get("stream_options") or {}
+        if with_usage and options.get("include_usage"):
+            usage_chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model}
+            await _event(send, msgspec.json.encode({**usage_chunk, "choices": [], "usage": usage}))
+        await _event(send, b"[DONE]")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _event(send: Send, data: bytes) -> None:
+    await send(
+        {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
+    )
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ServerThread:
+    """Runs an ASGI app under uvicorn on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "auto") -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exception: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
