@@ -16,8 +16,11 @@ Tables in the file:
     conversation      the episode's first conversation
     conversation_ids  every conversation of the episode, in order of their first event
     last_activity_at  with `resolution_at`, what `Plan.final_at` needs
+    model_cost_places the decimal places of the episode's model cost as summed (at most 12)
     business          the business events (order, refund, subscription) behind the episode:
-                      a list of {event, kind, reference, amount DECIMAL(38, 12), currency, time}
+                      a list of {event, kind, reference, amount DECIMAL(38, 12), places,
+                      currency, time}; `places` are the amount's decimal places as written,
+                      so that a sum can be given back as the reference's Decimal writes it
 - `customers`: each customer with the log indexes of its entries, so that an incremental build
   reads only the changed customers' entries (`LedgerStore.entries`);
 - `episode_table`: one row, the state: format, tenant, size, the log's root at that size,
@@ -28,6 +31,7 @@ Tables in the file:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -58,13 +62,11 @@ __all__ = [
     "read_episode_table_state",
 ]
 
-# Changes whenever what a row holds changes; a file of another format is rebuilt from scratch.
-EPISODE_TABLE_FORMAT: Final = 1
 
 _DECIMAL_SQL: Final = column_type(Type.DECIMAL, "duckdb")
 _BUSINESS_SQL: Final = (
     f"STRUCT(event VARCHAR, kind VARCHAR, reference VARCHAR, amount {_DECIMAL_SQL}, "
-    "currency VARCHAR, time TIMESTAMPTZ)[]"
+    "places INTEGER, currency VARCHAR, time TIMESTAMPTZ)[]"
 )
 # The columns besides the features; none may share a feature's name.
 _EXTRA_COLUMNS: Final[Mapping[str, str]] = {
@@ -73,6 +75,7 @@ _EXTRA_COLUMNS: Final[Mapping[str, str]] = {
     "conversation": "VARCHAR NOT NULL",
     "conversation_ids": "VARCHAR[] NOT NULL",
     "last_activity_at": "TIMESTAMPTZ NOT NULL",
+    "model_cost_places": "INTEGER NOT NULL",
     "business": f"{_BUSINESS_SQL} NOT NULL",
 }
 assert not set(_EXTRA_COLUMNS) & set(FEATURES), "a table column would hide a feature"
@@ -82,6 +85,12 @@ EPISODE_COLUMNS: Final[Mapping[str, str]] = {
     **_EXTRA_COLUMNS,
 }
 """Every column of `episodes` with its DuckDB type (NOT NULL where a value is always known)."""
+
+# Changes whenever what a row holds changes (the columns, by their digest; the meaning of a
+# value, by hand); a file of another format is built again from scratch.
+EPISODE_TABLE_FORMAT: Final = (
+    "2-" + hashlib.sha256(repr(sorted(EPISODE_COLUMNS.items())).encode()).hexdigest()[:12]
+)
 
 # Bounds: rows buffered in Python before they go to DuckDB, and log indexes read at once.
 CHUNK_EPISODES_DEFAULT: Final = 50_000
@@ -100,7 +109,7 @@ class EpisodeTableState(msgspec.Struct, frozen=True, kw_only=True):
     had the Merkle root `root` then), derived with `link_horizon_seconds`, in the row format
     `format`."""
 
-    format: int
+    format: str
     tenant: str
     size: int
     root: str  # hex Merkle root of the tenant's log at `size`: which ledger the rows are from
@@ -327,6 +336,7 @@ def episode_row(
     row["conversation"] = episode.conversations[0]
     row["conversation_ids"] = list(episode.conversations)
     row["last_activity_at"] = episode.last_activity_at
+    row["model_cost_places"] = min(_places(episode.model_cost), DECIMAL_PLACES)
     row["business"] = [
         {
             "event": event_id,
@@ -335,6 +345,7 @@ def episode_row(
             "amount": _exact_decimal(
                 data.amount, f"amount of business event {event_id} (episode {episode.id})"
             ),
+            "places": _places(data.amount),
             "currency": data.currency,
             "time": at,
         }
@@ -365,6 +376,14 @@ def customer_rows(
             business.sort(key=lambda item: (item[2], item[0]))
         rows.append(episode_row(episode, business))
     return rows
+
+
+def _places(value: Decimal) -> int:
+    """Digits after the point as written (25.50 has 2, 1E+2 has 0): with the rounded value,
+    what gives back the Decimal the reference holds, so that sums print the same."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "only finite amounts are stored"
+    return max(-exponent, 0)
 
 
 def _stored_decimal(value: object, what: str) -> Decimal:
@@ -469,7 +488,7 @@ def _create_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(f"CREATE TABLE episodes ({_columns_sql(EPISODE_COLUMNS)})")
     connection.execute(f"CREATE TABLE customers ({_columns_sql(_CUSTOMER_COLUMNS)})")
     connection.execute(
-        "CREATE TABLE episode_table (format INTEGER NOT NULL, tenant VARCHAR NOT NULL, "
+        "CREATE TABLE episode_table (format VARCHAR NOT NULL, tenant VARCHAR NOT NULL, "
         "size BIGINT NOT NULL, root VARCHAR NOT NULL, link_horizon_seconds BIGINT NOT NULL)"
     )
 
@@ -495,7 +514,7 @@ def _write_state(
 
 def _counted_state(
     connection: duckdb.DuckDBPyConnection,
-    row_format: int,
+    row_format: str,
     tenant: str,
     size: int,
     root: str,
@@ -528,7 +547,7 @@ def _read_state(connection: duckdb.DuckDBPyConnection, path: Path) -> EpisodeTab
     row_format, tenant, size, root, horizon = rows[0]
     return _counted_state(
         connection,
-        int(row_format),
+        str(row_format),
         str(tenant),
         int(size),
         str(root),
