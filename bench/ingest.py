@@ -5,7 +5,9 @@ time as they would arrive), encodes them as JSON array bodies, then times parsin
 into a fresh ledger, several runs. Prints the median events/s with the parse and append shares
 and writes bench/results/ingest.json. Also times the stream that `raas ingest` uses
 (`SqliteLedger.append_batches` over parsed bodies: each body is parsed and made ready while the
-one before commits), reported as `stream_median_events_per_second`.
+one before commits), reported as `stream_median_events_per_second`, and the same stream with
+parsing and preparing in `--processes` worker processes (`SqliteLedger.append_parsed`), so that
+ingest uses a second core: `processes_median_events_per_second` (0 skips it).
 
     .venv/bin/python bench/ingest.py [--events 200000] [--batch 5000] [--runs 5]
 
@@ -192,6 +194,25 @@ def run_stream(bodies: list[bytes], path: Path) -> dict[str, float]:
     return {"events": stored, "seconds": total_seconds, "events_per_second": stored / total_seconds}
 
 
+def run_processes(bodies: list[bytes], path: Path, processes: int) -> dict[str, float]:
+    """Parse and prepare in worker processes; this one writes and commits."""
+    with SqliteLedger(path) as ledger:
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        stored = sum(
+            receipt.stored
+            for receipt in ledger.append_parsed(bodies, parse_batch, processes=processes)
+        )
+        total_seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+    return {
+        "events": stored,
+        "seconds": total_seconds,
+        "events_per_second": stored / total_seconds,
+        "writer_cpu_microseconds_per_event": cpu_seconds / stored * 1e6,
+    }
+
+
 def run_threads(bodies: list[bytes], path: Path, threads_count: int) -> dict[str, float]:
     """`threads_count` senders share one ledger; each takes the next body, parses and appends it."""
     pending: queue.Queue[bytes] = queue.Queue()
@@ -241,6 +262,12 @@ def main() -> None:
         help="also measure this many sender threads sharing the ledger",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also measure parsing and preparing in this many worker processes (0: do not)",
+    )
+    parser.add_argument(
         "--prefill",
         type=int,
         default=0,
@@ -269,8 +296,10 @@ def main() -> None:
         "an event on the wire"
     )
 
+    load_before = os.getloadavg()[0]
     sequential: list[dict[str, float]] = []
     streamed: list[dict[str, float]] = []
+    in_processes: list[dict[str, float]] = []
     threaded: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(dir=arguments.folder) as folder:
         template = Path(folder) / "prefilled.db"
@@ -295,6 +324,17 @@ def main() -> None:
             result = run_stream(bodies, path)
             streamed.append(result)
             print(f"       {result['events_per_second']:>9,.0f} events/s as a stream", flush=True)
+            if arguments.processes:
+                path = Path(folder) / f"processes-{run}.db"
+                if arguments.prefill:
+                    shutil.copyfile(template, path)
+                result = run_processes(bodies, path, arguments.processes)
+                in_processes.append(result)
+                print(
+                    f"       {result['events_per_second']:>9,.0f} events/s parsing in "
+                    f"{arguments.processes} worker process(es)",
+                    flush=True,
+                )
             if arguments.threads > 1:
                 path = Path(folder) / f"threads-{run}.db"
                 if arguments.prefill:
@@ -330,7 +370,8 @@ def main() -> None:
         "stream_median_events_per_second": round(
             statistics.median(result["events_per_second"] for result in streamed)
         ),
-        "load_average": round(os.getloadavg()[0], 2),
+        # On a shared machine other work takes cores: wall times mean little when this is high.
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "runs_detail": sequential,
         "stream_runs_detail": streamed,
         "machine": {
@@ -341,6 +382,18 @@ def main() -> None:
             "platform": platform.platform(),
         },
     }
+    if in_processes:
+        summary["worker_processes"] = arguments.processes
+        summary["processes_median_events_per_second"] = round(
+            statistics.median(result["events_per_second"] for result in in_processes)
+        )
+        summary["processes_writer_cpu_microseconds_per_event"] = round(
+            statistics.median(
+                result["writer_cpu_microseconds_per_event"] for result in in_processes
+            ),
+            2,
+        )
+        summary["processes_runs_detail"] = in_processes
     if threaded:
         summary["sender_threads"] = arguments.threads
         summary["threads_median_events_per_second"] = round(
@@ -354,6 +407,12 @@ def main() -> None:
         f"{summary['append_microseconds_per_event']} us an event)"
     )
     print(f"median as a stream: {summary['stream_median_events_per_second']:,} events/s")
+    if in_processes:
+        print(
+            f"median parsing in {arguments.processes} worker process(es): "
+            f"{summary['processes_median_events_per_second']:,} events/s (the writer's CPU: "
+            f"{summary['processes_writer_cpu_microseconds_per_event']} us an event)"
+        )
     if threaded:
         print(
             f"median with {arguments.threads} sender threads: "

@@ -47,7 +47,8 @@ from raas.core.events import (
     event_entry,
     make_event,
 )
-from raas.errors import ConflictError, EventError, StoreError
+from raas.errors import BatchRejected, ConflictError, EventError, StoreError
+from raas.ingest import parse_batch
 from raas.ledger import LedgerStore, MemoryLedger, SqliteLedger, StoredEvent
 from raas.ledger.store import time_microseconds
 
@@ -361,6 +362,37 @@ def test_a_failing_batch_in_a_stream_keeps_the_batches_before_it(tmp_path: Path)
         assert [row.event.id for row in rows(ledger, "acme")] == [f"event-{n}" for n in range(4)]
         assert ledger.append([event(4)]).stored == 1
         assert ledger.check().problem is None
+
+
+def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(tmp_path: Path) -> None:
+    bodies = [
+        msgspec.json.encode(
+            [
+                event(n, tenant=("acme", "globex")[n % 2], data=Message(role="ai", text=f"t{n}")),
+                event(n + 1000),
+            ]
+        )
+        for n in range(12)
+    ]
+    bad = b'[{"id": "broken", "time": "yesterday"}]'
+    received = []
+    with SqliteLedger(tmp_path / "here.db") as here, SqliteLedger(tmp_path / "there.db") as there:
+        expected = list(here.append_parsed(bodies, parse_batch, processes=0))
+        with pytest.raises(BatchRejected, match="broken") as rejected:
+            for receipt in there.append_parsed([*bodies, bad, bodies[0]], parse_batch):
+                received.append(receipt)
+        # The error crossed back from the worker whole, the events it names included.
+        assert [error.event_id for error in rejected.value.errors] == ["broken"]
+        assert received == expected
+        key = commitment_key(tmp_path / "there.db")
+        for tenant in ("acme", "globex"):
+            stored = rows(there, tenant)
+            assert [row.reveal() for row in stored] == [row.reveal() for row in rows(here, tenant)]
+            # Entries made in the worker used this ledger's own commitment key.
+            assert [row.entry for row in stored] == [
+                event_entry(row.reveal(), key) for row in stored
+            ]
+        assert there.check().problem is None
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ Tables (schema version 2):
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import multiprocessing
 import os
 import secrets
 import sqlite3
@@ -265,11 +267,48 @@ class SqliteLedger:
         WAL without holding the GIL), the next one is made ready (entries, commitments, hashes).
         A receipt comes only after its commit returned. If a batch fails (ConflictError, ...),
         the batches before it are committed and their receipts yielded, then the error raised.
+        Empty batches are skipped.
         """
+        key = self._commitment_key
+        return self._append_prepared(_Batch(events, key) for events in batches if events)
+
+    def append_parsed(
+        self,
+        bodies: Iterable[bytes],
+        parse: Callable[[bytes], Sequence[Event]],
+        *,
+        processes: int = 1,
+    ) -> Iterator[AppendReceipt]:
+        """Append the batch each body parses to, in order, parsing and preparing in other processes.
+
+        `append_batches(parse(body) for body in bodies)`, with the parsing and the making ready
+        (entries, commitments, hashes: most of an append's interpreter time) done by `processes`
+        worker processes while this one only writes and commits, so ingest uses more than one
+        core. `parse` must be picklable (a module-level function or a functools.partial of one).
+        The workers hold the ledger's commitment key in memory for as long as they run. Bodies
+        are read ahead as fast as the workers take them. With `processes` 0 all runs here.
+        """
+        if processes < 1:
+            return self.append_batches(parse(body) for body in bodies)
+        return self._append_in_processes(bodies, parse, processes)
+
+    def _append_in_processes(
+        self, bodies: Iterable[bytes], parse: Callable[[bytes], Sequence[Event]], processes: int
+    ) -> Iterator[AppendReceipt]:
+        # spawn, not fork: this process may hold threads and an open database.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(
+            processes, initializer=_start_preparer, initargs=(self._commitment_key,)
+        ) as pool:
+            prepared = pool.imap(functools.partial(_prepare_body, parse), bodies)
+            yield from self._append_prepared(_raised(prepared))
+
+    def _append_prepared(self, prepared: Iterable[_Batch]) -> Iterator[AppendReceipt]:
+        """Write and commit prepared batches in order; the next is taken while one commits."""
         connection = self._open_connection()
-        pending = iter(batches)
+        pending = iter(prepared)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raas-commit") as committer:
-            batch = self._next_batch(pending)
+            batch = next(pending, None)
             while batch is not None:
                 self._lock.acquire()
                 try:
@@ -281,19 +320,13 @@ class SqliteLedger:
                 commit = committer.submit(self._commit_and_unlock, connection)
                 failure: BaseException | None = None
                 try:
-                    batch = self._next_batch(pending)
+                    batch = next(pending, None)
                 except BaseException as error:  # raised once the batch before is durable
                     failure, batch = error, None
                 commit.result()
                 yield receipt
                 if failure is not None:
                     raise failure
-
-    def _next_batch(self, pending: Iterator[Sequence[Event]]) -> _Batch | None:
-        for events in pending:
-            if events:
-                return _Batch(events, self._commitment_key)
-        return None
 
     def _commit_and_unlock(self, connection: sqlite3.Connection) -> None:
         try:
@@ -849,6 +882,75 @@ class _Batch:
         kept.leaves = [self.leaves[place] for place in places]
         kept.key_hashes = key_hashes
         return kept
+
+
+# The commitment key of the ledger a preparing worker process serves (see `append_parsed`).
+_preparer_key: bytes | None = None
+
+
+def _start_preparer(commitment_key: bytes) -> None:
+    global _preparer_key
+    _preparer_key = commitment_key
+
+
+class _Failure:
+    """An error raised in a worker process, carried back whole.
+
+    Exceptions travel between processes as (class, args), and raas errors take other arguments
+    than the message they keep in args: re-made that way they fail, in the pool's own thread,
+    and the pool then waits forever. So their state is carried as plain data instead (errors
+    held inside, such as BatchRejected's list of EventErrors, too) and restored without calling
+    __init__.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.carried = _carried(error)
+
+    def error(self) -> BaseException:
+        error = _restored(self.carried)
+        assert isinstance(error, BaseException)
+        return error
+
+
+def _carried(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        state = {name: _carried(item) for name, item in vars(value).items()}
+        return ("exception", type(value), value.args, state)
+    if isinstance(value, list):
+        return [_carried(item) for item in value]
+    return value
+
+
+def _restored(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 4 and value[0] == "exception":
+        _, kind, args, state = value
+        error = kind.__new__(kind)
+        error.args = args
+        vars(error).update({name: _restored(item) for name, item in state.items()})
+        return error
+    if isinstance(value, list):
+        return [_restored(item) for item in value]
+    return value
+
+
+def _prepare_body(
+    parse: Callable[[bytes], Sequence[Event]], body: bytes
+) -> _Batch | _Failure | None:
+    """In a worker process: parse one body and make its batch ready (None if it is empty)."""
+    assert _preparer_key is not None, "a preparer runs in a pool started by append_parsed"
+    try:
+        events = parse(body)
+        return _Batch(events, _preparer_key) if events else None
+    except Exception as error:  # carried back, raised in order by the writer
+        return _Failure(error)
+
+
+def _raised(prepared: Iterable[_Batch | _Failure | None]) -> Iterator[_Batch]:
+    for item in prepared:
+        if isinstance(item, _Failure):
+            raise item.error()
+        if item is not None:
+            yield item
 
 
 def _in_transaction(connection: sqlite3.Connection, work: Callable[[], _Result]) -> _Result:
