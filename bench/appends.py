@@ -142,6 +142,14 @@ def main() -> None:
             mode: round(statistics.median(item["cpu_microseconds_per_event"] for item in items), 2)
             for mode, items in results.items()
         },
+        # 1 / CPU time an event: the rate one free core would give (wall time on a shared machine
+        # also counts the time other processes held the cores).
+        "events_per_cpu_second": {
+            mode: round(
+                1e6 / statistics.median(item["cpu_microseconds_per_event"] for item in items)
+            )
+            for mode, items in results.items()
+        },
         "prepare_cpu_microseconds_per_event": round(prepare, 2),
         "checked_after_last_run": {"entries": check.entries, "problem": None},
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
@@ -159,6 +167,7 @@ def main() -> None:
             f"median {mode:<15} {median:>9,} events/s (target {TARGET_EVENTS_PER_SECOND:,}), "
             f"{summary['median_cpu_microseconds_per_event'][mode]} us CPU an event"
         )
+    print(f"events per CPU second: {summary['events_per_cpu_second']}")
     print(
         f"making a batch ready: {summary['prepare_cpu_microseconds_per_event']} us CPU an event; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"

@@ -7,7 +7,8 @@ bytes, "value": text}}. Dropping a field from the disclosures redacts it: the en
 hash and every proof stay as they were, and what is still disclosed still checks.
 
 The salt of a field is HMAC-SHA256(commitment key, canonical JSON of [tenant, source, id, field
-path])[:16]. The 32-byte commitment key is the ledger's secret and never leaves it, so:
+path])[:16]. The 32-byte commitment key is the ledger's secret, kept in the ledger's own file
+and never exported (no evidence or export holds it), so:
 - the same event always gives the same entry (appends stay idempotent, byte for byte), and
 - nobody without the key can test a guessed value against a commitment, while anyone with a
   disclosure can check it (`verify_disclosure`), with no key at all.

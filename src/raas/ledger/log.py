@@ -1,5 +1,6 @@
 """What every store shares about its per-tenant Merkle logs: the origin naming a log, the rule for
-signing its next checkpoint, and the shape of what `raas ledger check` reports.
+signing its next checkpoint, the frontier update on the append path, and the shape of what
+`raas ledger check` reports.
 
 The ledger belongs to one vendor and keeps one log per tenant (the buyer), so a buyer's proofs
 show nothing of other buyers' traffic. A log's origin, the first line of its checkpoints, is
