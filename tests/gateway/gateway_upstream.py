@@ -34,6 +34,9 @@ class FakeUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if scope["method"] == "GET":
+            await _respond(send, 200, b'{"object":"list","data":[]}', "application/json")
+            return
         body = b""
         while True:
             message = await receive()
