@@ -23,8 +23,8 @@ Tables in the file:
                       so that a sum can be given back as the reference's Decimal writes it
 - `customers`: each customer with the log indexes of its entries, so that an incremental build
   reads only the changed customers' entries (`LedgerStore.entries`);
-- `episode_table`: one row, the state: format, tenant, size, the log's root at that size,
-  link horizon.
+- `episode_table`: one row, the state: format, tenant, size, the hash of the log's last leaf
+  at that size, link horizon.
 
 `export_parquet` writes `episodes` as Parquet for engines that read files (Spark).
 """
@@ -106,13 +106,16 @@ _encoder: Final = msgspec.json.Encoder()
 
 class EpisodeTableState(msgspec.Struct, frozen=True, kw_only=True):
     """What an episode table file holds: the episodes of `tenant` at ledger `size` (whose log
-    had the Merkle root `root` then), derived with `link_horizon_seconds`, in the row format
-    `format`."""
+    ended with the leaf hash `last_leaf` then), derived with `link_horizon_seconds`, in the row
+    format `format`."""
 
     format: str
     tenant: str
     size: int
-    root: str  # hex Merkle root of the tenant's log at `size`: which ledger the rows are from
+    # The hex leaf hash of the log's entry at size - 1 ("" when empty): which log the rows are
+    # from, checked before an update. (Not the root: a past size's root means rebuilding the
+    # Merkle tree, tens of seconds for a month of a large tenant.)
+    last_leaf: str
     link_horizon_seconds: int
     episodes: int
     customers: int
@@ -158,33 +161,38 @@ def build_episode_table(
     if chunk_episodes < 1:
         raise ValueError(f"chunk_episodes must be at least 1, found {chunk_episodes}")
     horizon_seconds = _whole_seconds(link_horizon)
-    root = ledger.root(tenant, size).hex()
-    previous = read_episode_table_state(target) if target.exists() else None
+    last_leaf = _last_leaf(ledger, tenant, size)
+    previous = _previous_state(target)
     if (
         previous is not None
         and previous.format == EPISODE_TABLE_FORMAT
         and previous.tenant == tenant
         and previous.link_horizon_seconds == horizon_seconds
         and previous.size <= size
-        # The same log, grown: anything else (another ledger, a rewritten one) starts over.
-        and ledger.root(tenant, previous.size).hex() == previous.root
+        # The same log, grown: anything else (another ledger) starts over.
+        and _last_leaf(ledger, tenant, previous.size) == previous.last_leaf
     ):
         if previous.size == size:
             return EpisodeTableBuild(
                 state=previous, full=False, customers_derived=0, entries_read=0
             )
         return _update(
-            ledger, previous, size, root, target, link_horizon, chunk_episodes, on_customer
+            ledger, previous, size, last_leaf, target, link_horizon, chunk_episodes, on_customer
         )
     return _build_full(
-        ledger, tenant, size, root, target, link_horizon, chunk_episodes, on_customer
+        ledger, tenant, size, last_leaf, target, link_horizon, chunk_episodes, on_customer
     )
 
 
-def read_episode_table_state(path: str | os.PathLike[str]) -> EpisodeTableState:
-    """The state recorded in an episode table file; StoreError if it is not one."""
-    with _connect(Path(path), read_only=True) as connection:
+def read_episode_table_state(
+    path: str | os.PathLike[str], connection: duckdb.DuckDBPyConnection | None = None
+) -> EpisodeTableState:
+    """The state recorded in an episode table file (read through `connection` when given, a
+    connection to that file); StoreError if it is not one."""
+    if connection is not None:
         return _read_state(connection, Path(path))
+    with _connect(Path(path), read_only=True) as own:
+        return _read_state(own, Path(path))
 
 
 def export_parquet(
@@ -207,7 +215,7 @@ def _build_full(
     ledger: LedgerStore,
     tenant: str,
     size: int,
-    root: str,
+    last_leaf: str,
     target: Path,
     link_horizon: timedelta,
     chunk_episodes: int,
@@ -231,7 +239,7 @@ def _build_full(
                 if staging.pending_episodes >= chunk_episodes:
                     staging.flush()
             staging.flush()
-            state = _write_state(connection, tenant, size, root, link_horizon)
+            state = _write_state(connection, tenant, size, last_leaf, link_horizon)
         _remove_database(target)
         os.replace(building, target)
     finally:
@@ -245,7 +253,7 @@ def _update(
     ledger: LedgerStore,
     previous: EpisodeTableState,
     size: int,
-    root: str,
+    last_leaf: str,
     target: Path,
     link_horizon: timedelta,
     chunk_episodes: int,
@@ -279,7 +287,7 @@ def _update(
                     if staging.pending_episodes >= chunk_episodes:
                         staging.flush()
                 staging.flush()
-            state = _write_state(connection, tenant, size, root, link_horizon)
+            state = _write_state(connection, tenant, size, last_leaf, link_horizon)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -489,7 +497,8 @@ def _create_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(f"CREATE TABLE customers ({_columns_sql(_CUSTOMER_COLUMNS)})")
     connection.execute(
         "CREATE TABLE episode_table (format VARCHAR NOT NULL, tenant VARCHAR NOT NULL, "
-        "size BIGINT NOT NULL, root VARCHAR NOT NULL, link_horizon_seconds BIGINT NOT NULL)"
+        "size BIGINT NOT NULL, last_leaf VARCHAR NOT NULL, "
+        "link_horizon_seconds BIGINT NOT NULL)"
     )
 
 
@@ -501,15 +510,15 @@ def _write_state(
     connection: duckdb.DuckDBPyConnection,
     tenant: str,
     size: int,
-    root: str,
+    last_leaf: str,
     link_horizon: timedelta,
 ) -> EpisodeTableState:
     connection.execute("DELETE FROM episode_table")
     connection.execute(
         "INSERT INTO episode_table VALUES (?, ?, ?, ?, ?)",
-        [EPISODE_TABLE_FORMAT, tenant, size, root, _whole_seconds(link_horizon)],
+        [EPISODE_TABLE_FORMAT, tenant, size, last_leaf, _whole_seconds(link_horizon)],
     )
-    return _counted_state(connection, EPISODE_TABLE_FORMAT, tenant, size, root, link_horizon)
+    return _counted_state(connection, EPISODE_TABLE_FORMAT, tenant, size, last_leaf, link_horizon)
 
 
 def _counted_state(
@@ -517,7 +526,7 @@ def _counted_state(
     row_format: str,
     tenant: str,
     size: int,
-    root: str,
+    last_leaf: str,
     link_horizon: timedelta,
 ) -> EpisodeTableState:
     counts = connection.execute(
@@ -528,7 +537,7 @@ def _counted_state(
         format=row_format,
         tenant=tenant,
         size=size,
-        root=root,
+        last_leaf=last_leaf,
         link_horizon_seconds=_whole_seconds(link_horizon),
         episodes=int(counts[0]),
         customers=int(counts[1]),
@@ -538,21 +547,36 @@ def _counted_state(
 def _read_state(connection: duckdb.DuckDBPyConnection, path: Path) -> EpisodeTableState:
     try:
         rows = connection.execute(
-            "SELECT format, tenant, size, root, link_horizon_seconds FROM episode_table"
+            "SELECT format, tenant, size, last_leaf, link_horizon_seconds FROM episode_table"
         ).fetchall()
     except duckdb.Error as error:
         raise StoreError(f"{path} is not an episode table: {error}") from error
     if len(rows) != 1:
         raise StoreError(f"{path} is not an episode table: its state has {len(rows)} rows")
-    row_format, tenant, size, root, horizon = rows[0]
+    row_format, tenant, size, last_leaf, horizon = rows[0]
     return _counted_state(
         connection,
         str(row_format),
         str(tenant),
         int(size),
-        str(root),
+        str(last_leaf),
         timedelta(seconds=int(horizon)),
     )
+
+
+def _previous_state(target: Path) -> EpisodeTableState | None:
+    """The state of the table already at `target`, or None when there is none or it is not
+    one this version reads (it is then built again from scratch)."""
+    if not target.exists():
+        return None
+    try:
+        return read_episode_table_state(target)
+    except StoreError:
+        return None
+
+
+def _last_leaf(ledger: LedgerStore, tenant: str, size: int) -> str:
+    return ledger.leaf_hashes(tenant, size - 1, size)[0].hex() if size else ""
 
 
 def _remove_database(path: Path) -> None:
