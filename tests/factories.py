@@ -8,16 +8,19 @@ from decimal import Decimal
 
 from raas.core.episodes import Entry
 from raas.core.events import (
+    BusinessEvent,
     ConversationClosed,
     ConversationStarted,
     Csat,
     CustomerConfirmation,
     Event,
     Handoff,
+    HoldoutAssignment,
     Message,
     ModelCall,
     Recontact,
     ResolutionClaimed,
+    ReviewVerdict,
     event_leaf_hash,
     make_event,
 )
@@ -44,11 +47,17 @@ def conversation(
     ai_answers: int = 1,
     model_cost: str = "0.0100",
     tier: str = "small",
+    latency_ms: int = 300,
+    review: bool | None = None,
+    orders: Iterable[str] = (),
+    currency: str = "USD",
 ) -> list[Event]:
     """A conversation in which the AI answers each intent; a minute passes between events.
 
     `handoff` is None, "with" or "without" (context passed to the human). The AI's last answer
-    for an intent is at a time the test can read back from the returned events.
+    for an intent is at a time the test can read back from the returned events. `review` adds a
+    reviewer's verdict on each intent; `orders` adds an order of each amount (decimal text) on
+    the last intent, with the reference `<conversation>-order-<n>`.
     """
     events: list[Event] = []
     clock = start
@@ -87,7 +96,7 @@ def conversation(
                     model=f"{tier}-model",
                     input_tokens=100,
                     output_tokens=50,
-                    latency_ms=300,
+                    latency_ms=latency_ms,
                     cost=Decimal(model_cost),
                 ),
                 intent,
@@ -98,7 +107,70 @@ def conversation(
             add(CustomerConfirmation(resolved=confirm), intent)
         if csat is not None:
             add(Csat(score=csat), intent)
+        if review is not None:
+            add(ReviewVerdict(passed=review, reviewer="qa-1"), intent)
+    for number, amount in enumerate(orders):
+        order = BusinessEvent(
+            kind="order",
+            amount=Decimal(amount),
+            currency=currency,
+            reference=f"{conversation_id}-order-{number}",
+        )
+        add(order, None)
     add(ConversationClosed(), None)
+    return events
+
+
+def holdout(
+    customer: str,
+    group: str,
+    *,
+    at: datetime = NOVEMBER - timedelta(days=1),
+    tenant: str = "acme",
+    experiment: str = "campaign-1",
+) -> Event:
+    """A customer's assignment to the treatment or the control group of a holdout."""
+    return make_event(
+        HoldoutAssignment(group=group, experiment=experiment),  # type: ignore[arg-type]
+        id=f"holdout-{customer}",
+        source=SOURCE,
+        time=at,
+        tenant=tenant,
+        customer=customer,
+        conversation=f"holdout-{customer}",
+    )
+
+
+def business(
+    conversation_id: str,
+    amounts: Iterable[str],
+    *,
+    customer: str,
+    start: datetime = NOVEMBER,
+    tenant: str = "acme",
+    kind: str = "order",
+    currency: str = "USD",
+) -> list[Event]:
+    """A conversation the AI took no part in (a purchase in a shop, a branch visit) that
+    records business events of the given amounts, a minute apart."""
+    events: list[Event] = []
+    for number, amount in enumerate(amounts):
+        events.append(
+            make_event(
+                BusinessEvent(
+                    kind=kind,  # type: ignore[arg-type]
+                    amount=Decimal(amount),
+                    currency=currency,
+                    reference=f"{conversation_id}-{kind}-{number}",
+                ),
+                id=f"{conversation_id}-{number}",
+                source=SOURCE,
+                time=start + timedelta(minutes=number),
+                tenant=tenant,
+                customer=customer,
+                conversation=conversation_id,
+            )
+        )
     return events
 
 

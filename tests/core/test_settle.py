@@ -1,5 +1,7 @@
 """Settlement invariants from DESIGN.md, as properties of the pure pipeline: a failure here means
-a bill that depends on delivery accidents, or a total that is not the sum of its lines."""
+a bill that depends on delivery accidents, a total that is not the sum of its lines, a
+first-format contract that no longer bills what it billed before it was written as rules, or a
+conversation counted twice."""
 
 from __future__ import annotations
 
@@ -9,15 +11,19 @@ from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_judge import contract
+from test_judge import contract, format_one_outcome, rules_contract
 
 from factories import NOVEMBER, conversation, entries, last_ai_answer
-from raas.core.episodes import Entry
+from raas.core.contract import GateTerms, OutcomeTerms, Weights
+from raas.core.episodes import Entry, derive_episodes
 from raas.core.events import Event
-from raas.core.invoice import LedgerPoint, invoice_json
-from raas.core.periods import month_period
+from raas.core.invoice import Invoice, LedgerPoint, invoice_json
+from raas.core.judge import Judge
+from raas.core.money import quantize
+from raas.core.periods import Period, month_period
 from raas.core.settle import settle
 
 PERIOD = month_period("Europe/Berlin", 2026, 11)
@@ -49,6 +55,8 @@ conversation_specs = st.lists(
             "handoff": st.sampled_from([None, None, None, "with", "without"]),
             "confirm": st.sampled_from([None, None, True, False]),
             "recontact_previous": st.booleans(),
+            "csat": st.sampled_from([None, None, 1, 3, 5]),
+            "ai_answers": st.integers(0, 2),
         }
     ),
     min_size=1,
@@ -70,6 +78,8 @@ def workload(specs: list[dict]) -> list[Event]:  # type: ignore[type-arg]
             handoff=spec["handoff"],
             confirm=spec["confirm"],
             recontact_of=previous if spec["recontact_previous"] else None,
+            csat=spec.get("csat"),
+            ai_answers=spec.get("ai_answers", 1),
         )
         last_by_customer[spec["customer"]] = conversation_id
     return events
@@ -154,3 +164,203 @@ def test_invoice_bytes_are_stable() -> None:
     first = invoice_json(settled(events).invoice)
     assert first == invoice_json(settled(list(reversed(events))).invoice)
     assert b'"total": "0.99"' in first
+
+
+# -- the first format, written as rules, bills what it always billed ------------------------
+
+
+def format_one_invoice(
+    events: list[Event], window_hours: int, period: Period, price: Decimal
+) -> tuple[list[tuple[str, int, Decimal, tuple[str, ...]]], dict[str, int], int]:
+    """What the first format's settlement gave: (outcome, quantity, amount, episodes) per line,
+    what was not billed, and how many episodes were provisional."""
+    billed: dict[str, list[str]] = {"ai_resolution": [], "handoff": []}
+    not_billed = {"reopened": 0, "unresolved": 0}
+    provisional = 0
+    for group in by_customer(events):
+        for episode in derive_episodes(group, link_horizon=timedelta(hours=window_hours)):
+            kind, final_at = format_one_outcome(episode, window_hours)
+            if final_at > period.end:
+                provisional += 1
+            elif period.start <= final_at < period.end:
+                if kind in billed:
+                    billed[kind].append(episode.id)
+                else:
+                    not_billed[kind] += 1
+    prices = {"ai_resolution": price, "handoff": Decimal(0)}
+    lines = [
+        (
+            kind,
+            len(episodes),
+            quantize(prices[kind] * len(episodes), "USD", "half_even"),
+            tuple(sorted(episodes)),
+        )
+        for kind, episodes in billed.items()
+    ]
+    return lines, not_billed, provisional
+
+
+def lines_of(invoice: Invoice) -> list[tuple[str, int | Decimal, Decimal, tuple[str, ...]]]:
+    return [(line.outcome, line.quantity, line.amount, line.episodes) for line in invoice.lines]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=conversation_specs,
+    window_hours=st.sampled_from([1, 24, 72, 168]),
+    month=st.sampled_from([10, 11, 12]),
+)
+def test_first_format_contracts_settle_exactly_as_before(  # type: ignore[no-untyped-def]
+    specs, window_hours: int, month: int
+) -> None:
+    """Every episode gets the outcome and the final time the first format's judge gave it, and
+    every invoice the same lines, episodes, counts and total."""
+    events = workload(specs)
+    terms = contract(window_hours)
+    judge = Judge(terms)
+    for group in by_customer(events):
+        for episode in derive_episodes(group, link_horizon=timedelta(hours=window_hours)):
+            outcome = judge.judge(episode)
+            assert (outcome.kind, outcome.final_at) == format_one_outcome(episode, window_hours)
+    period = month_period("Europe/Berlin", 2026, month)
+    if month == 10:
+        terms = msgspec.structs.replace(terms, effective_from=period.start.date())
+    invoice = settle(terms, by_customer(events), period=period, ledger=LEDGER).invoice
+    lines, not_billed, provisional = format_one_invoice(
+        events, window_hours, period, Decimal("0.99")
+    )
+    assert lines_of(invoice) == lines
+    assert [line.description for line in invoice.lines] == [
+        "Problems resolved by the AI",
+        "Problems handed off to a human",
+    ]
+    assert invoice.not_billed == not_billed
+    assert invoice.provisional == provisional
+    assert invoice.total == sum(amount for _, _, amount, _ in lines)
+
+
+# -- counting per conversation, gates, weights, exclusions ------------------------------------
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=conversation_specs)
+def test_per_conversation_counts_each_conversation_once_with_all_its_episodes(specs) -> None:  # type: ignore[no-untyped-def]
+    events = workload(specs)
+    per_conversation = rules_contract(count="per_conversation")
+    invoice = settle(per_conversation, by_customer(events), period=PERIOD, ledger=LEDGER).invoice
+    per_problem = settle(rules_contract(), by_customer(events), period=PERIOD, ledger=LEDGER)
+    episodes = [episode for line in invoice.lines for episode in line.episodes]
+    assert len(episodes) == len(set(episodes)), "an episode is billed on one line only"
+    conversations = {episode.split("#")[0] for episode in episodes}
+    assert sum(int(line.quantity) for line in invoice.lines) == len(conversations)
+    for line in invoice.lines:
+        # Every episode of a billed conversation is on its line, and no other.
+        billed = {episode.split("#")[0] for episode in line.episodes}
+        assert len(billed) == line.quantity
+        every = {
+            episode.id
+            for group in by_customer(events)
+            for episode in derive_episodes(group)
+            if episode.conversations[0] in billed
+        }
+        assert set(line.episodes) == every
+    # Counting per conversation never bills more conversations than problems.
+    assert sum(int(line.quantity) for line in invoice.lines) <= sum(
+        int(line.quantity) for line in per_problem.invoice.lines
+    )
+    assert invoice.total == sum(line.amount for line in invoice.lines)
+
+
+def test_hand_checked_per_conversation_invoice() -> None:
+    """Conversation a: two problems resolved (one confirmed, one assumed): counted once, under
+    confirmed_resolution, which comes first in contract order: 0.99. Conversation b: one problem
+    assumed resolved: 0.79. Conversation c: two problems, one handed off: the handoff comes first
+    in contract order, so c is a free handoff. Total 1.78 USD."""
+    a = conversation("a", customer="ann", intents=("refund", "delivery"), confirm=None)
+    a_confirmation = conversation("a", customer="ann", intents=("refund",), confirm=True)
+    b = conversation("b", customer="bob")
+    c = conversation("c", customer="cat", intents=("refund",))
+    c_handoff = conversation("c", customer="cat", intents=("password",), handoff="with")
+    # The second call for a conversation reuses its ids: give its events their own ids.
+    renamed = [
+        msgspec.structs.replace(event, id=f"{event.id}-again")
+        for event in a_confirmation + c_handoff
+    ]
+    events = a + b + c + renamed
+    invoice = settle(
+        rules_contract(count="per_conversation"), by_customer(events), period=PERIOD, ledger=LEDGER
+    ).invoice
+    lines = {line.outcome: line for line in invoice.lines}
+    assert lines["confirmed_resolution"].quantity == 1
+    assert lines["confirmed_resolution"].episodes == ("a#delivery", "a#refund")
+    assert lines["assumed_resolution"].episodes == ("b#refund",)
+    assert invoice.total == Decimal("1.78")
+    assert invoice.not_billed == {"handoff": 1, "unresolved": 0}
+
+
+def test_gates_exclusions_and_weights_reach_the_invoice() -> None:
+    """Four problems: a confirmed one on a hard intent (weight 2), a confirmed one with CSAT 1
+    (fails the CSAT floor), a test conversation (excluded) and an assumed one (weight 1).
+    Billed: confirmed 2 x 0.99 = 1.98, assumed 1 x 0.79 = 0.79; total 2.77 USD."""
+    terms = rules_contract(
+        exclude='intent == "test"',
+        gates=(GateTerms(name="csat_floor", require="csat is null or csat >= 2"),),
+        weights=Weights(feature="intent", values={"contract_review": Decimal(2)}),
+    )
+    events = (
+        conversation("a", customer="ann", intents=("contract_review",), confirm=True)
+        + conversation("b", customer="bob", confirm=True, csat=1)
+        + conversation("c", customer="cat", intents=("test",), confirm=True)
+        + conversation("d", customer="dan")
+    )
+    invoice = settle(terms, by_customer(events), period=PERIOD, ledger=LEDGER).invoice
+    lines = {line.outcome: line for line in invoice.lines}
+    confirmed = lines["confirmed_resolution"]
+    assert (confirmed.quantity, confirmed.amount) == (Decimal(2), Decimal("1.98"))
+    assert confirmed.basis == {"outcomes": Decimal(1), "weighted_quantity": Decimal(2)}
+    assert lines["assumed_resolution"].amount == Decimal("0.79")
+    assert invoice.total == Decimal("2.77")
+    assert invoice.not_billed == {
+        "csat_floor": 1,
+        "excluded": 1,
+        "handoff": 0,
+        "unresolved": 0,
+    }
+
+
+def test_an_outcome_priced_at_the_window_is_billed_when_final_and_a_handoff_at_once() -> None:
+    """A handoff on the last evening of November is final at once (final_at: handoff_at) and
+    billed in November; a resolution then is final 72h later, in December."""
+    evening = PERIOD.end - timedelta(hours=3)
+    priced = rules_contract(
+        outcomes={
+            "handoff": OutcomeTerms(
+                when="handed_off", price=Decimal("0.50"), final_at="handoff_at"
+            ),
+            "resolution": OutcomeTerms(when="ai_answered", price=Decimal("0.99")),
+        }
+    )
+    events = conversation("h", customer="ann", start=evening, handoff="with") + conversation(
+        "r", customer="bob", start=evening
+    )
+    november = settle(priced, by_customer(events), period=PERIOD, ledger=LEDGER).invoice
+    assert november.total == Decimal("0.50") and november.provisional == 1
+    december = settle(
+        priced,
+        by_customer(events),
+        period=month_period("Europe/Berlin", 2026, 12),
+        ledger=LEDGER,
+    ).invoice
+    assert december.total == Decimal("0.99")
+
+
+def test_a_tenant_other_than_the_buyer_is_refused() -> None:
+    from raas.errors import SettlementError
+
+    events = conversation("a", tenant="someone-else")
+    try:
+        settled(events)
+    except SettlementError as error:
+        assert "someone-else" in str(error)
+    else:
+        raise AssertionError("settled another tenant's episodes")

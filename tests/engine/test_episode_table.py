@@ -239,6 +239,21 @@ def test_small_chunks_give_the_same_table(directory: Path) -> None:
     assert table_rows(chunked) == table_rows(whole) and len(table_rows(whole)) == 12
 
 
+def test_worker_processes_give_the_same_table_and_their_errors(directory: Path) -> None:
+    ledger = MemoryLedger()
+    for number in range(5):
+        ledger.append(conversation(f"c{number}", customer=f"customer-{number}", start=START))
+    here, there = fresh(directory), fresh(directory)
+    build_episode_table(ledger, TENANT, None, here)
+    seen: list[int] = []
+    built = build_episode_table(ledger, TENANT, None, there, processes=1, on_customer=seen.append)
+    assert table_rows(here) == table_rows(there) and built.customers_derived == 5
+    assert seen == [6] * 5
+    ledger.append([order("c1", "0.0000000000001", customer="customer-1", intent="refund")])
+    with pytest.raises(SettlementError, match="amount of business event c1-order"):
+        build_episode_table(ledger, TENANT, None, fresh(directory), processes=1)
+
+
 def test_bad_sizes_and_inexact_amounts_are_refused_and_leave_the_table(directory: Path) -> None:
     ledger = MemoryLedger()
     ledger.append(conversation("c1", start=START))

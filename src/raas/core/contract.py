@@ -4,6 +4,20 @@ A contract is a YAML file that a buyer's finance lead can read. This module hold
 and its loader: YAML -> JSON Schema (`contract.schema.json`) -> `Contract`, refusing a bad file
 with the file, the line and the field.
 
+The format (see `examples/contracts/` and the schema's descriptions): the outcomes are an
+ordered mapping of names to rules written in the rule language of `raas.core.expressions`
+(`when:`); the first rule that matches an episode names its outcome. Around them: `window` (when
+an outcome becomes final), `count` (per problem or per conversation), `exclude` (traffic that
+is never judged), `gates` (conditions every billable outcome must meet), `weights` (difficulty
+weights read from a text feature) and `pricing` (exactly what
+`raas.core.pricing.pricing_from_data` reads; an outcome's `price` is sugar for a per_outcome
+charge). Every rule is checked against the episode features when the contract loads, so a
+misspelt feature is an error on the rule's line and column, never a surprise at settlement.
+
+The first format of contracts (`outcomes.ai_resolution` with a price and a
+`recontact_window_hours`, no rules) still loads: `format_one_rules` writes its fixed meaning as
+rules, so that a format-1 file settles exactly as it always did.
+
 How the loader reads a file, and why:
 
 1. PyYAML composes the node tree (SafeLoader), which keeps the line of every key and value.
@@ -15,7 +29,9 @@ How the loader reads a file, and why:
    (IANA time zone, ISO 4217 currency, dates in order, sign of a price).
 4. Every failure found in steps 1 to 3 becomes a `ContractError`; the first in document order is
    raised. A missing field comes at the end of the mapping that should hold it.
-5. msgspec converts the valid data to `Contract`.
+5. The valid data becomes a `Contract`, whose own checks bind every rule against the features
+   and check the pricing against the outcomes; what they refuse is reported on the line (and,
+   for a rule, the column) it was written at.
 """
 
 from __future__ import annotations
@@ -28,11 +44,11 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -40,8 +56,35 @@ import msgspec
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from raas.core.money import ROUNDING_MODES, Rounding, is_known_currency
+from raas.core.expressions import (
+    FUNCTIONS,
+    Call,
+    Constant,
+    Expression,
+    ExpressionError,
+    Type,
+    bind,
+)
+from raas.core.expressions import (
+    Node as RuleNode,
+)
+from raas.core.features import FEATURES
+from raas.core.money import ROUNDING_MODES, Rounding, is_known_currency, to_minor_units
 from raas.core.periods import is_known_time_zone, start_of_day
+from raas.core.plan import EXCLUDED, NO_OUTCOME, Counting
+from raas.core.pricing import (
+    AccuracyTiers,
+    BusinessShare,
+    Graduated,
+    Package,
+    PerOutcome,
+    Pricing,
+    SavingsShare,
+    UpliftShare,
+    Volume,
+    pricing_from_data,
+)
+from raas.core.pricing.figures import WEIGHT_EXCLUSIVE_MAX, check_decimal
 from raas.errors import ContractError
 
 __all__ = [
@@ -51,30 +94,50 @@ __all__ = [
     "PRICE_EXCLUSIVE_MAX",
     "PRICE_PLACES_MAX",
     "RECONTACT_WINDOW_HOURS_MAX",
-    "AiResolutionRule",
+    "WINDOW_MAX",
     "Contract",
-    "HandoffRule",
-    "Outcomes",
+    "ContractProblems",
+    "GateTerms",
+    "LegacyOutcome",
+    "OutcomeRules",
+    "OutcomeTerms",
+    "Problem",
     "Rounding",
+    "Weights",
     "contract_errors",
+    "contract_problems",
     "contract_schema",
+    "duration_text",
+    "format_one_pricing",
+    "format_one_rules",
     "load_contract",
     "parse_contract",
+    "parse_duration",
 ]
 
 # A contract is a page of text; anything much larger is a mistake or an attack on the parser.
 CONTRACT_BYTES_MAX: Final = 1_048_576
 RECONTACT_WINDOW_HOURS_MAX: Final = 8760  # one year
+WINDOW_MAX: Final = timedelta(days=365)
+WINDOW_DEFAULT: Final = timedelta(hours=72)
 # Bounds on a unit price: far beyond any real one, and small enough that no amount computed
 # from it needs an unbounded decimal context.
 PRICE_EXCLUSIVE_MAX: Final = Decimal(10) ** 12
 PRICE_PLACES_MAX: Final = 12
-# A contract nests three levels deep; a limit keeps PyYAML's recursive composer off the stack's end.
+# A contract nests a few levels deep; a limit keeps PyYAML's recursive composer off the stack's
+# end.
 NESTING_DEPTH_MAX: Final = 32
 # The `field` of an error that belongs to the file as a whole (YAML syntax, an empty file).
 DOCUMENT_FIELD: Final = "(document)"
+# Names the judge gives episodes that no rule names: an outcome or gate may not take them.
+RESERVED_NAMES: Final = (EXCLUDED, NO_OUTCOME)
 
 _CONTRACT_ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
+_NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_DURATION_PATTERN: Final = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+_DURATION_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SHARE_CHARGES: Final = (BusinessShare, UpliftShare, SavingsShare)
+_OUTCOME_CHARGES: Final = (PerOutcome, Graduated, Volume, Package, AccuracyTiers)
 
 
 def _check_price(price: Decimal, field: str) -> None:
@@ -95,49 +158,107 @@ def _decimal_places(amount: Decimal) -> int:
     return max(-exponent, 0)
 
 
-class AiResolutionRule(msgspec.Struct, frozen=True, kw_only=True):
-    """Billable when no human took the episode over and the customer confirmed, or did not
-    come back about the same intent within `recontact_window_hours` of the AI's last answer.
+def parse_duration(text: str) -> timedelta:
+    """A duration as contracts write it: a whole number and one unit, `90s`, `15m`, `72h`,
+    `7d`. Raises ValueError for anything else."""
+    found = _DURATION_PATTERN.fullmatch(text)
+    if found is None:
+        raise ValueError(f"expected a duration such as 72h, found {text!r}")
+    return timedelta(seconds=int(found.group(1)) * _DURATION_SECONDS[found.group(2)])
 
-    `price` is per resolved problem, in the contract's currency; it may be finer than the
-    currency's minor unit (0.0125 USD): rounding happens per invoice line, not per unit.
-    """
 
-    price: Decimal
-    recontact_window_hours: int = 72
+def duration_text(duration: timedelta) -> str:
+    """A whole-second duration in the largest unit that writes it exactly: 259200 s -> 3d,
+    90 min -> 90m."""
+    seconds = int(duration.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _DURATION_SECONDS[unit] == 0:
+            return f"{seconds // _DURATION_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed contract
+
+
+class OutcomeTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """One outcome as the contract states it.
+
+    `when` is the rule that makes an episode this outcome (the first outcome in contract order
+    whose rule matches wins). `billable: false` names an outcome without charging for it (a
+    handoff that stays free, a reopened problem). `price` is sugar for a per_outcome charge
+    at that unit price. `final_at` names a point-in-time feature at which the outcome becomes
+    final (`handoff_at`), instead of when the window closes. `case_cost` is what an outcome of
+    this kind still costs the buyer per case, for a savings share (a handoff still costs a
+    human's time)."""
+
+    when: str
+    billable: bool = True
+    description: str = ""
+    price: Decimal | None = None
+    final_at: str | None = None
+    case_cost: Decimal | None = None
 
     def __post_init__(self) -> None:
-        _check_price(self.price, "outcomes.ai_resolution.price")
-        hours = self.recontact_window_hours
-        if isinstance(hours, bool) or not 1 <= hours <= RECONTACT_WINDOW_HOURS_MAX:
-            raise ValueError(
-                f"outcomes.ai_resolution.recontact_window_hours must be 1.."
-                f"{RECONTACT_WINDOW_HOURS_MAX}, found {hours!r}"
-            )
+        if self.price is not None:
+            _check_price(self.price, "price")
+        if self.case_cost is not None:
+            _check_price(self.case_cost, "case_cost")
 
 
-class HandoffRule(msgspec.Struct, frozen=True, kw_only=True):
-    """An episode a human took over; free unless the contract prices it."""
+class GateTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """A quality gate: `require` must hold for a billable outcome to be billed (a CSAT floor,
+    a reviewer's verdict); an outcome that fails it is counted under the gate's name."""
 
-    price: Decimal = Decimal(0)
+    name: str
+    require: str
+    description: str = ""
+
+
+class Weights(msgspec.Struct, frozen=True, kw_only=True):
+    """Difficulty weights: an outcome weighs `values[feature value]` (`default` when the value
+    is missing or not listed); the weight multiplies the quantity the outcome adds."""
+
+    feature: str
+    values: dict[str, Decimal]
+    default: Decimal = Decimal(1)
 
     def __post_init__(self) -> None:
-        _check_price(self.price, "outcomes.handoff.price")
+        for key, value in [*self.values.items(), ("default", self.default)]:
+            check_decimal(value, f"weights.{key}", maximum_exclusive=WEIGHT_EXCLUSIVE_MAX)
 
 
-class Outcomes(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcomes the contract names, each with the rule that makes an episode one."""
+class LegacyOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What `contract.outcomes.ai_resolution` was in the first format, for callers that still
+    read the recontact window there; `Contract.window` is the window of every format."""
 
-    ai_resolution: AiResolutionRule
-    handoff: HandoffRule = HandoffRule()
+    recontact_window_hours: int
+
+
+class OutcomeRules(dict[str, OutcomeTerms]):
+    """The contract's outcomes in contract order: an ordinary ordered mapping of names to terms.
+
+    Reading an outcome as an attribute (`contract.outcomes.ai_resolution.recontact_window_hours`)
+    is the first format's spelling, kept only until every caller reads `Contract.window`: it
+    gives the contract's window in whole hours."""
+
+    window_hours: int = 72
+
+    def __getattr__(self, name: str) -> LegacyOutcome:
+        if name.startswith("_") or name not in self:
+            raise AttributeError(name)
+        return LegacyOutcome(recontact_window_hours=self.window_hours)
 
 
 class Contract(msgspec.Struct, frozen=True, kw_only=True):
-    """One version of a contract, valid by construction.
+    """One version of a contract, valid by construction: its rules bind against the episode
+    features and its pricing prices exactly its billable outcomes (see `contract_problems`).
 
     Dates are days in `time_zone`. `effective_from` is the first day this version applies;
     `effective_until`, when given, is the first day it no longer applies (excluded), so that a
     version ending on D and the next one starting on D leave neither gap nor overlap.
+    `pricing` is the pricing section as written; `effective_pricing()` adds the outcomes'
+    prices to it.
     """
 
     contract: str
@@ -147,10 +268,15 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
     buyer: str
     currency: str
     time_zone: str
-    outcomes: Outcomes
+    outcomes: OutcomeRules
     effective_until: date | None = None
     period: Literal["month"] = "month"
-    count: Literal["per_problem"] = "per_problem"
+    count: Counting = "per_problem"
+    window: timedelta = WINDOW_DEFAULT
+    exclude: str | None = None
+    gates: tuple[GateTerms, ...] = ()
+    weights: Weights | None = None
+    pricing: Pricing | None = None
     rounding: Rounding = "half_even"
 
     def __post_init__(self) -> None:
@@ -171,9 +297,18 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding {self.rounding!r} is not one of {list(ROUNDING_MODES)}")
+        if self.count not in ("per_problem", "per_conversation"):
+            raise ValueError(f"count must be per_problem or per_conversation, found {self.count!r}")
+        outcomes = OutcomeRules(self.outcomes)
+        outcomes.window_hours = int(self.window.total_seconds()) // 3600
+        msgspec.structs.force_setattr(self, "outcomes", outcomes)
+        problems = contract_problems(self)
+        if problems:
+            raise ContractProblems(problems)
 
     @property
     def zone(self) -> ZoneInfo:
+        """The contract's time zone."""
         return ZoneInfo(self.time_zone)
 
     def effective_from_utc(self) -> datetime:
@@ -190,6 +325,325 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
         """True when this version applies at `instant` (an aware datetime)."""
         until = self.effective_until_utc()
         return self.effective_from_utc() <= instant and (until is None or instant < until)
+
+    def effective_pricing(self) -> Pricing:
+        """The pricing settlement applies: a per_outcome charge for the outcomes that state a
+        `price` (in contract order) first, then the charges and adjustments of `pricing`."""
+        return _effective_pricing(self.outcomes, self.pricing)
+
+
+def _effective_pricing(outcomes: Mapping[str, OutcomeTerms], written: Pricing | None) -> Pricing:
+    prices = {name: terms.price for name, terms in outcomes.items() if terms.price is not None}
+    sugar = (PerOutcome(prices=prices),) if prices else ()
+    if written is None:
+        return Pricing(charges=sugar)
+    return msgspec.structs.replace(written, charges=(*sugar, *written.charges))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a contract must satisfy beyond its shape
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a contract: the path of the field (`("outcomes", "resolved",
+    "when")`), the reason (starting with "expected"), and for a rule, the 0-based offset in
+    the rule's text where the problem starts."""
+
+    path: tuple[str, ...]
+    reason: str
+    offset: int | None = None
+
+
+class ContractProblems(ValueError):
+    """A contract built in code (or read from a file) breaks `contract_problems`; `problems`
+    holds every one, the message names the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(f"{'.'.join(first.path)}: {first.reason}")
+
+
+def contract_problems(contract: Contract) -> list[Problem]:
+    """Everything wrong with a contract that its types do not already refuse: rules that do not
+    bind against the features (or look past the window), names, the difficulty feature, and a
+    pricing section that prices an outcome the contract does not bill, or leaves a billable
+    one unpriced."""
+    problems: list[Problem] = []
+    window = contract.window
+    if not timedelta(seconds=1) <= window <= WINDOW_MAX or window % timedelta(seconds=1):
+        problems.append(
+            Problem(("window",), f"expected whole seconds from 1s to 365d, found {window}")
+        )
+    if not contract.outcomes:
+        problems.append(Problem(("outcomes",), "expected at least one outcome, found none"))
+    for name in contract.outcomes:
+        reason = _name_problem(name, "an outcome")
+        if reason is not None:
+            problems.append(Problem(("outcomes", name), reason))
+    gate_names: set[str] = set()
+    for index, gate in enumerate(contract.gates):
+        reason = _name_problem(gate.name, "a gate")
+        if reason is None and gate.name in contract.outcomes:
+            reason = f"expected a gate name no outcome has, found {gate.name!r}, an outcome's"
+        if reason is None and gate.name in gate_names:
+            reason = f"expected each gate name once, found a second {gate.name!r}"
+        if reason is not None:
+            problems.append(Problem(("gates", str(index), "name"), reason))
+        gate_names.add(gate.name)
+
+    rules: list[tuple[tuple[str, ...], str]] = []
+    if contract.exclude is not None:
+        rules.append((("exclude",), contract.exclude))
+    rules += [(("outcomes", name, "when"), terms.when) for name, terms in contract.outcomes.items()]
+    rules += [
+        (("gates", str(index), "require"), gate.require)
+        for index, gate in enumerate(contract.gates)
+    ]
+    for path, text in rules:
+        problems.extend(_rule_problems(path, text, window))
+
+    for name, terms in contract.outcomes.items():
+        feature = terms.final_at
+        if feature is not None and FEATURES.get(feature) is not Type.TIMESTAMP:
+            points = ", ".join(key for key, kind in FEATURES.items() if kind is Type.TIMESTAMP)
+            problems.append(
+                Problem(
+                    ("outcomes", name, "final_at"),
+                    f"expected a point-in-time feature ({points}), found {feature!r}",
+                )
+            )
+    weights = contract.weights
+    if weights is not None and FEATURES.get(weights.feature) is not Type.STRING:
+        texts = ", ".join(key for key, kind in FEATURES.items() if kind is Type.STRING)
+        problems.append(
+            Problem(
+                ("weights", "feature"),
+                f"expected a text feature ({texts}), found {weights.feature!r}",
+            )
+        )
+    problems.extend(_pricing_problems(contract))
+    return problems
+
+
+def _name_problem(name: str, what: str) -> str | None:
+    if not _NAME_PATTERN.fullmatch(name):
+        return (
+            f"expected {what} name of lower-case letters, digits and underscores, starting with "
+            f"a letter (at most 64), found {name!r}"
+        )
+    if name in RESERVED_NAMES:
+        return f"expected {what} name other than {' and '.join(RESERVED_NAMES)}, found {name!r}"
+    return None
+
+
+def _rule_problems(path: tuple[str, ...], text: str, window: timedelta) -> list[Problem]:
+    try:
+        rule = bind(text, FEATURES, expected=Type.BOOL)
+    except ExpressionError as error:
+        return [Problem(path, _rule_reason(error), error.column - 1)]
+    found = []
+    # A rule that reads past the window could change an outcome after it was final (and billed).
+    for node in _rule_nodes(rule):
+        if not isinstance(node, Call) or FUNCTIONS[node.function].kind != "window":
+            continue
+        argument = node.arguments[0] if node.arguments else None
+        if (
+            isinstance(argument, Constant)
+            and isinstance(argument.value, int)
+            and argument.value > window.total_seconds()
+        ):
+            too_long = ExpressionError(
+                text,
+                argument.span.column,
+                f"expected a duration no longer than the contract's window "
+                f"({duration_text(window)}), found {text[argument.span.start : argument.span.end]}"
+                ": the outcome is final when the window closes and must not change after",
+                argument.span.end - argument.span.start,
+            )
+            found.append(Problem(path, _rule_reason(too_long), too_long.column - 1))
+    return found
+
+
+def _rule_nodes(rule: Expression) -> Iterator[RuleNode]:
+    stack: list[RuleNode] = [rule.root]
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("operand", "left", "right"):
+            child = getattr(node, name, None)
+            if child is not None:
+                stack.append(child)
+        stack.extend(getattr(node, "arguments", ()))
+
+
+def _rule_reason(error: ExpressionError) -> str:
+    """The rule's error as a contract reason: the reason, the column, then the rule's line with
+    a caret under the column (the last two lines of the error's own rendering)."""
+    shown = str(error).split("\n")[-2:]
+    reason = error.reason
+    if not reason.startswith("expected"):
+        # A few refusals say what to write instead ("write and (not &&)").
+        reason = f"expected a rule in the rule language, found what it does not read: {reason}"
+    return f"{reason} (column {error.column} of the rule)\n" + "\n".join(shown)
+
+
+def _pricing_problems(contract: Contract) -> list[Problem]:
+    problems: list[Problem] = []
+    outcomes = contract.outcomes
+    written = contract.pricing
+    names = ", ".join(outcomes)
+    priced_at: dict[str, tuple[str, ...]] = {
+        name: ("outcomes", name, "price")
+        for name, terms in outcomes.items()
+        if terms.price is not None
+    }
+    charges = written.charges if written is not None else ()
+    for index, charge in enumerate(charges):
+        where = ("pricing", "charges", str(index))
+        kinds: list[tuple[str, tuple[str, ...]]]
+        if isinstance(charge, PerOutcome):
+            kinds = [(kind, (*where, "prices", kind)) for kind in charge.prices]
+        elif isinstance(charge, _OUTCOME_CHARGES):
+            kinds = [
+                (kind, (*where, "outcomes", str(position)))
+                for position, kind in enumerate(charge.outcomes)
+            ]
+        else:
+            kinds = []
+        path: tuple[str, ...]
+        for kind, path in kinds:
+            terms = outcomes.get(kind)
+            if terms is None:
+                problems.append(
+                    Problem(
+                        path, f"expected an outcome this contract names ({names}), found {kind!r}"
+                    )
+                )
+            elif not terms.billable:
+                problems.append(
+                    Problem(
+                        path,
+                        f"expected a billable outcome, found {kind!r}, which is billable: false",
+                    )
+                )
+            elif kind in priced_at:
+                first = priced_at[kind]
+                problems.append(
+                    Problem(
+                        path if first[0] == "pricing" else first,
+                        f"expected one price for {kind!r}, found one in {'.'.join(first)} and one "
+                        f"in {'.'.join(path)}",
+                    )
+                )
+            else:
+                priced_at[kind] = path
+    shares = [charge for charge in charges if isinstance(charge, _SHARE_CHARGES)]
+    billable = [name for name, terms in outcomes.items() if terms.billable]
+    for name, terms in outcomes.items():
+        if terms.price is not None and not terms.billable:
+            problems.append(
+                Problem(
+                    ("outcomes", name, "price"),
+                    "expected no price on an outcome that is billable: false, found one",
+                )
+            )
+        elif terms.billable and name not in priced_at and not shares:
+            problems.append(
+                Problem(
+                    ("outcomes", name),
+                    f"expected a price for the billable outcome {name!r} (price: here, or a "
+                    "charge in pricing), found none; write billable: false if it is free",
+                )
+            )
+    if outcomes and not billable:
+        problems.append(
+            Problem(("outcomes",), "expected at least one billable outcome, found none")
+        )
+    savings = [index for index, charge in enumerate(charges) if isinstance(charge, SavingsShare)]
+    costed = [name for name, terms in outcomes.items() if terms.case_cost is not None]
+    if savings and not costed:
+        problems.append(
+            Problem(
+                ("pricing", "charges", str(savings[0])),
+                "expected the outcomes that count as cases to state their case_cost, found none",
+            )
+        )
+    if costed and not savings:
+        problems.append(
+            Problem(
+                ("outcomes", costed[0], "case_cost"),
+                "expected case_cost only with a savings_share charge, found no such charge",
+            )
+        )
+    if written is not None:
+        fixed: list[tuple[tuple[str, ...], Decimal]] = []
+        if written.minimum is not None:
+            fixed.append((("pricing", "minimum", "amount"), written.minimum.amount))
+        if written.cap is not None:
+            fixed.append((("pricing", "cap", "amount"), written.cap.amount))
+        for path, amount in fixed:
+            try:
+                to_minor_units(amount, contract.currency)
+            except ValueError:
+                problems.append(
+                    Problem(
+                        path,
+                        f"expected whole minor units of {contract.currency}, found {amount}",
+                    )
+                )
+    if not problems:
+        try:
+            _effective_pricing(outcomes, written)
+        except ValueError as error:  # pragma: no cover - the checks above leave nothing to refuse
+            problems.append(Problem(("pricing",), f"expected consistent pricing: {error}"))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The first format, as rules
+
+
+def format_one_rules(window: timedelta = WINDOW_DEFAULT) -> dict[str, OutcomeTerms]:
+    """The meaning of a first-format contract, written as rules (prices aside).
+
+    In that format an episode was, in this order: a handoff when a human took it over before the
+    window closed (final at the handoff); unresolved when the AI never answered, or the customer
+    said it was not resolved inside the window; an AI resolution when the customer confirmed it
+    inside the window or did not come back inside it; otherwise reopened. The window opens at
+    the AI's last answer and is half-open (a return at exactly 72h is outside a 72h window).
+    """
+    within = f"{int(window.total_seconds()) // 3600}h"
+    return {
+        "handoff": OutcomeTerms(
+            when=f"handed_off and (handoff_delay is null or handoff_delay < {within})",
+            description="Problems handed off to a human",
+            final_at="handoff_at",
+        ),
+        "unresolved": OutcomeTerms(
+            when=f"resolution_at is null or (confirmed == false and confirmation_delay < {within})",
+            billable=False,
+            description="Problems the AI did not resolve",
+        ),
+        "ai_resolution": OutcomeTerms(
+            when=(
+                f"(confirmed and confirmation_delay < {within}) or not recontact_within({within})"
+            ),
+            description="Problems resolved by the AI",
+        ),
+        "reopened": OutcomeTerms(
+            when="true",
+            billable=False,
+            description="Problems the customer came back about inside the window",
+        ),
+    }
+
+
+def format_one_pricing(ai_resolution: Decimal, handoff: Decimal = Decimal(0)) -> Pricing:
+    """The first format's prices: one line for AI resolutions, then one for handoffs."""
+    return Pricing(
+        charges=(PerOutcome(prices={"ai_resolution": ai_resolution, "handoff": handoff}),)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,6 +981,18 @@ def _schema_findings(
     yield _finding_at(place.value, _dotted(path), reason)
 
 
+def _is_format_one(data: Mapping[str, Any]) -> bool:
+    """A first-format contract: `outcomes.ai_resolution` states no rule (`when`)."""
+    outcomes = data.get("outcomes")
+    if not isinstance(outcomes, dict):
+        return False
+    first = outcomes.get("ai_resolution")
+    return isinstance(first, dict) and "when" not in first
+
+
+_FORMAT_TWO_ONLY: Final = ("exclude", "gates", "weights", "pricing")
+
+
 def _semantic_findings(
     data: Mapping[str, Any], places: Mapping[_Path, _Place]
 ) -> Iterator[_Finding]:
@@ -535,6 +1001,10 @@ def _semantic_findings(
 
     def at(path: _Path, reason: str) -> _Finding:
         return _finding_at(places[path].value, _dotted(path), reason)
+
+    def key_at(path: _Path, reason: str) -> _Finding:
+        key = places[path].key
+        return _finding_at(key if key is not None else places[path].value, _dotted(path), reason)
 
     time_zone = data.get("time_zone")
     if isinstance(time_zone, str) and time_zone and not is_known_time_zone(time_zone):
@@ -557,23 +1027,208 @@ def _semantic_findings(
             f"expected a date after effective_from ({start.isoformat()}), "
             f"found {until.isoformat()}",
         )
+    window = data.get("window")
+    if (
+        isinstance(window, str)
+        and _DURATION_PATTERN.fullmatch(window)
+        and parse_duration(window) > WINDOW_MAX
+    ):
+        yield at(("window",), f"expected a duration of at most 365d, found {window!r}")
     outcomes = data.get("outcomes")
     if isinstance(outcomes, dict):
         for name, rule in outcomes.items():
-            price = rule.get("price") if isinstance(rule, dict) else None
-            if not isinstance(price, Decimal) or not price.is_finite():
+            if not isinstance(rule, dict):
                 continue
-            path = ("outcomes", name, "price")
-            found = _describe(places[path].value)
-            # -0 passes "minimum: 0" but would print as -0.00 on an invoice.
-            if price.is_signed():
-                yield at(path, f"expected a non-negative price, found {found}")
-            elif _decimal_places(price) > PRICE_PLACES_MAX:
-                yield at(
-                    path,
-                    f"expected at most {PRICE_PLACES_MAX} decimal places, found "
-                    f"{_decimal_places(price)} in {found}",
+            for figure in ("price", "case_cost"):
+                yield from _figure_findings(rule.get(figure), ("outcomes", name, figure), places)
+    weights = data.get("weights")
+    if isinstance(weights, dict):
+        values = weights.get("values")
+        for key, value in values.items() if isinstance(values, dict) else ():
+            yield from _figure_findings(value, ("weights", "values", key), places, "weight")
+        yield from _figure_findings(
+            weights.get("default"), ("weights", "default"), places, "weight"
+        )
+    if _is_format_one(data):
+        if "window" in data and "recontact_window_hours" in data["outcomes"]["ai_resolution"]:
+            yield key_at(
+                ("window",),
+                "expected the window once, found window and "
+                "outcomes.ai_resolution.recontact_window_hours",
+            )
+        for name in _FORMAT_TWO_ONLY:
+            if name in data:
+                yield key_at(
+                    (name,),
+                    f"expected no {name} beside first-format outcomes (ai_resolution without a "
+                    f"`when` rule), found one: write each outcome as a rule to use {name}",
                 )
+
+
+def _figure_findings(
+    value: object, path: _Path, places: Mapping[_Path, _Place], what: str = "price"
+) -> Iterator[_Finding]:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return
+    found = _describe(places[path].value)
+    # -0 passes "minimum: 0" but would print as -0.00 on an invoice.
+    if value.is_signed():
+        yield _finding_at(
+            places[path].value, _dotted(path), f"expected a non-negative {what}, found {found}"
+        )
+    elif _decimal_places(value) > PRICE_PLACES_MAX:
+        yield _finding_at(
+            places[path].value,
+            _dotted(path),
+            f"expected at most {PRICE_PLACES_MAX} decimal places, found "
+            f"{_decimal_places(value)} in {found}",
+        )
+
+
+def _decimal(value: Any) -> Decimal:
+    # The schema admits a figure as a number (int or Decimal) or as decimal text.
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _rule_text(value: Any) -> str:
+    # YAML reads a bare `true` as a boolean; as a rule it means the same text.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_PRICING_PATH: Final = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\[\.\.\.\])*)`$")
+_LEADING_FIELD: Final = re.compile(r"^((?:[a-z_]+(?:\[\d+\])?)(?:\.[a-z_]+(?:\[\d+\])?)*) ")
+
+
+def _steps(text: str) -> list[str]:
+    return [step for step in re.split(r"[.\[\]]+", text) if step and step != "..."]
+
+
+def _pricing_problem(error: ValueError) -> Problem:
+    """A refusal by `pricing_from_data`, placed on the field it names: msgspec's path (`- at
+    $.charges[0]`) and, when the message starts with a field below it (`tiers[1].up_to must
+    ...`), that field too."""
+    message = str(error)
+    path = ["pricing"]
+    found = _PRICING_PATH.search(message)
+    if found is not None:
+        path += _steps(found.group(1))
+        message = message[: found.start()]
+    leading = _LEADING_FIELD.match(message)
+    if leading is not None:
+        path += _steps(leading.group(1))
+    return Problem(tuple(path), f"expected pricing terms that hold together, found: {message}")
+
+
+def _typed(data: dict[str, Any]) -> Contract:
+    """The `Contract` of data that passed the schema and the semantic checks; raises
+    `ContractProblems` for what the contract's own checks refuse."""
+    fields = {
+        name: value
+        for name, value in data.items()
+        if name not in ("outcomes", "window", "gates", "weights", "pricing", "exclude")
+    }
+    for name in ("effective_from", "effective_until"):
+        # A date may be written as quoted text; the schema checked that it is one.
+        if isinstance(fields.get(name), str):
+            fields[name] = date.fromisoformat(fields[name])
+    outcomes = data["outcomes"]
+    if _is_format_one(data):
+        first = outcomes["ai_resolution"]
+        hours = first.get("recontact_window_hours")
+        window = parse_duration(data["window"]) if "window" in data else WINDOW_DEFAULT
+        if hours is not None:
+            window = timedelta(hours=hours)
+        handoff = outcomes.get("handoff", {}).get("price", 0)
+        fields["outcomes"] = format_one_rules(window)
+        fields["pricing"] = format_one_pricing(_decimal(first["price"]), _decimal(handoff))
+        fields["window"] = window
+        return Contract(**fields)
+    fields["outcomes"] = {
+        name: OutcomeTerms(
+            when=_rule_text(terms["when"]),
+            billable=terms.get("billable", True),
+            description=terms.get("description", ""),
+            price=_decimal(terms["price"]) if "price" in terms else None,
+            final_at=terms.get("final_at"),
+            case_cost=_decimal(terms["case_cost"]) if "case_cost" in terms else None,
+        )
+        for name, terms in outcomes.items()
+    }
+    if "window" in data:
+        fields["window"] = parse_duration(data["window"])
+    if "exclude" in data:
+        fields["exclude"] = _rule_text(data["exclude"])
+    fields["gates"] = tuple(
+        GateTerms(
+            name=gate["name"],
+            require=_rule_text(gate["require"]),
+            description=gate.get("description", ""),
+        )
+        for gate in data.get("gates", ())
+    )
+    if "weights" in data:
+        weights = data["weights"]
+        fields["weights"] = Weights(
+            feature=weights["feature"],
+            values={key: _decimal(value) for key, value in weights["values"].items()},
+            default=_decimal(weights.get("default", 1)),
+        )
+    if "pricing" in data:
+        try:
+            fields["pricing"] = pricing_from_data(data["pricing"])
+        except ValueError as error:
+            raise ContractProblems([_pricing_problem(error)]) from None
+    return Contract(**fields)
+
+
+def _scalar_line(node: ScalarNode, source: str, offset: int) -> int:
+    """The 1-based file line of the character at `offset` in a scalar's value.
+
+    Folding only changes whitespace (a plain or `>` scalar over several lines joins them with
+    spaces), so the n-th non-blank character of the value is the n-th non-blank character of the
+    scalar's source, after a block scalar's header or a quoted scalar's opening quote. An escape
+    in a double-quoted scalar breaks the count: its first line is given then."""
+    start, end = node.start_mark.index, node.end_mark.index
+    line = node.start_mark.line
+    if node.style == '"' and "\\" in source[start:end]:
+        return line + 1
+    target = sum(1 for character in node.value[:offset] if not character.isspace())
+    position = start
+    if node.style in ("|", ">"):
+        header_end = source.find("\n", start)
+        if header_end == -1:
+            return line + 1
+        position, line = header_end + 1, line + 1
+    elif node.style in ("'", '"'):
+        position += 1
+    seen = 0
+    for index in range(position, end):
+        character = source[index]
+        if character == "\n":
+            line += 1
+        elif not character.isspace():
+            if seen == target:
+                return line + 1
+            seen += 1
+    return node.start_mark.line + 1
+
+
+def _problem_finding(problem: Problem, places: Mapping[_Path, _Place], source: str) -> _Finding:
+    path = problem.path
+    while path not in places:  # a field the file does not spell out: the nearest one it does
+        path = path[:-1]
+    place = places[path]
+    field = _dotted(problem.path)
+    node = place.value
+    if problem.offset is not None and isinstance(node, ScalarNode) and path == problem.path:
+        line = _scalar_line(node, source, problem.offset)
+        mark = node.start_mark
+        return _Finding(line - 1, mark.column, _RANK_AT_NODE, field, problem.reason, line)
+    if isinstance(node, MappingNode | SequenceNode) and place.key is not None:
+        return _finding_at(place.key, field, problem.reason)
+    return _finding_at(node, field, problem.reason)
 
 
 def _syntax_finding(error: yaml.MarkedYAMLError, field: str, text_length: int) -> _Finding:
@@ -593,7 +1248,7 @@ def _syntax_finding(error: yaml.MarkedYAMLError, field: str, text_length: int) -
     return _Finding(0, 0, 0, field, reason, mark.line + 1)
 
 
-def _findings(text: str) -> tuple[list[_Finding], Any]:
+def _findings(text: str) -> tuple[list[_Finding], Contract | None]:
     loader: _ContractLoader | None = None
     try:
         # The reader checks the whole text for control characters as the loader is built.
@@ -636,23 +1291,33 @@ def _findings(text: str) -> tuple[list[_Finding], Any]:
         return any(field == path or field.startswith(path + ".") for path in refused)
 
     kept = [finding for finding in checked if not under_refused(finding)]
-    return sorted(set(reader.findings + kept)), data
+    findings = sorted(set(reader.findings + kept))
+    if findings:
+        return findings, None
+    # The shape is right: what is left is what the contract's own checks say of its rules and
+    # its pricing, placed where each was written.
+    try:
+        return [], _typed(data)
+    except ContractProblems as refused_contract:
+        problems = refused_contract.problems
+    return sorted({_problem_finding(problem, reader.places, text) for problem in problems}), None
 
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points
 
 
-def _check(text: str, file: str) -> tuple[list[ContractError], Any]:
+def _check(text: str, file: str) -> tuple[list[ContractError], Contract | None]:
     if len(text.encode("utf-8", "surrogatepass")) > CONTRACT_BYTES_MAX:
         reason = f"expected at most {CONTRACT_BYTES_MAX} bytes, found {len(text)} characters"
         return [ContractError(file, None, DOCUMENT_FIELD, reason)], None
-    findings, data = _findings(text)
-    return [ContractError(file, item.line, item.field, item.reason) for item in findings], data
+    findings, contract = _findings(text)
+    return [ContractError(file, item.line, item.field, item.reason) for item in findings], contract
 
 
 def contract_errors(text: str, file: str = "<string>") -> list[ContractError]:
-    """Every error in a contract's text, in document order; empty when it is valid."""
+    """Every error in a contract's text, in document order; empty when it is valid. Errors in
+    rules and pricing are found once the file's shape is right."""
     errors, _ = _check(text, file)
     return errors
 
@@ -660,14 +1325,11 @@ def contract_errors(text: str, file: str = "<string>") -> list[ContractError]:
 def parse_contract(text: str, file: str = "<string>") -> Contract:
     """The `Contract` written in `text`; raises `ContractError` for the first error in document
     order. `file` names the source in errors."""
-    errors, data = _check(text, file)
+    errors, contract = _check(text, file)
     if errors:
         raise errors[0]
-    try:
-        return msgspec.convert(data, Contract, strict=True)
-    except msgspec.ValidationError as error:  # pragma: no cover - the checks admit only valid data
-        reason = f"expected a valid contract, found: {error}"
-        raise ContractError(file, None, DOCUMENT_FIELD, reason) from error
+    assert contract is not None
+    return contract
 
 
 def load_contract(path: str | os.PathLike[str]) -> Contract:

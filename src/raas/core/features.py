@@ -42,6 +42,7 @@ FEATURES: Final[Mapping[str, Type]] = {
     "holdout_group": Type.STRING,
     "started_at": Type.TIMESTAMP,
     "resolution_at": Type.TIMESTAMP,
+    "handoff_at": Type.TIMESTAMP,  # the first time a human took over; null when none did
 }
 
 
@@ -72,6 +73,7 @@ def episode_features(episode: Episode) -> dict[str, object]:
         "holdout_group": episode.holdout_group,
         "started_at": episode.started_at,
         "resolution_at": resolution_at,
+        "handoff_at": episode.handoff_at,
     }
 
 

@@ -1,7 +1,8 @@
 """Invoices: the settlement of one contract for one period, and its byte-exact JSON form.
 
-Every line carries its quantity, unit price, amount and the episodes behind it, so a buyer can
-check each line down to the conversation. Times are rendered in the contract's time zone.
+Every line carries its quantity, unit price, amount, the figures behind them and the episodes
+behind it, so a buyer can check each line down to the conversation. Times are rendered in the
+contract's time zone. The vendor's costs (model calls) never appear here.
 """
 
 from __future__ import annotations
@@ -20,14 +21,26 @@ class LedgerPoint(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
-    """Quantity x unit price = amount, and the episodes that make up the quantity."""
+    """Quantity x unit price = amount (rounded once, by the contract's rule), the figures the
+    quantity and the price were computed from, and the episodes behind the line.
+
+    `kind` is the pricing line's kind (`outcome`, `tier`, `package`, `accuracy_tier`,
+    `business_share`, `uplift_share`, `savings_share`, and the adjustments `minimum_true_up`,
+    `cap`, `sla_credit`, `prepaid_drawdown`, whose amounts are negative when they credit).
+    `outcome` names the outcomes the line bills (comma-separated when a charge prices several),
+    or the line's kind when it bills no outcome. `quantity` is a whole number when it counts
+    things, a decimal when it is weighted or an amount (the value of orders, savings). When the
+    contract counts per conversation, the quantity counts conversations and `episodes` lists
+    every episode of them."""
 
     outcome: str
     description: str
-    quantity: int
+    quantity: int | Decimal
     unit_price: Decimal
     amount: Decimal
     episodes: tuple[str, ...]
+    kind: str = "outcome"
+    basis: dict[str, Decimal] = {}
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,8 +61,9 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     rounding: str
     lines: tuple[InvoiceLine, ...]
     total: Decimal
-    not_billed: dict[str, int]  # final outcomes in the period that carry no charge
-    provisional: int  # episodes whose window was still open at `as_of`
+    not_billed: dict[str, int]  # final outcomes in the period that carry no charge, by kind
+    provisional: int  # outcomes (episodes, or conversations) not yet final at `as_of`
+    prepaid_balance: Decimal | None = None  # left after this invoice, for prepaid contracts
 
 
 def invoice_json(invoice: Invoice) -> bytes:
@@ -59,4 +73,5 @@ def invoice_json(invoice: Invoice) -> bytes:
 
 
 def invoice_from_json(data: bytes) -> Invoice:
+    """The invoice in `invoice_json`'s bytes."""
     return msgspec.json.decode(data, type=Invoice)

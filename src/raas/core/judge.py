@@ -1,104 +1,127 @@
 """The judge: contract + episode -> outcome, with the reason that led to it. Pure.
 
-Contract v1's rule ("AI resolution"): an episode is billable when no human took it over and the
-customer confirmed, or did not come back about the same intent within the window. The window
-opens at the AI's last answer in the episode's first conversation and is half-open: a recontact
-at exactly `window` hours is outside it. An outcome is provisional until its window closes and
-final after; invoices bill final outcomes only, in the period in which they became final.
+An episode's features (`raas.core.features`) go through the contract's plan (`raas.core.plan`):
+the exclusion rule, then the outcome rules in contract order (the first that matches names the
+outcome), then the gates a billable outcome must pass. The outcome is provisional until it is
+final (when the contract's window closes, or at the point in time its rule names, such as the
+handoff) and final after; invoices bill final outcomes only, in the period in which they became
+final. Counting per conversation folds the verdicts of a conversation's episodes into one, in
+`raas.core.settle`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from decimal import Decimal
 
 import msgspec
 
-from raas.core.contract import Contract
+from raas.core.contract import Contract, format_one_rules
 from raas.core.episodes import Episode
+from raas.core.features import episode_features
+from raas.core.plan import CompiledPlan, Plan, Verdict, plan_of
 
-OutcomeKind = Literal["ai_resolution", "handoff", "reopened", "unresolved"]
-OUTCOME_KINDS: tuple[OutcomeKind, ...] = ("ai_resolution", "handoff", "reopened", "unresolved")
+__all__ = ["Judge", "Outcome", "judge", "judge_episode"]
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    """The verdict on one episode under one contract version, with the reason for it."""
+    """The verdict on one episode under one contract version, with the reason for it.
+
+    `kind` is the outcome's name in the contract (or `excluded`, `unmatched`); `billable` is
+    false for an outcome the contract does not charge, and for one a gate stopped (`gate`
+    names it); `weight` is the episode's difficulty weight."""
 
     episode_id: str
-    kind: OutcomeKind
+    kind: str
+    billable: bool
     final_at: datetime  # when the verdict can no longer change
     reason: str  # why, in words a buyer can check against the transcript
-    basis: Literal["confirmed", "assumed"] | None = None  # for AI resolutions only
+    weight: Decimal = Decimal(1)
+    gate: str | None = None
+
+
+class Judge:
+    """A contract's plan, compiled once, applied to episode after episode."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.plan: Plan = plan_of(contract)
+        self.compiled = CompiledPlan(self.plan)
+        # A first-format contract keeps the wording its reasons always had.
+        self._format_one = dict(contract.outcomes) == format_one_rules(contract.window)
+
+    def classify(self, episode: Episode) -> tuple[dict[str, object], Verdict, datetime]:
+        """The episode's feature row, its verdict and when the verdict is final."""
+        row = episode_features(episode)
+        verdict = self.compiled.classify(row)
+        final_at = self.compiled.final_at(verdict.outcome, row, episode.last_activity_at)
+        return row, verdict, final_at
+
+    def judge(self, episode: Episode) -> Outcome:
+        """The outcome of one episode."""
+        row, verdict, final_at = self.classify(episode)
+        reason = verdict.reason
+        if self._format_one:
+            reason = _format_one_reason(verdict.outcome, row, self.contract.window)
+        return Outcome(
+            episode_id=episode.id,
+            kind=verdict.outcome,
+            billable=verdict.billable,
+            final_at=final_at,
+            reason=reason,
+            weight=verdict.weight,
+            gate=verdict.gate,
+        )
+
+
+_last: tuple[Contract, Judge] | None = None
 
 
 def judge_episode(contract: Contract, episode: Episode) -> Outcome:
-    """The outcome of one episode under `contract`; the rules are in this module's docstring."""
-    window = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
-    hours = contract.outcomes.ai_resolution.recontact_window_hours
-    resolution_at = episode.resolution_at
-
-    def outcome(
-        kind: OutcomeKind,
-        final_at: datetime,
-        reason: str,
-        basis: Literal["confirmed", "assumed"] | None = None,
-    ) -> Outcome:
-        return Outcome(
-            episode_id=episode.id, kind=kind, final_at=final_at, reason=reason, basis=basis
-        )
-
-    handoff_at = episode.handoff_at
-    if handoff_at is not None and (resolution_at is None or handoff_at < resolution_at + window):
-        context = "with" if episode.context_passed else "without"
-        return outcome("handoff", handoff_at, f"handed off to a human {context} context")
-    if resolution_at is None:
-        return outcome(
-            "unresolved",
-            episode.last_activity_at + window,
-            "the AI never answered and no human took over",
-        )
-    window_closes_at = resolution_at + window
-    confirmed_in_window = (
-        episode.confirmed_at is not None and episode.confirmed_at < window_closes_at
-    )
-    if confirmed_in_window and episode.confirmed is True:
-        return outcome(
-            "ai_resolution",
-            window_closes_at,
-            "the customer confirmed the problem resolved",
-            "confirmed",
-        )
-    if confirmed_in_window and episode.confirmed is False:
-        return outcome(
-            "unresolved", window_closes_at, "the customer said the problem was not resolved"
-        )
-    recontact_at = episode.recontact_at
-    if recontact_at is not None and recontact_at < window_closes_at:
-        return outcome(
-            "reopened",
-            window_closes_at,
-            f"the customer came back about {episode.intent!r} after "
-            f"{_duration(recontact_at - resolution_at)}, inside the {hours}h window",
-        )
-    if recontact_at is not None:
-        reason = (
-            f"the customer came back after {_duration(recontact_at - resolution_at)}, "
-            f"outside the {hours}h window"
-        )
-    else:
-        reason = f"the customer did not come back about {episode.intent!r} within {hours}h"
-    return outcome("ai_resolution", window_closes_at, reason, "assumed")
+    """The outcome of one episode under `contract` (the compiled plan is kept for the next call
+    with the same contract object)."""
+    global _last
+    if _last is None or _last[0] is not contract:
+        _last = (contract, Judge(contract))
+    return _last[1].judge(episode)
 
 
 def judge(contract: Contract, episodes: Iterable[Episode]) -> Iterator[Outcome]:
     """The outcome of each episode, in the order given."""
+    compiled = Judge(contract)
     for episode in episodes:
-        yield judge_episode(contract, episode)
+        yield compiled.judge(episode)
 
 
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
+def _format_one_reason(kind: str, row: Mapping[str, object], window: timedelta) -> str:
+    """The reasons of the first format's four outcomes, in its words, from the features."""
+    hours = int(window.total_seconds()) // 3600
+    seconds = int(window.total_seconds())
+    intent = row["intent"]
+    recontact = row["recontact_delay"]
+    if kind == "handoff":
+        context = "with" if row["context_passed"] else "without"
+        return f"handed off to a human {context} context"
+    if kind == "unresolved":
+        if row["resolution_at"] is None:
+            return "the AI never answered and no human took over"
+        return "the customer said the problem was not resolved"
+    if kind == "reopened":
+        assert isinstance(recontact, int)
+        return (
+            f"the customer came back about {intent!r} after {_duration(recontact)}, "
+            f"inside the {hours}h window"
+        )
+    delay = row["confirmation_delay"]
+    if row["confirmed"] is True and isinstance(delay, int) and delay < seconds:
+        return "the customer confirmed the problem resolved"
+    if isinstance(recontact, int):
+        return f"the customer came back after {_duration(recontact)}, outside the {hours}h window"
+    return f"the customer did not come back about {intent!r} within {hours}h"
+
+
+def _duration(seconds: int) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s"

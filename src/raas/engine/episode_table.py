@@ -32,20 +32,23 @@ Tables in the file:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import duckdb
 import msgspec
 
 from raas.core.episodes import LINK_HORIZON_DEFAULT, Entry, Episode, derive_episodes
-from raas.core.events import BusinessEvent
+from raas.core.events import BusinessEvent, decode_entry
 from raas.core.expressions import DECIMAL_INTEGER_DIGITS, DECIMAL_PLACES, Type
 from raas.core.expressions_sql import column_type, quote_identifier
 from raas.core.features import FEATURES, episode_features
@@ -96,6 +99,8 @@ EPISODE_TABLE_FORMAT: Final = (
 CHUNK_EPISODES_DEFAULT: Final = 50_000
 NEW_ENTRIES_READ_MAX: Final = 10_000
 CHANGED_CUSTOMERS_CHUNK_MAX: Final = 5_000
+# Customers go to be derived in batches of about this many entries (a worker's unit of work).
+BATCH_ENTRIES: Final = 20_000
 
 _QUANTUM: Final = Decimal(1).scaleb(-DECIMAL_PLACES)
 # Rounding a decimal feature to 12 places, as the rule language does on reading it.
@@ -139,6 +144,7 @@ def build_episode_table(
     *,
     link_horizon: timedelta = LINK_HORIZON_DEFAULT,
     chunk_episodes: int = CHUNK_EPISODES_DEFAULT,
+    processes: int = 0,
     on_customer: Callable[[int], None] | None = None,
 ) -> EpisodeTableBuild:
     """Bring the episode table at `path` to `tenant`'s log at `size` entries (default: the log
@@ -148,8 +154,10 @@ def build_episode_table(
     updated in place: only customers with entries at log indexes [old size, size) are derived
     again, and their rows replaced in one transaction. Anything else (no file, another tenant,
     horizon or format, a larger size) is built from scratch into a new file that replaces the
-    old one when complete. Memory stays bounded by `chunk_episodes` rows and one customer's
-    entries. `on_customer(entries)` is called after each customer is derived (progress).
+    old one when complete. Memory stays bounded by `chunk_episodes` rows and a few batches of
+    customers' entries. With `processes` > 0, that many worker processes decode the entries
+    and derive the episodes while this one reads the ledger and writes the table (the rows are
+    the same). `on_customer(entries)` is called after each customer is derived (progress).
     """
     target = Path(path)
     size = ledger.head(tenant) if size is None else size
@@ -160,6 +168,9 @@ def build_episode_table(
         )
     if chunk_episodes < 1:
         raise ValueError(f"chunk_episodes must be at least 1, found {chunk_episodes}")
+    if processes < 0:
+        raise ValueError(f"processes must be 0 or more, found {processes}")
+    options = _Options(link_horizon, chunk_episodes, processes, on_customer)
     horizon_seconds = _whole_seconds(link_horizon)
     last_leaf = _last_leaf(ledger, tenant, size)
     previous = _previous_state(target)
@@ -176,12 +187,8 @@ def build_episode_table(
             return EpisodeTableBuild(
                 state=previous, full=False, customers_derived=0, entries_read=0
             )
-        return _update(
-            ledger, previous, size, last_leaf, target, link_horizon, chunk_episodes, on_customer
-        )
-    return _build_full(
-        ledger, tenant, size, last_leaf, target, link_horizon, chunk_episodes, on_customer
-    )
+        return _update(ledger, previous, size, last_leaf, target, options)
+    return _build_full(ledger, tenant, size, last_leaf, target, options)
 
 
 def read_episode_table_state(
@@ -211,41 +218,39 @@ def export_parquet(
 # Building
 
 
+class _Options(NamedTuple):
+    link_horizon: timedelta
+    chunk_episodes: int
+    processes: int
+    on_customer: Callable[[int], None] | None
+
+
 def _build_full(
     ledger: LedgerStore,
     tenant: str,
     size: int,
     last_leaf: str,
     target: Path,
-    link_horizon: timedelta,
-    chunk_episodes: int,
-    on_customer: Callable[[int], None] | None,
+    options: _Options,
 ) -> EpisodeTableBuild:
     # Built beside the target and moved over it when complete, so that a crash or an error
     # leaves the previous table as it was.
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + ".building")
     _remove_database(building)
-    customers = entries_read = 0
     try:
         with _connect(building) as connection, _Staging(connection, target.parent) as staging:
             _create_schema(connection)
-            for customer, stored in ledger.iter_customers(tenant, upto_size=size):
-                entries_read += len(stored)
-                customers += 1
-                staging.add_customer(customer, stored, link_horizon)
-                if on_customer is not None:
-                    on_customer(len(stored))
-                if staging.pending_episodes >= chunk_episodes:
-                    staging.flush()
-            staging.flush()
-            state = _write_state(connection, tenant, size, last_leaf, link_horizon)
+            customers = ledger.iter_customers(tenant, upto_size=size)
+            derived = _derive(_batches(customers), options)
+            customers_derived, entries_read = staging.write(derived, options)
+            state = _write_state(connection, tenant, size, last_leaf, options.link_horizon)
         _remove_database(target)
         os.replace(building, target)
     finally:
         _remove_database(building)
     return EpisodeTableBuild(
-        state=state, full=True, customers_derived=customers, entries_read=entries_read
+        state=state, full=True, customers_derived=customers_derived, entries_read=entries_read
     )
 
 
@@ -255,14 +260,12 @@ def _update(
     size: int,
     last_leaf: str,
     target: Path,
-    link_horizon: timedelta,
-    chunk_episodes: int,
-    on_customer: Callable[[int], None] | None,
+    options: _Options,
 ) -> EpisodeTableBuild:
     tenant = previous.tenant
     new_indexes = _new_indexes_by_customer(ledger, tenant, previous.size, size)
     changed = sorted(new_indexes)
-    entries_read = 0
+    customers_derived = entries_read = 0
     with _connect(target) as connection, _Staging(connection, target.parent) as staging:
         connection.execute("BEGIN TRANSACTION")
         try:
@@ -277,24 +280,96 @@ def _update(
                     "DELETE FROM customers WHERE customer IN (SELECT unnest($customers))",
                     {"customers": chunk},
                 )
-                for customer in chunk:
-                    indexes = sorted({*known.get(customer, ()), *new_indexes[customer]})
-                    stored = _entries(ledger, tenant, indexes)
-                    entries_read += len(stored)
-                    staging.add_customer(customer, stored, link_horizon)
-                    if on_customer is not None:
-                        on_customer(len(stored))
-                    if staging.pending_episodes >= chunk_episodes:
-                        staging.flush()
-                staging.flush()
-            state = _write_state(connection, tenant, size, last_leaf, link_horizon)
+                customers = (
+                    (
+                        customer,
+                        _entries(
+                            ledger,
+                            tenant,
+                            sorted({*known.get(customer, ()), *new_indexes[customer]}),
+                        ),
+                    )
+                    for customer in chunk
+                )
+                derived = _derive(_batches(customers), options)
+                counted = staging.write(derived, options)
+                customers_derived += counted[0]
+                entries_read += counted[1]
+            state = _write_state(connection, tenant, size, last_leaf, options.link_horizon)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+    assert customers_derived == len(changed)
     return EpisodeTableBuild(
-        state=state, full=False, customers_derived=len(changed), entries_read=entries_read
+        state=state, full=False, customers_derived=customers_derived, entries_read=entries_read
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deriving, here or in worker processes
+
+# What goes to a worker: customers with their entries as (entry bytes, leaf hash, log index),
+# in batches of about BATCH_ENTRIES entries; what comes back: the rows as JSON lines.
+_Batch = list[tuple[str, list[tuple[bytes, bytes, int]]]]
+
+
+class _Derived(NamedTuple):
+    episode_lines: list[bytes]
+    customer_lines: list[bytes]
+    entries: list[int]  # per customer, for progress
+
+
+def _batches(customers: Iterable[tuple[str, Sequence[StoredEvent]]]) -> Iterator[_Batch]:
+    batch: _Batch = []
+    entries = 0
+    for customer, stored in customers:
+        batch.append((customer, [(item.entry, item.leaf_hash, item.log_index) for item in stored]))
+        entries += len(stored)
+        if entries >= BATCH_ENTRIES:
+            yield batch
+            batch, entries = [], 0
+    if batch:
+        yield batch
+
+
+def _derive_batch(batch: _Batch, horizon_seconds: int) -> _Derived:
+    """Decode a batch's entries, derive its customers' episodes and encode their rows (pure;
+    runs in a worker process when asked)."""
+    link_horizon = timedelta(seconds=horizon_seconds)
+    derived = _Derived([], [], [])
+    for customer, items in batch:
+        entries = [Entry(decode_entry(entry), leaf) for entry, leaf, _ in items]
+        derived.episode_lines.extend(
+            _encoder.encode(row) for row in customer_rows(entries, link_horizon)
+        )
+        derived.customer_lines.append(
+            _encoder.encode(
+                {"customer": customer, "log_indexes": sorted(index for _, _, index in items)}
+            )
+        )
+        derived.entries.append(len(items))
+    return derived
+
+
+def _derive(batches: Iterator[_Batch], options: _Options) -> Iterator[_Derived]:
+    """The batches derived in order: here, or by `options.processes` workers with at most two
+    batches each in flight, so that memory stays bounded however large the ledger."""
+    horizon_seconds = _whole_seconds(options.link_horizon)
+    if options.processes == 0:
+        for batch in batches:
+            yield _derive_batch(batch, horizon_seconds)
+        return
+    # spawn, not fork: this process holds threads (DuckDB's) and open databases.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(options.processes, mp_context=context) as pool:
+        pending: deque[Future[_Derived]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(_derive_batch, batch, horizon_seconds))
+            if len(pending) >= 2 * options.processes:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _new_indexes_by_customer(
@@ -362,11 +437,8 @@ def episode_row(
     return row
 
 
-def customer_rows(
-    stored: Sequence[StoredEvent], link_horizon: timedelta
-) -> list[dict[str, object]]:
+def customer_rows(entries: Sequence[Entry], link_horizon: timedelta) -> list[dict[str, object]]:
     """One customer's entries -> the rows of its episodes (pure)."""
-    entries = [Entry(item.event, item.leaf_hash) for item in stored]
     business_by_hash = {
         entry.leaf_hash.hex(): (entry.event.id, entry.event.data, entry.event.time)
         for entry in entries
@@ -432,20 +504,22 @@ class _Staging:
     def __exit__(self, *exception: object) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    @property
-    def pending_episodes(self) -> int:
-        return len(self.episodes)
-
-    def add_customer(
-        self, customer: str, stored: Sequence[StoredEvent], link_horizon: timedelta
-    ) -> None:
-        for row in customer_rows(stored, link_horizon):
-            self.episodes.append(_encoder.encode(row))
-        self.customers.append(
-            _encoder.encode(
-                {"customer": customer, "log_indexes": sorted(item.log_index for item in stored)}
-            )
-        )
+    def write(self, derived: Iterable[_Derived], options: _Options) -> tuple[int, int]:
+        """Insert derived rows, a chunk of about `chunk_episodes` at a time; returns how many
+        customers and entries they came from."""
+        customers = entries = 0
+        for batch in derived:
+            self.episodes += batch.episode_lines
+            self.customers += batch.customer_lines
+            customers += len(batch.entries)
+            entries += sum(batch.entries)
+            if options.on_customer is not None:
+                for count in batch.entries:
+                    options.on_customer(count)
+            if len(self.episodes) >= options.chunk_episodes:
+                self.flush()
+        self.flush()
+        return customers, entries
 
     def flush(self) -> None:
         if self.episodes:
