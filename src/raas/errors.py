@@ -6,9 +6,20 @@
      ├── ConflictError         an idempotency key was reused with different content
      ├── ContractError         a contract file is invalid (file, line, field, reason)
      ├── SettlementError       settlement could not run (no contract for the period, ...)
-     └── StoreError            the ledger store failed or is inconsistent
+     ├── StoreError            the ledger store failed or is inconsistent
+     ├── ExpressionError       a contract rule is invalid (core.expressions: rule, column)
+     ├── DisclosureError       a disclosed field does not match its commitment (core.commitments)
+     ├── ProofError            an inclusion or consistency proof fails (audit.proofs)
+     ├── CheckpointError       a checkpoint note is malformed or unsigned (ledger.checkpoint)
+     ├── NoteKeyError          a signer or verifier key is malformed or unsafe (ledger.keys)
+     ├── BundleError           an evidence bundle cannot be read (audit.bundle)
+     ├── EvidenceError         evidence cannot be exported as asked (ledger.evidence)
+     ├── RouterError           a router model or its data is unusable (router.model)
+     └── TierFileError         a gateway tier file is invalid (gateway.tiers)
 
-Driver exceptions (sqlite3, ...) are translated at the edge into StoreError.
+The subclasses outside this module live beside the code that raises them, so that pure modules
+(the auditor's) import nothing else. Driver exceptions (sqlite3, ...) are translated at the
+edge into StoreError.
 """
 
 from __future__ import annotations
