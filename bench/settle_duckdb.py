@@ -394,6 +394,10 @@ def main() -> None:
                 "runs": references,
             }
             result["reference_over_duckdb"] = round(reference_seconds / seconds, 1)
+            result["reference_over_duckdb_cpu"] = round(
+                result["reference"]["median_cpu_seconds"] / result["duckdb"]["median_cpu_seconds"],
+                1,
+            )
         results.append(result)
         print(
             f"{conversations:>9,} conversations {ledger['events']:>11,} events: DuckDB settles in "
