@@ -238,14 +238,14 @@ class LegacyOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class OutcomeRules(dict[str, OutcomeTerms]):
     """The contract's outcomes in contract order: an ordinary ordered mapping of names to terms.
 
-    Reading an outcome as an attribute (`contract.outcomes.ai_resolution.recontact_window_hours`)
-    is the first format's spelling, kept only until every caller reads `Contract.window`: it
-    gives the contract's window in whole hours."""
+    `contract.outcomes.ai_resolution.recontact_window_hours` is the first format's spelling of
+    the window, kept only until every caller reads `Contract.window`: it gives the contract's
+    window in whole hours, whatever the contract's outcomes are called."""
 
     window_hours: int = 72
 
     def __getattr__(self, name: str) -> LegacyOutcome:
-        if name.startswith("_") or name not in self:
+        if name != "ai_resolution":
             raise AttributeError(name)
         return LegacyOutcome(recontact_window_hours=self.window_hours)
 
