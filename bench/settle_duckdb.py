@@ -41,6 +41,7 @@ TARGET_PEAK_MIB = 2048.0
 # path's figure (late events of the month's last conversations).
 INCREMENT_ENTRIES = 10_000
 TABLE_PROCESSES = 1
+HORIZON = "72h"  # the example contract's window, with which the table links episodes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def table_once(database: Path, table: Path) -> None:
     )
 
 
-def duckdb_once(table: Path) -> None:
+def duckdb_once(table: Path, contract_path: Path = CONTRACT) -> None:
     """One settlement on DuckDB: the query, then the rating; prints figures as JSON."""
     import duckdb
 
@@ -198,7 +199,7 @@ def duckdb_once(table: Path) -> None:
     from raas.core.plan import plan_of
     from raas.engine.duckdb_engine import rate_classified, settle_with_duckdb
 
-    contract = load_contract(CONTRACT)
+    contract = load_contract(contract_path)
     period = month_period(contract.time_zone, 2026, 11)
     plan = plan_of(contract)
     case_costs = [name for name, terms in contract.outcomes.items() if terms.case_cost is not None]
@@ -312,7 +313,7 @@ def main() -> None:
         elif kind == "table":
             table_once(Path(paths[0]), Path(paths[1]))
         elif kind == "duckdb":
-            duckdb_once(Path(paths[0]))
+            duckdb_once(Path(paths[0]), *map(Path, paths[1:]))
         else:
             reference_once(Path(paths[0]))
         return
@@ -342,6 +343,19 @@ def main() -> None:
                 f"  duckdb: {run['seconds']:.2f} s (query {run['query_seconds']:.2f} s, rating "
                 f"{run['rating_seconds']:.2f} s; CPU {run['cpu_seconds']:.2f} s), peak RSS "
                 f"{run['peak_rss_mib']:,} MiB; load {_load()}",
+                flush=True,
+            )
+        # Every example contract that links episodes with the table's 72h horizon, once each:
+        # per conversation, gates, business shares, holdouts, SLA figures, at this size.
+        every_contract = {}
+        for path in sorted((ROOT / "examples" / "contracts").glob("*.yaml")):
+            if f"window: {HORIZON}" not in path.read_text() and path != CONTRACT:
+                continue
+            every_contract[path.stem] = json.loads(_worker("duckdb", table, path))
+            run = every_contract[path.stem]
+            print(
+                f"  {path.stem}: {run['seconds']:.2f} s (query {run['query_seconds']:.2f} s, "
+                f"rating {run['rating_seconds']:.2f} s), peak RSS {run['peak_rss_mib']:,} MiB",
                 flush=True,
             )
         references = []
@@ -380,6 +394,7 @@ def main() -> None:
                 "within_target": seconds < TARGET_SECONDS and peak < TARGET_PEAK_MIB,
                 "runs": runs,
             },
+            "every_example_contract_once": every_contract,
             "episode_table_build": built,
             "ledger_build": ledger,
         }
