@@ -32,6 +32,8 @@ rounding of rates and means lives in one place; `settle_contract_with_duckdb` do
 from __future__ import annotations
 
 import decimal
+import itertools
+import operator
 import os
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -134,7 +136,9 @@ class Measures(msgspec.Struct, frozen=True, kw_only=True):
     episodes: int
     conversations: int
     model_cost: Decimal
-    unit_episodes: tuple[tuple[str, tuple[str, ...]], ...]  # billed units, per conversation only
+    # Per conversation only: the billed units of more than one episode, with their episodes
+    # (a unit of one episode is its own: `rate` reads a unit missing here as itself).
+    unit_episodes: tuple[tuple[str, tuple[str, ...]], ...]
     reviewed: int
     passed: int
     orders: tuple[Order, ...]
@@ -359,8 +363,11 @@ def settlement_query(
             final_at AS unit_final_at,
             handed_off AS unit_handed_off"""
     signed = "CASE WHEN b.kind = 'refund' THEN - b.amount ELSE b.amount END"
+    # Per problem, each consumer reads the table again (columnar, cheap) rather than keeping
+    # a million wide rows in memory; per conversation, the window functions run once.
+    materialized = "MATERIALIZED" if plan.count == "per_conversation" else "NOT MATERIALIZED"
     return f"""
-WITH episode_rows AS MATERIALIZED (
+WITH episode_rows AS {materialized} (
     SELECT
         *,
         id = unit AS representative,
@@ -456,7 +463,7 @@ SELECT
     (
         SELECT COALESCE(list({{'unit': unit, 'episodes': episodes}} ORDER BY unit), [])
         FROM (SELECT unit, list_sort(list(id)) AS episodes FROM members WHERE billable
-              GROUP BY unit)
+              GROUP BY unit HAVING count(*) > 1)
         WHERE {_bool(plan.count == "per_conversation")}
     ) AS unit_episodes,
     (
@@ -481,19 +488,29 @@ SELECT
         )
     ) AS orders,
     (
+        -- Per holdout group, the customers whose net amount is a plain 0 (most of them: one
+        -- list of names), and the others with their amounts.
         SELECT COALESCE(list({{
-            'customer': customer, 'group': holdout_group, 'amount': amount, 'places': places
-        }} ORDER BY customer), [])
+            'group': holdout_group, 'zero': zero, 'measured': measured
+        }} ORDER BY holdout_group), [])
         FROM (
-            SELECT m.customer, any_value(m.holdout_group) AS holdout_group,
-                COALESCE(sum(n.amount), 0) AS amount, COALESCE(max(n.places), 0) AS places
-            FROM (SELECT DISTINCT customer, holdout_group FROM members
-                  WHERE measured AND holdout_group IS NOT NULL) AS m
-            LEFT JOIN (
-                SELECT customer, {signed} AS amount, b.places AS places FROM member_business
-                WHERE measured AND holdout_group IS NOT NULL
-            ) AS n USING (customer)
-            GROUP BY m.customer
+            SELECT holdout_group,
+                COALESCE(list(customer) FILTER (WHERE amount = 0 AND places = 0), []) AS zero,
+                COALESCE(list({{'customer': customer, 'amount': amount, 'places': places}})
+                    FILTER (WHERE amount <> 0 OR places <> 0), []) AS measured
+            FROM (
+                SELECT m.customer, any_value(m.holdout_group) AS holdout_group,
+                    COALESCE(sum(n.amount), 0) AS amount, COALESCE(max(n.places), 0) AS places
+                FROM (SELECT DISTINCT customer, holdout_group FROM members
+                      WHERE measured AND holdout_group IS NOT NULL) AS m
+                LEFT JOIN (
+                    SELECT customer, {signed} AS amount, b.places AS places
+                    FROM member_business
+                    WHERE measured AND holdout_group IS NOT NULL
+                ) AS n USING (customer)
+                GROUP BY m.customer
+            )
+            GROUP BY holdout_group
         )
     ) AS holdout
 """
@@ -601,7 +618,7 @@ def _classified(
             quantity = sum((group_quantity for _, _, group_quantity in groups), Decimal(0))
         # DuckDB sorts text by its bytes, which for UTF-8 is Python's order too; checked here
         # because every invoice line lists its episodes in this order.
-        if any(units[index] >= units[index + 1] for index in range(len(units) - 1)):
+        if not all(map(operator.lt, units, itertools.islice(units, 1, None))):
             raise SettlementError(f"DuckDB returned the units of {verdict.name} out of order")
         total = Decimal(0)
         with decimal.localcontext(_EXACT):
@@ -644,10 +661,7 @@ def _classified(
             )
             for item in result["orders"]
         ),
-        holdout=tuple(
-            (item["customer"], item["group"], _as_written(item["amount"], item["places"]))
-            for item in result["holdout"]
-        ),
+        holdout=_holdout(result["holdout"]),
         case_episodes=tuple(result["case_episodes"]),
         resolved_units=counts["resolved_units"],
         latencies=tuple(result["latencies"]),
@@ -745,6 +759,8 @@ def rate_classified(
         if outcome.name != EXCLUDED and terms is not None and terms.case_cost is not None:
             tally.cases += outcome.count
             tally.case_cost += terms.case_cost * outcome.count
+    # Only the units of several episodes: `rate` expands a unit it does not find to itself, so
+    # the invoice is the same as with every unit listed, without a million one-item tuples.
     tally.unit_episodes = dict(measures.unit_episodes)
     tally.reviewed, tally.passed = measures.reviewed, measures.passed
     tally.orders = {order.order: (order.amount, set(order.episodes)) for order in measures.orders}
@@ -792,6 +808,24 @@ def rate_classified(
         )
     report.margin = invoice.total - report.model_cost
     return Settlement(invoice=invoice, report=report)
+
+
+_ZERO: Final = Decimal(0)
+
+
+def _holdout(groups: list[dict[str, Any]]) -> tuple[tuple[str, str, Decimal], ...]:
+    """(customer, group, net amount) for every measured holdout customer, sorted; a plain 0
+    is one shared Decimal (most customers buy nothing in a month)."""
+    found: list[tuple[str, str, Decimal]] = []
+    for group in groups:
+        name = group["group"]
+        found += [(customer, name, _ZERO) for customer in group["zero"]]
+        found += [
+            (item["customer"], name, _as_written(item["amount"], item["places"]))
+            for item in group["measured"]
+        ]
+    found.sort()
+    return tuple(found)
 
 
 def _as_written(value: Decimal, places: int) -> Decimal:
