@@ -107,11 +107,17 @@ def _readable(database: Path, events: object) -> bool:
 def build_table(database: Path, table: Path) -> dict[str, Any]:
     """Build the episode table in a fresh process (timed), unless the table of this ledger's
     current size and last leaf is there; returns the build's figures."""
+    from raas.errors import StoreError
+
     marker = table.with_suffix(".complete")
     if marker.exists() and table.exists():
         built: dict[str, Any] = json.loads(marker.read_text())
-        state = _table_state(table)
-        if built.get("state") == state and state["last_leaf"] == _last_leaf(database):
+        try:
+            state = _table_state(table)
+        except StoreError:  # a table of an earlier format: built again
+            state = None
+        current = state is not None and state["last_leaf"] == _last_leaf(database)
+        if current and built.get("state") == state:
             return built
     output = _worker("table", database, table)
     built = json.loads(output)
