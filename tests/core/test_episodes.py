@@ -134,3 +134,32 @@ def test_a_return_after_the_link_horizon_without_recontact_event_is_a_new_proble
     explicit = conversation("c3", start=NOVEMBER + timedelta(days=20), recontact_of="c1")
     episodes = derive_episodes(entries(first + later + explicit))
     assert [episode.conversations for episode in episodes] == [("c1", "c3"), ("c2",)]
+
+
+def test_disputes_are_part_of_no_episode() -> None:
+    """A dispute is a fact about an invoice: it must neither make an episode nor join one."""
+    from raas.core.disputes import dispute_event
+    from raas.core.events import DisputeFiled, DisputeRuled, make_event
+
+    filed = DisputeFiled(
+        dispute_id="D-1", invoice_id="i", episodes=("c1#refund",), reason="r", filed_by="b"
+    )
+    ruled = DisputeRuled(dispute_id="D-1", ruling="upheld", ruled_by="r")
+    events = conversation("c1")
+    stray = make_event(  # even one sent under a customer's conversation, as a store may hold it
+        ruled,
+        id="d3",
+        source="urn:test",
+        time=NOVEMBER,
+        tenant="acme",
+        customer="customer-1",
+        conversation="c1",
+        intent="refund",
+    )
+    disputes = [
+        dispute_event(filed, id="d1", source="urn:test", time=NOVEMBER, tenant="acme"),
+        dispute_event(ruled, id="d2", source="urn:test", time=NOVEMBER, tenant="acme"),
+    ]
+
+    assert derive_episodes(entries(disputes)) == []
+    assert derive_episodes(entries([*events, stray, *disputes])) == derive_episodes(entries(events))

@@ -19,11 +19,14 @@ from hypothesis import strategies as st
 
 from raas.core.events import (
     DATA_TYPES,
+    DISPUTE_CUSTOMER,
     BusinessEvent,
     ConversationClosed,
     ConversationStarted,
     Csat,
     CustomerConfirmation,
+    DisputeFiled,
+    DisputeRuled,
     Event,
     Handoff,
     HoldoutAssignment,
@@ -62,6 +65,15 @@ ONE_OF_EACH_TYPE = [
     ReviewVerdict(passed=False, reviewer="qa-7", note="wrong refund policy quoted"),
     BusinessEvent(kind="order", amount=Decimal("129.90"), currency="EUR", reference="A-1"),
     HoldoutAssignment(group="control", experiment="q4-holdout"),
+    DisputeFiled(
+        dispute_id="D-1",
+        invoice_id="acme-support-v3-2026-11",
+        lines=(0,),
+        episodes=("conversation-1#refund",),
+        reason="the customer wrote again the next day",
+        filed_by="finance@acme",
+    ),
+    DisputeRuled(dispute_id="D-1", ruling="upheld", ruled_by="reviewer-2", note="recontact"),
 ]
 
 
@@ -75,6 +87,9 @@ def event_of(data: Any, number: int = 0, **overrides: Any) -> Event:
         "conversation": "conversation-1",
         "intent": "refund",
     }
+    if isinstance(data, DisputeFiled | DisputeRuled):
+        # A dispute sits in its own conversation of the disputes customer (ingest checks it).
+        fields |= {"customer": DISPUTE_CUSTOMER, "conversation": data.dispute_id, "intent": None}
     fields.update(overrides)
     return make_event(data, **fields)
 
@@ -438,3 +453,51 @@ def test_any_bad_event_rejects_the_whole_batch_and_is_named(
 
     found = [(e.event_id, e.field, e.index) for e in rejected.value.errors]
     assert found == [(f"event-{index}", field, index) for index in sorted(bad_at)]
+
+
+def test_a_dispute_names_something_it_disputes() -> None:
+    plain = wire(event_of(DisputeRuled(dispute_id="D-1", ruling="upheld", ruled_by="r")))
+    plain["type"] = "dev.raas.dispute.filed"
+    plain["data"] = {"dispute_id": "D-1", "invoice_id": "i", "reason": "r", "filed_by": "b"}
+
+    error = only_error(body_of(plain))
+
+    assert (error.field, error.reason) == (
+        "data.lines",
+        "a dispute names at least one line or one episode",
+    )
+
+
+def test_a_ruling_is_upheld_or_rejected() -> None:
+    plain = wire(event_of(DisputeRuled(dispute_id="D-1", ruling="upheld", ruled_by="r")))
+    plain["data"]["ruling"] = "maybe"
+
+    error = only_error(body_of(plain))
+
+    assert error.field == "data.ruling"
+    assert "maybe" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "expected"),
+    [
+        ({"customer": "customer-1"}, "customer", "'raas:disputes'"),
+        ({"conversation": "conversation-1"}, "conversation", "'D-1'"),
+        ({"intent": "refund"}, "intent", "absent"),
+    ],
+)
+def test_a_dispute_event_sits_in_its_own_conversation_of_the_disputes_customer(
+    change: dict[str, str], field: str, expected: str
+) -> None:
+    """Settlement finds disputes there, and episodes must never take them in."""
+    good = wire(event_of(ONE_OF_EACH_TYPE[-1], 0))
+    bad = wire(event_of(ONE_OF_EACH_TYPE[-2], 1)) | change
+
+    error = only_error(body_of(good, bad))
+    with pytest.raises(EventError) as single:
+        parse_event(json.dumps(bad).encode())
+
+    assert (error.event_id, error.field, error.index) == ("event-1", field, 1)
+    assert expected in error.reason
+    assert (single.value.field, single.value.index) == (field, None)
+    assert parse_event(json.dumps(good).encode()).data == ONE_OF_EACH_TYPE[-1]

@@ -35,6 +35,8 @@ from raas.core.events import (
     ConversationStarted,
     Csat,
     CustomerConfirmation,
+    DisputeFiled,
+    DisputeRuled,
     Event,
     Handoff,
     HoldoutAssignment,
@@ -660,6 +662,8 @@ def test_every_event_type_reads_back_as_it_was_appended(ledger: SqliteLedger) ->
         ReviewVerdict(passed=True, reviewer="qa", note=None),
         BusinessEvent(kind="refund", amount=Decimal("0"), currency="USD"),
         HoldoutAssignment(group="treatment", experiment="x"),
+        DisputeFiled(dispute_id="D", invoice_id="i", episodes=("e",), reason="r", filed_by="b"),
+        DisputeRuled(dispute_id="D", ruling="rejected", ruled_by="r"),
     ]
     originals = [event(number, data=data) for number, data in enumerate(examples)]
     assert {original.type for original in originals} == set(DATA_TYPES)

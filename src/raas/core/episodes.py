@@ -15,6 +15,7 @@ How events become episodes:
   within `link_horizon` of the episode's last activity (settlement passes the contract's window:
   a return after it is a new problem unless the agent said it was a recontact). Otherwise the
   later one opens a new episode.
+- disputes (facts about an issued invoice) belong to no episode;
 - the window for judging opens at the AI's last answer (message or resolution claim) in the
   episode's first conversation; a recontact is the start of the episode's second segment.
 """
@@ -33,6 +34,8 @@ from raas.core.events import (
     ConversationStarted,
     Csat,
     CustomerConfirmation,
+    DisputeFiled,
+    DisputeRuled,
     Event,
     Handoff,
     HoldoutAssignment,
@@ -49,6 +52,8 @@ LINK_HORIZON_DEFAULT: Final = timedelta(hours=72)
 UNSPECIFIED_INTENT: Final = "unspecified"
 
 _CONVERSATION_LEVEL = (ConversationStarted, ConversationClosed)
+# Facts about invoices, in the ledger beside the customers' events but part of no episode.
+_NOT_ABOUT_EPISODES = (DisputeFiled, DisputeRuled)
 
 
 class Entry(NamedTuple):
@@ -118,6 +123,8 @@ def derive_episodes(
     """One customer's entries -> that customer's episodes, in order of their start."""
     unique: dict[tuple[str, str], Entry] = {}
     for entry in entries:
+        if isinstance(entry.event.data, _NOT_ABOUT_EPISODES):
+            continue
         unique.setdefault((entry.event.source, entry.event.id), entry)
     ordered = sorted(unique.values(), key=_sort_key)
     if not ordered:

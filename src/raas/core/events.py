@@ -127,6 +127,41 @@ class HoldoutAssignment(_Data, frozen=True):
     experiment: Text
 
 
+# Disputes are facts about an issued invoice, not about a customer: their envelope names this
+# customer and the dispute id as its conversation (`raas.core.disputes.dispute_event`), and
+# episodes never include them.
+DISPUTE_CUSTOMER: Final = "raas:disputes"
+DisputeItems = Annotated[tuple[Text, ...], msgspec.Meta(max_length=10_000)]
+LineNumbers = Annotated[
+    tuple[Annotated[int, msgspec.Meta(ge=0, le=100_000)], ...], msgspec.Meta(max_length=10_000)
+]
+
+
+class DisputeFiled(_Data, frozen=True):
+    """The buyer disputes lines of an issued invoice (their positions in its `lines`, from 0)
+    and/or episodes billed on it, for a reason."""
+
+    dispute_id: Text
+    invoice_id: Text
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=64_000)]
+    filed_by: Text
+    lines: LineNumbers = ()
+    episodes: DisputeItems = ()
+
+    def __post_init__(self) -> None:
+        if not self.lines and not self.episodes:
+            raise ValueError("`lines` a dispute names at least one line or one episode")
+
+
+class DisputeRuled(_Data, frozen=True):
+    """A reviewer's ruling on a filed dispute: upheld disputes are credited on the next invoice."""
+
+    dispute_id: Text
+    ruling: Literal["upheld", "rejected"]
+    ruled_by: Text
+    note: LongText | None = None
+
+
 EventData = (
     ConversationStarted
     | ConversationClosed
@@ -141,6 +176,8 @@ EventData = (
     | ReviewVerdict
     | BusinessEvent
     | HoldoutAssignment
+    | DisputeFiled
+    | DisputeRuled
 )
 
 # The CloudEvents `type` of each data class; the only place the two are tied together.
@@ -158,6 +195,8 @@ DATA_TYPES: Final[dict[str, type[_Data]]] = {
     TYPE_PREFIX + "review.verdict": ReviewVerdict,
     TYPE_PREFIX + "business.event": BusinessEvent,
     TYPE_PREFIX + "holdout.assignment": HoldoutAssignment,
+    TYPE_PREFIX + "dispute.filed": DisputeFiled,
+    TYPE_PREFIX + "dispute.ruled": DisputeRuled,
 }
 TYPE_OF: Final[dict[type[_Data], str]] = {cls: name for name, cls in DATA_TYPES.items()}
 

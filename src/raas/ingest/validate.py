@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from raas.core.events import DATA_TYPES, Event
+from raas.core.events import DATA_TYPES, DISPUTE_CUSTOMER, DisputeFiled, DisputeRuled, Event
 from raas.errors import BatchRejected, EventError
 
 BATCH_EVENTS_MAX: Final = 10_000
@@ -89,7 +89,7 @@ def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
         # The slow path only runs to say what is wrong, event by event.
         raise _batch_errors(body) from None
     _check_count(len(envelopes))
-    return _events_of(envelopes)
+    return _checked_disputes(_events_of(envelopes))
 
 
 def parse_event(obj: bytes) -> Event:
@@ -98,7 +98,41 @@ def parse_event(obj: bytes) -> Event:
         envelope = _event_decoder.decode(obj)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise _event_error(obj, error, None) from None
-    return _events_of([envelope])[0]
+    event = _events_of([envelope])[0]
+    errors = _dispute_errors([event], indexed=False)
+    if errors:
+        raise errors[0]
+    return event
+
+
+def _dispute_errors(events: list[Event], *, indexed: bool = True) -> list[EventError]:
+    """Dispute events must sit where settlement looks for them and episodes never do: under
+    the disputes customer, in the dispute's own conversation, with no intent."""
+    errors = []
+    for number, event in enumerate(events):
+        data = event.data
+        if not isinstance(data, DisputeFiled | DisputeRuled):
+            continue
+        index = number if indexed else None
+        if event.customer != DISPUTE_CUSTOMER:
+            reason = f"is {event.customer!r}; a dispute event's customer is {DISPUTE_CUSTOMER!r}"
+            errors.append(EventError(event.id, "customer", reason, index))
+        elif event.conversation != data.dispute_id:
+            reason = (
+                f"is {event.conversation!r}; a dispute event's conversation is its "
+                f"data.dispute_id, {data.dispute_id!r}"
+            )
+            errors.append(EventError(event.id, "conversation", reason, index))
+        elif event.intent is not None:
+            errors.append(EventError(event.id, "intent", "must be absent on a dispute", index))
+    return errors
+
+
+def _checked_disputes(events: list[Event]) -> list[Event]:
+    errors = _dispute_errors(events)
+    if errors:
+        raise BatchRejected(errors)
+    return events
 
 
 def _events_of(envelopes: list[Any]) -> list[Event]:
@@ -143,7 +177,7 @@ def _parse_lines(body: bytes) -> list[Event]:
             errors.append(_event_error(line, error, index))
     if errors:
         raise BatchRejected(errors)
-    return _events_of(envelopes)
+    return _checked_disputes(_events_of(envelopes))
 
 
 def _batch_errors(body: bytes) -> BatchRejected:
