@@ -4,6 +4,7 @@ leaks in, users' imports break silently. This pins it."""
 import raas
 
 EXPECTED = {
+    "AsyncClient", "Client", "Conversation",
     "BatchRejected", "ConflictError", "Contract", "ContractError", "Entry", "Episode", "Event",
     "EventError", "Invoice", "InvoiceLine", "Outcome", "Period", "RaasError", "Settlement",
     "SettlementError", "SettlementReport", "SimConfig", "Simulation", "StoreError",

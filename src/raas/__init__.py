@@ -20,15 +20,19 @@ from raas.errors import (
     SettlementError,
     StoreError,
 )
+from raas.sdk import AsyncClient, Client, Conversation
 from raas.sim import SimConfig, Simulation
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "BatchRejected",
+    "Client",
     "ConflictError",
     "Contract",
     "ContractError",
+    "Conversation",
     "Entry",
     "Episode",
     "Event",
