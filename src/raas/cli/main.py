@@ -21,6 +21,7 @@ from rich.table import Table
 
 from raas.cli.audit_commands import evidence, verify
 from raas.cli.gateway_commands import gateway
+from raas.cli.import_commands import import_group
 from raas.cli.ledger_commands import checkpoint, keys, ledger
 from raas.cli.router_commands import router
 from raas.core.contract import Contract, load_contract
@@ -363,6 +364,7 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
 
 main.add_command(router)
 main.add_command(gateway)
+main.add_command(import_group)
 
 if __name__ == "__main__":
     sys.exit(main())
