@@ -4,6 +4,7 @@ under its reason, the same export gives the same event ids, and protobuf and JSO
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,6 +34,7 @@ from raas.ingest.otlp import (
     Span,
     convert_spans,
     convert_traces,
+    decompressed,
     export_response,
 )
 
@@ -305,3 +307,17 @@ def test_every_span_is_an_event_or_counted_under_a_reason(spans: list[Span]) -> 
     assert len(conversion.events) + conversion.skipped_spans == len(spans)
     assert all(count > 0 for count in conversion.skipped.values())
     assert convert_spans(spans, tenant="acme") == conversion
+
+
+def test_gzip_bodies_are_inflated_within_their_bound() -> None:
+    body = FIXTURE.read_bytes()
+    assert decompressed(gzip.compress(body), "gzip", bytes_max=len(body)) == body
+    assert decompressed(body, None, bytes_max=1) == body
+    with pytest.raises(OtlpError, match="inflates past 100 bytes"):
+        decompressed(gzip.compress(b"0" * 10_000_000), "gzip", bytes_max=100)
+    with pytest.raises(OtlpError, match="not valid gzip"):
+        decompressed(b"plain", "gzip", bytes_max=100)
+    with pytest.raises(OtlpError, match="truncated"):
+        decompressed(gzip.compress(body)[:-20], "gzip", bytes_max=len(body))
+    with pytest.raises(OtlpError, match="'br' is not supported"):
+        decompressed(body, "br", bytes_max=len(body))

@@ -26,6 +26,7 @@ Event ids come from the trace and span ids, so exporting the same spans again st
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -297,6 +298,26 @@ def _value_of_json(value: _JsonValue | None) -> AttributeValue:
 def _check_span_count(count: int) -> None:
     if count > SPANS_MAX:
         raise OtlpError(f"an export may hold at most {SPANS_MAX:,} spans")
+
+
+def decompressed(body: bytes, content_encoding: str | None, *, bytes_max: int) -> bytes:
+    """The body without its Content-Encoding (identity or gzip, as OTLP/HTTP exporters send),
+    refused once it would grow past `bytes_max` (a small gzip body can inflate a thousandfold)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding != "gzip":
+        raise OtlpError(f"content encoding {encoding!r} is not supported; use gzip or none")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, bytes_max + 1)
+    except zlib.error as error:
+        raise OtlpError(f"the body is not valid gzip: {error}") from None
+    if len(inflated) > bytes_max or inflater.unconsumed_tail:
+        raise OtlpError(f"the body inflates past {bytes_max:,} bytes")
+    if not inflater.eof:
+        raise OtlpError("the gzip body is truncated")
+    return inflated
 
 
 def spans_of_body(body: bytes, content_type: str) -> list[Span]:
