@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from raas.cli.audit_commands import evidence, verify
+from raas.cli.db_commands import db
 from raas.cli.gateway_commands import gateway
 from raas.cli.import_commands import import_group
 from raas.cli.ledger_commands import checkpoint, keys, ledger
@@ -365,6 +366,7 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
 main.add_command(router)
 main.add_command(gateway)
 main.add_command(import_group)
+main.add_command(db)
 
 if __name__ == "__main__":
     sys.exit(main())
