@@ -1,0 +1,460 @@
+"""The dashboard's HTTP layer: sign-in with an API key, a session cookie, and the pages of each
+role, as a FastAPI router the service mounts (`dashboard_router`) or an app of its own
+(`create_dashboard_app`).
+
+Only parsing, access checks and rendering live here; figures come from `raas.dashboard.data` and
+`raas.dashboard.views`. Every page asks the session's principal first: a buyer sees its own
+log's invoices and episodes, a vendor its own contracts, an auditor checkpoints and evidence.
+Whatever is not the principal's answers 404, the same as what does not exist.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from raas.audit.bundle import encode_bundle
+from raas.audit.verify import verify_bundle, verify_consistency_proof
+from raas.core.invoice import Invoice, invoice_json
+from raas.dashboard import views
+from raas.dashboard.data import (
+    EPISODES_PER_PAGE,
+    ContractText,
+    DashboardData,
+    DashboardError,
+    note_size_and_root,
+)
+from raas.ledger.evidence import export_bundle, export_consistency
+
+Role = Literal["vendor", "buyer", "auditor"]
+COOKIE: Final = "raas_session"
+SESSION_SECONDS: Final = 8 * 3600
+SESSIONS_MAX: Final = 10_000
+STATIC_FILES: Final = {"dashboard.css": "text/css", "tables.js": "text/javascript"}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who an API key speaks for: a tenant, in one role."""
+
+    tenant: str
+    role: Role
+    name: str = ""
+
+
+Authenticate = Callable[[str], Principal | None]
+
+
+@dataclass(slots=True)
+class _Session:
+    api_key: str
+    csrf: str
+    expires: float
+
+
+class Sessions:
+    """Signed-in browsers: a random token in an HttpOnly cookie names the API key it signed in
+    with; the key is checked again on every request, so a revoked key ends its sessions."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+
+    def open(self, api_key: str) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            if len(self._sessions) >= SESSIONS_MAX:
+                expired = [key for key, item in self._sessions.items() if item.expires < now]
+                for key in expired or list(self._sessions)[: SESSIONS_MAX // 10]:
+                    del self._sessions[key]
+            self._sessions[token] = _Session(
+                api_key, secrets.token_urlsafe(16), now + SESSION_SECONDS
+            )
+        return token
+
+    def get(self, token: str | None) -> _Session | None:
+        if token is None:
+            return None
+        with self._lock:
+            session = self._sessions.get(token)
+            if session is not None and session.expires < time.monotonic():
+                del self._sessions[token]
+                return None
+            return session
+
+    def close(self, token: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(token or "", None)
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("raas.dashboard", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["quote"] = lambda text: quote(str(text), safe="")
+    environment.filters["number"] = lambda value: f"{value:,}"
+    return environment
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    principal: Principal
+    session: _Session
+    token: str
+
+
+def dashboard_router(
+    data: DashboardData, authenticate: Authenticate, *, prefix: str = "/dashboard"
+) -> APIRouter:
+    """The dashboard's routes under `prefix`, reading `data`, signing in through
+    `authenticate` (an API key -> its principal, or None)."""
+    router = APIRouter(prefix=prefix, include_in_schema=False)
+    sessions = Sessions()
+
+    def render(
+        request: Request, name: str, context: _Context | None, **values: Any
+    ) -> HTMLResponse:
+        html = (
+            _templates()
+            .get_template(name)
+            .render(
+                prefix=prefix,
+                principal=None if context is None else context.principal,
+                csrf="" if context is None else context.session.csrf,
+                **values,
+            )
+        )
+        return HTMLResponse(html)
+
+    def signed_in(request: Request, *roles: Role) -> _Context:
+        token = request.cookies.get(COOKIE)
+        session = sessions.get(token)
+        principal = None if session is None else authenticate(session.api_key)
+        if session is None or principal is None or token is None:
+            raise _SignIn()
+        if roles and principal.role not in roles:
+            raise HTTPException(404, "not found")
+        return _Context(principal, session, token)
+
+    def check_csrf(context: _Context, csrf: str) -> None:
+        if not hmac.compare_digest(context.session.csrf, csrf):
+            raise HTTPException(403, "the form is stale: reload the page and send it again")
+
+    def visible_contracts(principal: Principal) -> list[ContractText]:
+        if principal.role == "vendor":
+            return [item for item in data.contracts if item.contract.vendor == principal.tenant]
+        return [item for item in data.contracts if item.contract.buyer == principal.tenant]
+
+    def readable_invoice(principal: Principal, invoice_id: str) -> Invoice:
+        try:
+            invoice = data.invoice(invoice_id)
+        except DashboardError:
+            raise HTTPException(404, "not found") from None
+        party = invoice.vendor if principal.role == "vendor" else invoice.buyer
+        if party != principal.tenant:
+            raise HTTPException(404, "not found")
+        return invoice
+
+    def contract_of(principal: Principal, name: str, version: int | None) -> ContractText:
+        for item in visible_contracts(principal):
+            if item.contract.contract == name and version in (None, item.contract.version):
+                return item
+        raise HTTPException(404, "not found")
+
+    @router.get("/static/{name}")
+    def static(name: str) -> Response:
+        kind = STATIC_FILES.get(name)
+        if kind is None:
+            raise HTTPException(404, "not found")
+        body = resources.files("raas.dashboard").joinpath("static", name).read_bytes()
+        return Response(body, media_type=kind, headers={"Cache-Control": "max-age=3600"})
+
+    @router.get("/sign-in", response_class=HTMLResponse)
+    def sign_in_form(request: Request) -> HTMLResponse:
+        return render(request, "sign_in.html", None, error="")
+
+    @router.post("/sign-in")
+    def sign_in(request: Request, api_key: Annotated[str, Form()] = "") -> Response:
+        principal = authenticate(api_key.strip()) if api_key.strip() else None
+        if principal is None or principal.role not in ("vendor", "buyer", "auditor"):
+            refused = render(
+                request,
+                "sign_in.html",
+                None,
+                error="That key is not valid for the dashboard: use a vendor, buyer or "
+                "auditor key.",
+            )
+            refused.status_code = 401
+            return refused
+        token = sessions.open(api_key.strip())
+        response = RedirectResponse(f"{prefix}/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=SESSION_SECONDS,
+            path=prefix,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @router.post("/sign-out")
+    def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        context = signed_in(request)
+        check_csrf(context, csrf)
+        sessions.close(context.token)
+        response = RedirectResponse(f"{prefix}/sign-in", status_code=303)
+        response.delete_cookie(COOKIE, path=prefix)
+        return response
+
+    @router.get("/")
+    def home(request: Request) -> Response:
+        context = signed_in(request)
+        target = {"vendor": "vendor", "buyer": "invoices", "auditor": "audit"}
+        return RedirectResponse(f"{prefix}/{target[context.principal.role]}", status_code=303)
+
+    @router.get("/vendor", response_class=HTMLResponse)
+    def vendor(request: Request, contract: str | None = None) -> HTMLResponse:
+        context = signed_in(request, "vendor")
+        contracts = visible_contracts(context.principal)
+        if contract is not None:
+            contracts_shown = [item for item in contracts if item.contract.contract == contract]
+            if not contracts_shown:
+                raise HTTPException(404, "not found")
+        else:
+            contracts_shown = contracts[:1]
+        pages = [
+            views.vendor_page(
+                data.contract_figures(item), data.period_costs(item), data.review_queue(item)
+            )
+            for item in contracts_shown
+        ]
+        return render(
+            request,
+            "vendor.html",
+            context,
+            pages=pages,
+            contracts=[item.contract for item in contracts],
+            title="Outcomes",
+        )
+
+    @router.get("/invoices", response_class=HTMLResponse)
+    def invoices(request: Request) -> HTMLResponse:
+        context = signed_in(request)
+        principal = context.principal
+        tenants = sorted({item.contract.buyer for item in visible_contracts(principal)})
+        if principal.role != "vendor":
+            tenants = [principal.tenant]
+        rows = []
+        for tenant in tenants:
+            for invoice_id in data.invoice_ids(tenant):
+                invoice = data.invoice(invoice_id)
+                party = invoice.vendor if principal.role == "vendor" else invoice.buyer
+                if party == principal.tenant:
+                    rows.append(invoice)
+        rows.sort(key=lambda invoice: (invoice.period_start, invoice.id), reverse=True)
+        return render(request, "invoices.html", context, invoices=rows, title="Invoices")
+
+    @router.get("/invoices/{invoice_id}", response_class=HTMLResponse)
+    def invoice_page(request: Request, invoice_id: str) -> HTMLResponse:
+        context = signed_in(request)
+        invoice = readable_invoice(context.principal, invoice_id)
+        return render(
+            request, "invoice.html", context, invoice=invoice, title=f"Invoice {invoice.id}"
+        )
+
+    @router.get("/invoices/{invoice_id}/download/{file_format}")
+    def invoice_download(request: Request, invoice_id: str, file_format: str) -> Response:
+        context = signed_in(request)
+        invoice = readable_invoice(context.principal, invoice_id)
+        filename = f"invoice-{invoice.id}.{file_format}"
+        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        if file_format == "json":
+            return Response(
+                invoice_json(invoice), media_type="application/json", headers=disposition
+            )
+        if file_format == "csv":
+            return Response(views.invoice_csv(invoice), media_type="text/csv", headers=disposition)
+        if file_format == "pdf":
+            return Response(
+                views.invoice_pdf(invoice), media_type="application/pdf", headers=disposition
+            )
+        raise HTTPException(404, "not found")
+
+    @router.get("/invoices/{invoice_id}/lines/{number}", response_class=HTMLResponse)
+    def invoice_line(request: Request, invoice_id: str, number: int, page: int = 1) -> HTMLResponse:
+        context = signed_in(request, "vendor", "buyer")
+        invoice = readable_invoice(context.principal, invoice_id)
+        if not 1 <= number <= len(invoice.lines):
+            raise HTTPException(404, "not found")
+        line = invoice.lines[number - 1]
+        pages = max(1, -(-len(line.episodes) // EPISODES_PER_PAGE))
+        page = min(max(page, 1), pages)
+        shown = line.episodes[(page - 1) * EPISODES_PER_PAGE : page * EPISODES_PER_PAGE]
+        item = contract_of(context.principal, invoice.contract, invoice.contract_version)
+        return render(
+            request,
+            "line.html",
+            context,
+            invoice=invoice,
+            line=line,
+            number=number,
+            rows=data.episode_rows(item, shown),
+            page=page,
+            pages=pages,
+            local_time=views.local_time,
+            title=f"{invoice.id} line {number}",
+        )
+
+    @router.get("/episode", response_class=HTMLResponse)
+    def episode(
+        request: Request, contract: str, id: str, version: int | None = None
+    ) -> HTMLResponse:
+        context = signed_in(request, "vendor", "buyer")
+        item = contract_of(context.principal, contract, version)
+        try:
+            detail = data.episode(item, id)
+        except DashboardError:
+            raise HTTPException(404, "not found") from None
+        zone = item.contract.time_zone
+        return render(
+            request,
+            "episode.html",
+            context,
+            item=item,
+            detail=detail,
+            transcript=views.transcript(detail, zone),
+            events=views.event_rows(detail, zone),
+            local_time=views.local_time,
+            title=f"Episode {id}",
+        )
+
+    @router.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request) -> HTMLResponse:
+        context = signed_in(request, "auditor", "vendor")
+        principal = context.principal
+        tenants = (
+            sorted({item.contract.buyer for item in visible_contracts(principal)})
+            if principal.role == "vendor"
+            else [principal.tenant]
+        )
+        logs = []
+        for tenant in tenants:
+            checkpoints = data.checkpoints(tenant)
+            rows = []
+            previous: tuple[int, str] | None = None
+            for size, note in checkpoints.notes:
+                _size, root = note_size_and_root(note)
+                consistency = ""
+                if previous is not None:
+                    proof = export_consistency(data.ledger, tenant, previous[0], size)
+                    report = verify_consistency_proof(
+                        proof.old, proof.new, proof.proof, data.verifier_keys
+                    )
+                    consistency = (
+                        f"extends size {previous[0]:,}"
+                        if report.proven
+                        else "; ".join(finding.reason for finding in report.findings)
+                    )
+                rows.append(
+                    {
+                        "size": size,
+                        "root": root.hex(),
+                        "signature": data.signature_status(note),
+                        "consistency": consistency,
+                        "note": note,
+                    }
+                )
+                previous = (size, note)
+            invoice_rows = [data.invoice(invoice_id) for invoice_id in data.invoice_ids(tenant)]
+            logs.append({"tenant": tenant, "checkpoints": rows, "invoices": invoice_rows})
+        return render(request, "audit.html", context, logs=logs, title="Audit")
+
+    def auditable_invoice(principal: Principal, invoice_id: str) -> tuple[Invoice, ContractText]:
+        try:
+            invoice = data.invoice(invoice_id)
+        except DashboardError:
+            raise HTTPException(404, "not found") from None
+        if principal.tenant not in (invoice.buyer, invoice.vendor):
+            raise HTTPException(404, "not found")
+        try:
+            item = data.contract(invoice.contract, invoice.contract_version)
+        except DashboardError:
+            raise HTTPException(404, "not found") from None
+        return invoice, item
+
+    @router.get("/audit/bundle/{invoice_id}")
+    def bundle(request: Request, invoice_id: str) -> Response:
+        context = signed_in(request, "auditor", "vendor")
+        invoice, item = auditable_invoice(context.principal, invoice_id)
+        body = encode_bundle(export_bundle(data.ledger, invoice.id, item.text, redact=True))
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="bundle-{invoice.id}.json"'},
+        )
+
+    @router.get("/audit/verify/{invoice_id}", response_class=HTMLResponse)
+    def verify(request: Request, invoice_id: str) -> HTMLResponse:
+        context = signed_in(request, "auditor", "vendor")
+        invoice, item = auditable_invoice(context.principal, invoice_id)
+        bundle = export_bundle(data.ledger, invoice.id, item.text, redact=True)
+        report = verify_bundle(bundle, data.verifier_keys, contract_text=item.text)
+        return render(
+            request,
+            "verify.html",
+            context,
+            invoice=invoice,
+            report=report,
+            keys=[key.name for key in data.verifier_keys],
+            title=f"Verify {invoice.id}",
+        )
+
+    return router
+
+
+class _SignIn(Exception):
+    """Raised by a page when no valid session is there; answered by a redirect to sign in."""
+
+
+def install(
+    app: FastAPI, data: DashboardData, authenticate: Authenticate, *, prefix: str = "/dashboard"
+) -> None:
+    """Mount the dashboard on `app`: its routes, and the redirect to sign in."""
+    app.include_router(dashboard_router(data, authenticate, prefix=prefix))
+
+    @app.exception_handler(_SignIn)
+    async def to_sign_in(request: Request, error: _SignIn) -> Response:
+        return RedirectResponse(f"{prefix}/sign-in", status_code=303)
+
+
+def create_dashboard_app(data: DashboardData, authenticate: Authenticate) -> FastAPI:
+    """The dashboard alone, for when it is served without the API."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    install(app, data, authenticate)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse("/dashboard/", status_code=303)
+
+    return app
+
+
+__all__ = ["Authenticate", "Principal", "create_dashboard_app", "dashboard_router", "install"]

@@ -1,0 +1,465 @@
+"""What the dashboard reads, behind one class: the ledger, the contracts, the episode tables.
+
+Pages never load a tenant's episodes whole: figures come from SQL over the DuckDB episode table
+(`raas.engine.episode_table`), brought up to the ledger's head incrementally before it is read,
+and single episodes from the entries of their one customer. Issued invoices never change, so
+they are decoded once and kept. The shapes returned are plain structs for `raas.dashboard.views`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import msgspec
+
+from raas.audit.proofs import ProofError, verify_inclusion
+from raas.core.contract import Contract, parse_contract
+from raas.core.episodes import Entry, Episode, derive_episodes
+from raas.core.invoice import Invoice, invoice_from_json
+from raas.core.judge import Judge, Outcome
+from raas.core.plan import plan_of
+from raas.engine.duckdb_engine import PlanSql, compile_plan
+from raas.engine.episode_table import build_episode_table
+from raas.errors import RaasError
+from raas.ledger.checkpoint import CheckpointError, open_checkpoint
+from raas.ledger.keys import VerifierKey
+from raas.ledger.store import LedgerStore, StoredEvent
+
+# Bounds: decoded invoices kept, and how often a table is brought up to the ledger's head.
+INVOICES_CACHED_MAX: Final = 64
+TABLE_REFRESH_SECONDS_MIN: Final = 10.0
+EPISODES_PER_PAGE: Final = 100
+REVIEW_QUEUE_MAX: Final = 50
+
+
+class DashboardError(RaasError):
+    """A page asked for something that is not there (or not the signed-in tenant's)."""
+
+
+class ContractText(msgspec.Struct, frozen=True):
+    """A contract version as parsed, and the text it was parsed from (evidence bundles hold it)."""
+
+    contract: Contract
+    text: str
+
+    @classmethod
+    def parse(cls, text: str, file: str = "<string>") -> ContractText:
+        return cls(contract=parse_contract(text, file), text=text)
+
+
+class VerdictCount(msgspec.Struct, frozen=True):
+    day: str  # ISO date in the contract's zone
+    outcome: str
+    episodes: int
+
+
+class TierFigures(msgspec.Struct, frozen=True):
+    tier: str
+    episodes: int
+    successes: int  # billed, and no human took over
+
+
+class ContractFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """What the vendor's overview reads from one contract's episode table."""
+
+    contract: str
+    version: int
+    buyer: str
+    currency: str
+    time_zone: str
+    outcomes: tuple[str, ...]  # contract order, then `unmatched`, `excluded`
+    by_day: tuple[VerdictCount, ...]
+    episodes: int
+    measured: int  # not excluded
+    billed: int
+    resolved_by_ai: int  # billed, and no human took over
+    csat_mean: Decimal | None
+    csat_answers: int
+    latency_p95_ms: int | None
+    model_cost: Decimal
+    tiers: tuple[TierFigures, ...]
+    size: int  # the ledger size the table was at
+
+
+class PeriodCost(msgspec.Struct, frozen=True):
+    invoice_id: str
+    period: str
+    revenue: Decimal
+    model_cost: Decimal
+
+
+class ReviewItem(msgspec.Struct, frozen=True):
+    episode: str
+    intent: str
+    started_at: datetime
+    why: str
+
+
+class EpisodeRow(msgspec.Struct, frozen=True):
+    id: str
+    intent: str
+    channel: str | None
+    started_at: datetime
+    handed_off: bool
+    confirmed: bool | None
+    csat: int | None
+    model_cost: Decimal
+
+
+class ProofStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether an episode's entries are proven in the latest signed checkpoint of its log."""
+
+    checkpoint_size: int | None
+    signature: str  # "verified with <key>", "not checked: ...", "failed: ..."
+    proven: int
+    after_checkpoint: int
+    failures: tuple[str, ...]
+
+
+class EpisodeDetail(msgspec.Struct, frozen=True, kw_only=True):
+    episode: Episode
+    events: tuple[StoredEvent, ...]  # in ledger order
+    revealed: tuple[Any, ...]  # the events with personal fields in cleartext, beside `events`
+    outcome: Outcome
+    rule: str  # the `when` of the rule that named the outcome ("" for unmatched)
+    contract: str
+    proof: ProofStatus
+
+
+class Checkpoints(msgspec.Struct, frozen=True):
+    tenant: str
+    notes: tuple[tuple[int, str], ...]  # (size, note), smallest first
+
+
+class DashboardData:
+    """The shell's reads for the dashboard: one ledger, its contracts, a folder of tables."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        contracts: Sequence[ContractText],
+        tables: Path,
+        verifier_keys: Sequence[VerifierKey] = (),
+    ) -> None:
+        self.ledger = ledger
+        self.contracts = tuple(contracts)
+        self.tables = tables
+        self.verifier_keys = tuple(verifier_keys)
+        tables.mkdir(parents=True, exist_ok=True)
+        self._invoices: OrderedDict[str, Invoice] = OrderedDict()
+        self._lock = threading.Lock()
+        self._connections: dict[Path, duckdb.DuckDBPyConnection] = {}
+        self._refreshed: dict[Path, float] = {}
+        self._plans: dict[tuple[str, int], PlanSql] = {}
+
+    # -- contracts and invoices -------------------------------------------------------------
+
+    def contracts_of(self, tenant: str) -> list[ContractText]:
+        """The contracts a tenant is a party to, vendor or buyer."""
+        return [
+            item for item in self.contracts if tenant in (item.contract.vendor, item.contract.buyer)
+        ]
+
+    def contract(self, name: str, version: int | None = None) -> ContractText:
+        found = [
+            item
+            for item in self.contracts
+            if item.contract.contract == name
+            and (version is None or item.contract.version == version)
+        ]
+        if not found:
+            raise DashboardError(f"no contract {name!r}" + (f" v{version}" if version else ""))
+        return max(found, key=lambda item: item.contract.version)
+
+    def invoice_ids(self, tenant: str) -> list[str]:
+        return self.ledger.list_invoices(tenant)
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        with self._lock:
+            cached = self._invoices.get(invoice_id)
+            if cached is not None:
+                self._invoices.move_to_end(invoice_id)
+                return cached
+        body = self.ledger.get_invoice(invoice_id)
+        if body is None:
+            raise DashboardError(f"no invoice {invoice_id!r}")
+        invoice = invoice_from_json(body)
+        with self._lock:
+            self._invoices[invoice_id] = invoice
+            while len(self._invoices) > INVOICES_CACHED_MAX:
+                self._invoices.popitem(last=False)
+        return invoice
+
+    # -- the episode table --------------------------------------------------------------------
+
+    @contextmanager
+    def table(self, item: ContractText) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the buyer's episode table (linked with the contract's window), first
+        brought up to the ledger's head when it was last refreshed a while ago."""
+        contract = item.contract
+        horizon = int(contract.window.total_seconds())
+        path = self.tables / f"{contract.buyer}-{horizon}.duckdb"
+        with self._lock:
+            connection = self._connections.get(path)
+            stale = time.monotonic() - self._refreshed.get(path, -1e9) > TABLE_REFRESH_SECONDS_MIN
+            if connection is None or stale:
+                if connection is not None:
+                    connection.close()
+                    del self._connections[path]
+                build_episode_table(
+                    self.ledger, contract.buyer, None, path, link_horizon=contract.window
+                )
+                connection = duckdb.connect(str(path), read_only=True)
+                self._connections[path] = connection
+                self._refreshed[path] = time.monotonic()
+            cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def _plan(self, contract: Contract) -> PlanSql:
+        key = (contract.contract, contract.version)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = compile_plan(plan_of(contract))
+        return plan
+
+    def contract_figures(self, item: ContractText) -> ContractFigures:
+        """The vendor's figures for one contract, over every episode of its buyer's table."""
+        contract = item.contract
+        plan = self._plan(contract)
+        names = [verdict.name for verdict in plan.verdicts]
+        billable = [index for index, verdict in enumerate(plan.verdicts) if verdict.billable]
+        billable_sql = "[" + ", ".join(map(str, billable)) + "]" if billable else "[-1]"
+        zone = contract.time_zone.replace("'", "''")
+        judged = f"(SELECT *, {plan.verdict} AS verdict FROM episodes)"
+        with self.table(item) as cursor:
+            state = cursor.execute("SELECT size FROM episode_table").fetchone()
+            by_day = cursor.execute(
+                f"SELECT CAST(timezone('{zone}', started_at) AS DATE) AS day, verdict, count(*) "
+                f"FROM {judged} GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+            totals = cursor.execute(
+                "SELECT count(*), count(*) FILTER (verdict <> 0), "
+                f"count(*) FILTER (list_contains({billable_sql}, verdict)), "
+                f"count(*) FILTER (list_contains({billable_sql}, verdict) AND NOT handed_off), "
+                "avg(csat), count(csat), quantile_disc(latency_ms_max, 0.95) "
+                "FILTER (model_calls > 0), coalesce(sum(model_cost), 0) "
+                f"FROM {judged}"
+            ).fetchone()
+            tiers = cursor.execute(
+                "SELECT tier, count(*), count(*) FILTER (success) FROM (SELECT "
+                "unnest(string_split(tiers, ',')) AS tier, "
+                f"list_contains({billable_sql}, verdict) AND NOT handed_off AS success "
+                f"FROM {judged} WHERE tiers <> '') GROUP BY tier ORDER BY 2 DESC, 1"
+            ).fetchall()
+        assert state is not None and totals is not None
+        order = _outcome_order(names)
+        return ContractFigures(
+            contract=contract.contract,
+            version=contract.version,
+            buyer=contract.buyer,
+            currency=contract.currency,
+            time_zone=contract.time_zone,
+            outcomes=tuple(order),
+            by_day=tuple(
+                VerdictCount(day.isoformat(), names[verdict], int(count))
+                for day, verdict, count in by_day
+            ),
+            episodes=int(totals[0]),
+            measured=int(totals[1]),
+            billed=int(totals[2]),
+            resolved_by_ai=int(totals[3]),
+            csat_mean=None if totals[4] is None else Decimal(str(totals[4])),
+            csat_answers=int(totals[5]),
+            latency_p95_ms=None if totals[6] is None else int(totals[6]),
+            model_cost=Decimal(totals[7]),
+            tiers=tuple(TierFigures(str(tier), int(n), int(ok)) for tier, n, ok in tiers),
+            size=int(state[0]),
+        )
+
+    def period_costs(self, item: ContractText) -> list[PeriodCost]:
+        """Per issued invoice of the contract: its total and the model cost of the episodes
+        that started in its period (what the vendor spent to earn it)."""
+        contract = item.contract
+        invoices = [self.invoice(invoice_id) for invoice_id in self.invoice_ids(contract.buyer)]
+        mine = [
+            invoice
+            for invoice in invoices
+            if invoice.contract == contract.contract and invoice.vendor == contract.vendor
+        ]
+        if not mine:
+            return []
+        costs: list[PeriodCost] = []
+        with self.table(item) as cursor:
+            for invoice in sorted(mine, key=lambda invoice: invoice.period_start):
+                row = cursor.execute(
+                    "SELECT coalesce(sum(model_cost), 0) FROM episodes "
+                    "WHERE started_at >= ? AND started_at < ?",
+                    [invoice.period_start, invoice.period_end],
+                ).fetchone()
+                assert row is not None
+                costs.append(PeriodCost(invoice.id, invoice.period, invoice.total, Decimal(row[0])))
+        return costs
+
+    def review_queue(self, item: ContractText) -> list[ReviewItem]:
+        """Episodes a person should look at: those whose review failed, newest first."""
+        with self.table(item) as cursor:
+            rows = cursor.execute(
+                "SELECT id, intent, started_at FROM episodes WHERE review_passed = false "
+                f"ORDER BY started_at DESC, id LIMIT {REVIEW_QUEUE_MAX}"
+            ).fetchall()
+        return [ReviewItem(str(a), str(b), c, "review failed") for a, b, c in rows]
+
+    def episode_rows(self, item: ContractText, episode_ids: Sequence[str]) -> list[EpisodeRow]:
+        """The table's rows for these episodes, in the order given (missing ones left out)."""
+        if not episode_ids:
+            return []
+        with self.table(item) as cursor:
+            rows = cursor.execute(
+                "SELECT id, intent, channel, started_at, handed_off, confirmed, csat, "
+                "model_cost FROM episodes WHERE list_contains(?, id)",
+                [list(episode_ids)],
+            ).fetchall()
+        found = {row[0]: EpisodeRow(*row) for row in rows}
+        return [found[episode] for episode in episode_ids if episode in found]
+
+    def customer_of(self, item: ContractText, episode_id: str) -> str | None:
+        with self.table(item) as cursor:
+            row = cursor.execute(
+                "SELECT customer FROM episodes WHERE id = ?", [episode_id]
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- one episode ----------------------------------------------------------------------
+
+    def episode(self, item: ContractText, episode_id: str) -> EpisodeDetail:
+        """An episode of the contract's buyer with its events, verdict and proof status."""
+        contract = item.contract
+        tenant = contract.buyer
+        with self.table(item) as cursor:
+            row = cursor.execute(
+                "SELECT c.log_indexes FROM episodes e JOIN customers c USING (customer) "
+                "WHERE e.id = ?",
+                [episode_id],
+            ).fetchone()
+        if row is None:
+            raise DashboardError(f"no episode {episode_id!r} in the log of {tenant!r}")
+        stored = self.ledger.entries(tenant, [int(index) for index in row[0]])
+        entries = [Entry(item.event, item.leaf_hash) for item in stored]
+        episode = next(
+            (
+                found
+                for found in derive_episodes(entries, link_horizon=contract.window)
+                if found.id == episode_id
+            ),
+            None,
+        )
+        if episode is None:
+            raise DashboardError(f"no episode {episode_id!r} in the log of {tenant!r}")
+        leaves = set(episode.event_hashes)
+        events = tuple(
+            sorted(
+                (entry for entry in stored if entry.leaf_hash.hex() in leaves),
+                key=lambda entry: entry.log_index,
+            )
+        )
+        outcome = Judge(contract).judge(episode)
+        rules = {rule.name: rule.when for rule in plan_of(contract).rules}
+        return EpisodeDetail(
+            episode=episode,
+            events=events,
+            revealed=tuple(entry.reveal() for entry in events),
+            outcome=outcome,
+            rule=rules.get(outcome.kind, ""),
+            contract=f"{contract.contract} v{contract.version}",
+            proof=self.proof_status(tenant, events),
+        )
+
+    def proof_status(self, tenant: str, events: Sequence[StoredEvent]) -> ProofStatus:
+        """Check each event's inclusion proof against the latest signed checkpoint."""
+        note = self.ledger.latest_checkpoint(tenant)
+        if note is None:
+            return ProofStatus(
+                checkpoint_size=None,
+                signature="no checkpoint signed yet",
+                proven=0,
+                after_checkpoint=len(events),
+                failures=(),
+            )
+        size, root = note_size_and_root(note)
+        signature = self.signature_status(note)
+        covered = [entry for entry in events if entry.log_index < size]
+        proofs = self.ledger.inclusion_proofs(tenant, [entry.log_index for entry in covered], size)
+        failures: list[str] = []
+        for entry, proof in zip(covered, proofs, strict=True):
+            try:
+                verify_inclusion(entry.leaf_hash, entry.log_index, size, proof, root)
+            except ProofError as error:
+                failures.append(f"entry {entry.log_index}: {error}")
+        return ProofStatus(
+            checkpoint_size=size,
+            signature=signature,
+            proven=len(covered) - len(failures),
+            after_checkpoint=len(events) - len(covered),
+            failures=tuple(failures),
+        )
+
+    def signature_status(self, note: str) -> str:
+        if not self.verifier_keys:
+            return "signature not checked: no verifier key is configured"
+        try:
+            open_checkpoint(note, self.verifier_keys)
+        except CheckpointError as error:
+            return f"signature failed: {error}"
+        return "signature verified with " + ", ".join(key.name for key in self.verifier_keys)
+
+    def checkpoints(self, tenant: str) -> Checkpoints:
+        """The signed checkpoints an auditor can reach: those invoices were settled at, and
+        the latest."""
+        sizes = {self.invoice(invoice_id).ledger.size for invoice_id in self.invoice_ids(tenant)}
+        notes: dict[int, str] = {}
+        for size in sizes:
+            note = self.ledger.checkpoint_at(tenant, size)
+            if note is not None:
+                notes[size] = note
+        latest = self.ledger.latest_checkpoint(tenant)
+        if latest is not None:
+            notes[note_size_and_root(latest)[0]] = latest
+        return Checkpoints(tenant, tuple(sorted(notes.items())))
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections.values():
+                connection.close()
+            self._connections.clear()
+
+
+def note_size_and_root(note: str) -> tuple[int, bytes]:
+    """The size and root a checkpoint note states (its signature is checked apart)."""
+    import base64
+
+    lines = note.split("\n")
+    if len(lines) < 3 or not lines[1].isdigit():
+        raise DashboardError("a stored checkpoint is not a checkpoint note")
+    return int(lines[1]), base64.b64decode(lines[2], validate=True)
+
+
+def _outcome_order(names: Sequence[str]) -> list[str]:
+    """Outcome names in contract order (verdicts repeat a name once per gate), then unmatched
+    and excluded, which the plan puts first."""
+    order: list[str] = []
+    for name in [*names[2:], names[1], names[0]]:
+        if name not in order:
+            order.append(name)
+    return order
