@@ -4,6 +4,7 @@ were delivered, a command that half-stores a bad file, or an error that does not
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import subprocess
@@ -121,6 +122,9 @@ def test_simulate_ingest_settle_commands(tmp_path: Path) -> None:
     issued = invoice.read_bytes()
     with SqliteLedger(database) as ledger:
         assert json.loads(issued)["ledger"]["size"] == ledger.head("acme")
+        assert (
+            json.loads(issued)["ledger"]["root"] == base64.b64encode(ledger.root("acme")).decode()
+        )
     # Settling again at the stored checkpoint gives the issued invoice byte for byte.
     again = raas(*settle, "--out", tmp_path / "again", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -6,6 +6,7 @@ accept, a lie it does not catch, or exit codes that do not tell verified (0) fro
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -155,6 +156,27 @@ def test_a_redacted_and_a_complete_bundle_verify(setup: Setup) -> None:
         "--out", again, cwd=setup.folder,
     )  # fmt: skip
     assert again.read_bytes() == setup.bundle.read_bytes()
+
+
+def test_the_invoice_names_the_root_of_its_checkpoint(setup: Setup) -> None:
+    plain = json.loads(setup.bundle.read_bytes())
+    invoice = invoice_from_json(plain["invoice"].encode())
+    with SqliteLedger(setup.database) as ledger:
+        root = ledger.root("acme", setup.size)
+    assert invoice.ledger.root == base64.b64encode(root).decode()
+    assert invoice.ledger.root in plain["checkpoint"].splitlines()[2]
+    for root_named, verified in ((None, True), (base64.b64encode(bytes(32)).decode(), False)):
+        # None: an invoice issued before roots were recorded still reads and verifies by size.
+        pinned = msgspec.structs.replace(
+            invoice, ledger=msgspec.structs.replace(invoice.ledger, root=root_named)
+        )
+        plain["invoice"] = invoice_json(pinned).decode()
+        edited = setup.folder / "root-edited.json"
+        edited.write_text(json.dumps(plain), encoding="utf-8")
+        result = raas("verify", edited, "--key", setup.public_key, cwd=setup.folder)
+        assert (result.returncode == 0) is verified, result.stdout
+        if not verified:
+            assert "invoice ledger point" in result.stdout
 
 
 def test_an_edited_invoice_exits_1_naming_the_line(setup: Setup) -> None:

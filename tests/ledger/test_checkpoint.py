@@ -18,6 +18,7 @@ from raas.ledger.checkpoint import (
     CheckpointError,
     open_checkpoint,
     sign_checkpoint,
+    stated_checkpoint,
 )
 from raas.ledger.keys import SignerKey, VerifierKey, parse_signer_key
 
@@ -59,6 +60,14 @@ def test_open_returns_what_was_signed() -> None:
     assert open_checkpoint(note, [VERIFIER]) == Checkpoint(ORIGIN, 5, ROOT, ())
     assert open_checkpoint(note.encode("utf-8"), VERIFIER) == Checkpoint(ORIGIN, 5, ROOT)
     assert open_checkpoint(note, [VERIFIER], origin=ORIGIN).size == 5
+
+
+def test_stated_reads_what_a_note_states_without_its_signatures() -> None:
+    note = sign_checkpoint(ORIGIN, 20852163, ROOT, SIGNER)
+    assert stated_checkpoint(note) == Checkpoint(ORIGIN, 20852163, ROOT)
+    for broken in (note.replace("\n\n", "\n"), note.replace("20852163", "0208")):
+        with pytest.raises(CheckpointError):
+            stated_checkpoint(broken)
 
 
 def test_the_empty_tree_has_size_0() -> None:

@@ -42,6 +42,7 @@ from raas.core.events import (
     entry_and_disclosures,
     make_event,
 )
+from raas.errors import StoreError
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -169,6 +170,22 @@ def test_disclosures_have_one_spelling() -> None:
     ):
         with pytest.raises(DisclosureError):
             verify_disclosure(entry, spelled)
+
+
+def test_bytes_that_are_not_utf8_get_the_raas_error_naming_the_entry() -> None:
+    entry, disclosures = entry_and_disclosures(message(), KEY)
+    # Inside a string, where msgspec reads text: a UnicodeDecodeError unless it is caught.
+    bad_entry = entry.replace(b'"acme"', b'"ac\xffme"')
+    bad_disclosures = disclosures.replace(b'"my ', b'"m\xffy ')
+    assert bad_entry != entry and bad_disclosures != disclosures
+    with pytest.raises(StoreError, match=f"leaf hash {leaf_hash(bad_entry).hex()}"):
+        decode_entry(bad_entry)
+    with pytest.raises(DisclosureError, match="not a JSON object") as refused:
+        decode_disclosures(bad_disclosures)
+    assert refused.value.field == "$"
+    for entry_bytes, disclosure_bytes in ((bad_entry, disclosures), (entry, bad_disclosures)):
+        with pytest.raises(DisclosureError):
+            verify_disclosure(entry_bytes, disclosure_bytes)
 
 
 def test_a_base64_salt_with_stray_padding_bits_is_refused() -> None:

@@ -29,6 +29,7 @@ invoice field <name>) and what was expected against what was found.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -269,6 +270,14 @@ def _check_ledger_point(report: BundleReport, invoice: Invoice, checkpoint: Chec
             "invoice ledger point",
             f"the invoice was settled at size {point.size}, the checkpoint is at size "
             f"{checkpoint.size}",
+        )
+    # Invoices issued before the root was recorded have none; the size above still binds them.
+    root = base64.b64encode(checkpoint.root).decode("ascii")
+    if point.root is not None and point.root != root:
+        report.add(
+            "invoice ledger point",
+            f"the invoice names the checkpoint with root {point.root}, the bundle's checkpoint "
+            f"has root {root}",
         )
 
 

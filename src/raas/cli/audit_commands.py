@@ -38,6 +38,7 @@ from raas.audit.verify import (
     verify_receipt,
 )
 from raas.errors import RaasError
+from raas.ledger.checkpoint import stated_checkpoint
 from raas.ledger.keys import VerifierKey, load_verifier_keys
 
 if TYPE_CHECKING:
@@ -229,21 +230,13 @@ def consistency(
             latest = ledger.latest_checkpoint(tenant)
             if latest is None:
                 raise click.ClickException(f"the log of {tenant!r} has no signed checkpoint")
-            new_size = _note_size(latest)
+            new_size = stated_checkpoint(latest).size
         item = export_consistency(ledger, tenant, old_size, new_size)
     _write_atomically(out, encode_consistency(item))
     stdout.print(
         f"wrote {escape(str(out))}: log of {tenant} from size {old_size:,} to {new_size:,}, "
         f"{len(item.proof)} proof hashes"
     )
-
-
-def _note_size(note: str) -> int:
-    """The tree size a checkpoint note states (its second line); its signature is not checked."""
-    lines = note.split("\n")
-    if len(lines) < 2 or not lines[1].isdigit():
-        raise click.ClickException("the latest checkpoint of the log is not readable")
-    return int(lines[1])
 
 
 # -- raas verify --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from raas.engine.reference import settle_from_ledger
 from raas.errors import RaasError
 from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
+from raas.ledger.checkpoint import stated_checkpoint
 from raas.ledger.keys import SignerKey, load_signer_key, write_signer_key
 from raas.ledger.keys import generate as generate_keys
 from raas.ledger.sqlite import SqliteLedger
@@ -215,7 +216,7 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     stdout.print(
         f"invoice:    {json_path}\n            {html_path}\n"
         f"ledger:     {database}\n"
-        f"checkpoint: {note.splitlines()[0]} at size {checkpoint_size(note):,} "
+        f"checkpoint: {note.splitlines()[0]} at size {stated_checkpoint(note).size:,} "
         f"(verifier key {verifier_path})"
     )
     billed = next((line.episodes[0] for line in invoice.lines if line.episodes), None)
@@ -287,7 +288,8 @@ def _settle(
                 "one now, or sign one with `raas checkpoint`"
             )
         note = latest
-    size = checkpoint_size(note)
+    read = stated_checkpoint(note)
+    size = read.size
     with _progress() as progress:
         task = progress.add_task(f"settle {period.label}", total=size)
         settlement = settle_from_ledger(
@@ -295,19 +297,11 @@ def _settle(
             contract,
             period,
             size=size,
+            root=read.root,
             on_customer=lambda events: progress.advance(task, events),
         )
     ledger.store_invoice(settlement.invoice.id, tenant, invoice_json(settlement.invoice))
     return settlement, note
-
-
-def checkpoint_size(note: str) -> int:
-    """The tree size a signed checkpoint states (its second line); signatures are not checked
-    here: the store signed it, and auditors check it with `raas verify`."""
-    lines = note.split("\n")
-    if len(lines) < 3 or not lines[1].isdigit():
-        raise click.ClickException("the stored checkpoint is not a checkpoint note")
-    return int(lines[1])
 
 
 def _write_invoice(settlement: Settlement, out: Path) -> tuple[Path, Path]:

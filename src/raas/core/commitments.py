@@ -138,7 +138,8 @@ def decode_disclosures(disclosures: bytes) -> dict[str, Disclosure]:
     """
     try:
         decoded = _disclosures_decoder.decode(disclosures)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    # UnicodeDecodeError: msgspec raises it, not DecodeError, for a string that is not UTF-8.
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
         raise DisclosureError("$", f"not a JSON object of {{salt, value}}: {error}") from None
     if encode_disclosures(decoded) != bytes(disclosures):
         raise DisclosureError("$", "not in canonical form (RFC 8785)")
@@ -163,7 +164,7 @@ def _committed_fields(entry: bytes) -> tuple[str, dict[str, str]]:
     """The entry's type and, for each personal field it holds, the commitment it holds there."""
     try:
         plain = msgspec.json.decode(entry)
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise DisclosureError("$", f"the entry is not JSON: {error}") from None
     type_name = plain.get("type") if isinstance(plain, dict) else None
     if not isinstance(type_name, str):

@@ -356,6 +356,10 @@ def decode_entry(entry: bytes) -> Event:
         envelope = _stored_event_decoder.decode(entry)
         data_class = DATA_TYPES[envelope.type]
         data = msgspec.convert(envelope.data, data_class)
-    except (msgspec.ValidationError, msgspec.DecodeError, KeyError) as error:
-        raise StoreError(f"a stored entry does not decode as a raas event: {error}") from error
+    # UnicodeDecodeError: msgspec raises it, not DecodeError, for a string that is not UTF-8.
+    except (msgspec.ValidationError, msgspec.DecodeError, KeyError, UnicodeDecodeError) as error:
+        raise StoreError(
+            f"the entry with leaf hash {leaf_hash(entry).hex()} does not decode as a raas "
+            f"event: {error}"
+        ) from error
     return _replace(envelope, data=data)

@@ -14,10 +14,17 @@ import msgspec
 
 
 class LedgerPoint(msgspec.Struct, frozen=True, kw_only=True):
-    """The ledger state a settlement read: the buyer's log up to `size` entries."""
+    """The ledger state a settlement read: the buyer's log up to `size` entries.
+
+    `root` is the Merkle root of that log at `size`, base64 as on the root line of the signed
+    checkpoint the settlement read, so the invoice names the checkpoint, not only its size.
+    None when the settlement read no checkpoint, and on invoices issued before the root was
+    recorded (they still read; `raas verify` then checks the size alone).
+    """
 
     tenant: str
     size: int
+    root: str | None = None
 
 
 class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):

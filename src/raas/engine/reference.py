@@ -3,6 +3,7 @@ judge and rater. Slow but obviously right; every other engine is tested against 
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -21,12 +22,14 @@ def settle_from_ledger(
     *,
     as_of: datetime | None = None,
     size: int | None = None,
+    root: bytes | None = None,
     on_customer: Callable[[int], None] | None = None,
 ) -> Settlement:
     """Settle `contract` for `period` from the buyer's log, read up to `size` entries.
 
     `size` pins the ledger state (default: the log as it is now), so settling again at the
-    same size gives the same invoice byte for byte whatever arrives meanwhile.
+    same size gives the same invoice byte for byte whatever arrives meanwhile. `root` is the
+    root hash of the signed checkpoint at `size` being read: the invoice records it.
     """
     tenant = contract.buyer
     size = ledger.head(tenant) if size is None else size
@@ -41,6 +44,8 @@ def settle_from_ledger(
         contract,
         customers(),
         period=period,
-        ledger=LedgerPoint(tenant=tenant, size=size),
+        ledger=LedgerPoint(
+            tenant=tenant, size=size, root=None if root is None else b64encode(root).decode()
+        ),
         as_of=as_of,
     )

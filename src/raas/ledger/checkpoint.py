@@ -42,6 +42,7 @@ __all__ = [
     "CheckpointError",
     "open_checkpoint",
     "sign_checkpoint",
+    "stated_checkpoint",
 ]
 
 ROOT_SIZE_BYTES = 32
@@ -182,6 +183,19 @@ def _parse_body(body: str) -> Checkpoint:
     if len(root) != ROOT_SIZE_BYTES:
         raise CheckpointError(f"root hash has {len(root)} bytes, not {ROOT_SIZE_BYTES}")
     return Checkpoint(origin, int(size_text), root, tuple(extensions))
+
+
+def stated_checkpoint(note_text: str) -> Checkpoint:
+    """What a checkpoint note states (origin, size, root), its signatures not checked.
+
+    For notes the ledger signed and keeps itself, read back to settle or export at their size;
+    a note from elsewhere is opened with `open_checkpoint`. Raises CheckpointError if the text
+    before the signatures is not a checkpoint.
+    """
+    split = note_text.rfind("\n\n")
+    if split < 0:
+        raise CheckpointError("the note has no blank line before its signatures")
+    return _parse_body(note_text[: split + 1])
 
 
 def open_checkpoint(

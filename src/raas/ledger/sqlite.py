@@ -179,8 +179,10 @@ _entry_key_decoder: Final = msgspec.json.Decoder(_EntryKey)
 def _key_of_entry(entry: bytes) -> tuple[str, str, str]:
     try:
         key = _entry_key_decoder.decode(entry)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise StoreError(f"a stored entry has no readable key: {error}") from error
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise StoreError(
+            f"the stored entry with leaf hash {leaf_hash(entry).hex()} has no readable key: {error}"
+        ) from error
     return key.tenant, key.source, key.id
 
 
