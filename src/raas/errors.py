@@ -15,7 +15,9 @@
      ├── BundleError           an evidence bundle cannot be read (audit.bundle)
      ├── EvidenceError         evidence cannot be exported as asked (ledger.evidence)
      ├── RouterError           a router model or its data is unusable (router.model)
-     └── TierFileError         a gateway tier file is invalid (gateway.tiers)
+     ├── TierFileError         a gateway tier file is invalid (gateway.tiers)
+     ├── ServiceError          an HTTP API answer with a status and a problem (service.problems)
+     └── ServiceStoreError     the service store refused a write or failed (service.store)
 
 The subclasses outside this module live beside the code that raises them, so that pure modules
 (the auditor's) import nothing else. Driver exceptions (sqlite3, ...) are translated at the

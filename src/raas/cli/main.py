@@ -25,6 +25,7 @@ from raas.cli.gateway_commands import gateway
 from raas.cli.import_commands import import_group
 from raas.cli.ledger_commands import checkpoint, keys, ledger
 from raas.cli.router_commands import router
+from raas.cli.service_commands import apikey, serve
 from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
 from raas.core.periods import Period, parse_period, period_containing
@@ -361,6 +362,8 @@ main.add_command(router)
 main.add_command(gateway)
 main.add_command(import_group)
 main.add_command(db)
+main.add_command(serve)
+main.add_command(apikey)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,570 @@
+"""The HTTP API (`raas serve`): FastAPI over the ledger and the service store.
+
+`create_app(settings)` opens the stores and returns the ASGI app; routes only parse, call
+`TenantData` and render. Every error leaves as application/problem+json (see `problems`), the
+OpenAPI document is at /openapi.json, and the limits of `settings` wrap every request.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from raas.audit.bundle import encode_bundle
+from raas.audit.receipt import encode_receipt
+from raas.core.invoice import InvoiceLine
+from raas.errors import RaasError
+from raas.ingest.validate import BATCH_EVENTS_MAX, parse_batch
+from raas.ledger.keys import SignerKey, load_signer_key
+from raas.ledger.store import LedgerStore
+from raas.service import models
+from raas.service.auth import Services, access, services_of
+from raas.service.limits import RequestLimits, TokenBuckets
+from raas.service.problems import (
+    PROBLEM_MEDIA_TYPE,
+    FieldError,
+    Problem,
+    ServiceError,
+    problem_body,
+    problem_of,
+)
+from raas.service.settings import ServiceSettings, open_stores
+from raas.service.store import ServiceStore
+from raas.service.tenancy import Action, TenantData, checkpoint_size
+
+__all__ = ["INGEST_PATHS", "create_app"]
+
+JSON: Final = "application/json"
+NDJSON: Final = "application/x-ndjson"
+YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml")
+# Routes whose bodies may be as large as a batch of events; every other body is smaller.
+INGEST_PATHS: Final = ("/v1/events", "/v1/traces")
+_PROBLEM_STATUSES: Final = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
+_PROBLEM_DESCRIPTIONS: Final = {
+    400: "The request cannot be read",
+    401: "No live API key",
+    403: "The key's scope may not do this",
+    404: "Not found in this tenant",
+    408: "The body arrived too slowly",
+    409: "Conflicts with what is stored",
+    413: "The body is too large",
+    415: "Unsupported content type",
+    422: "A field is invalid",
+    429: "Rate limit reached",
+    503: "Not ready, or the request took too long",
+}
+
+Tenant = TenantData
+
+
+def _problem_response(error: ServiceError, request: Request) -> Response:
+    return Response(
+        problem_body(error, request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=error.headers,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type=JSON)
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    ledger: LedgerStore | None = None,
+    store: ServiceStore | None = None,
+) -> FastAPI:
+    """The API over `settings.database`, or over the stores given (both, already open).
+
+    Stores opened here are closed when the app shuts down; stores given stay the caller's.
+    """
+    signers: tuple[SignerKey, ...] = tuple(
+        load_signer_key(path) for path in settings.signer_key_paths
+    )
+    owned = ledger is None or store is None
+    if ledger is None or store is None:
+        ledger, store = open_stores(settings)
+    services = Services(
+        ledger=ledger,
+        store=store,
+        signers=signers,
+        buckets=TokenBuckets(settings.requests_per_second, settings.requests_burst),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                services.store.close()
+                services.ledger.close()
+
+    app = FastAPI(
+        title="raas",
+        version="1",
+        summary="Results as a service: record agent events, settle contracts, verify invoices.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    _add_error_handlers(app)
+    _add_routes(app)
+    _document_problems(app)
+
+    def body_bytes_max(path: str) -> int:
+        if path in INGEST_PATHS:
+            return settings.ingest_body_bytes_max
+        return settings.body_bytes_max
+
+    app.add_middleware(
+        RequestLimits,
+        body_bytes_max=body_bytes_max,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        request_timeout_seconds=settings.request_timeout_seconds,
+    )
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def service_error(request: Request, error: Exception) -> Response:
+        found = problem_of(error)
+        if found is None:
+            raise error
+        return _problem_response(found, request)
+
+    async def validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            FieldError(
+                field=".".join(str(part) for part in item.get("loc", ())) or "body",
+                reason=str(item.get("msg", "invalid")),
+            )
+            for item in error.errors()
+        ]
+        first = errors[0] if errors else FieldError(field="body", reason="invalid")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        problem = ServiceError(
+            422,
+            "invalid-request",
+            "Invalid request",
+            f"field {first.field!r}: {first.reason}{more}",
+            errors=errors,
+        )
+        return _problem_response(problem, request)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        problem = ServiceError(
+            error.status_code,
+            kind,
+            str(error.detail),
+            f"{request.method} {request.url.path}: {error.detail}",
+            headers=dict(error.headers or {}),
+        )
+        return _problem_response(problem, request)
+
+    app.add_exception_handler(RaasError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every operation answers its errors with a problem body, and says so in /openapi.json."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        invoice, lines, components = models.core_schemas()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(components)
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas["FieldError"] = schemas["Problem"].pop("$defs")["FieldError"]
+        schemas["ContractCreate"] = models.ContractCreate.model_json_schema()
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        problem = {
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        }
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status in _PROBLEM_STATUSES:
+                    responses[str(status)] = {
+                        "description": _PROBLEM_DESCRIPTIONS[status],
+                        **problem,
+                    }
+                if path in ("/healthz", "/readyz", "/openapi.json"):
+                    for status in _PROBLEM_STATUSES:
+                        if status not in (404, 408, 413, 503):
+                            responses.pop(str(status), None)
+                _insert_core_schema(operation, invoice, lines)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _insert_core_schema(operation: dict[str, Any], invoice: Any, lines: Any) -> None:
+    marker = operation.pop("x-raas-body", None)
+    if marker is None:
+        return
+    schema = {"invoice": invoice, "lines": lines}[marker]
+    operation["responses"]["200"] = {
+        "description": operation["responses"].get("200", {}).get("description", "OK"),
+        "content": {JSON: {"schema": schema}},
+    }
+
+
+_EVENTS_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            f"A batch of at most {BATCH_EVENTS_MAX:,} CloudEvents 1.0 (raas event types): a JSON "
+            "array, or NDJSON with one event a line. One bad event rejects the whole batch."
+        ),
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "array",
+                    "maxItems": BATCH_EVENTS_MAX,
+                    "items": {"type": "object"},
+                }
+            },
+            NDJSON: {"schema": {"type": "string"}},
+        },
+    }
+}
+
+_CONTRACT_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "description": 'The contract\'s YAML, as JSON `{"document": ...}` or as application/yaml.',
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/ContractCreate"}},
+            YAML_TYPES[0]: {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _unsupported(found: str, expected: Sequence[str]) -> ServiceError:
+    return ServiceError(
+        415,
+        "unsupported-media-type",
+        "Unsupported content type",
+        f"Content-Type {found or '(none)'!r} is not one of {', '.join(expected)}",
+    )
+
+
+# The dependencies routes take (module level: FastAPI resolves annotations by name here).
+IngestKey = Annotated[Tenant, Depends(access(Action.INGEST))]
+ContractWriter = Annotated[Tenant, Depends(access(Action.WRITE_CONTRACTS))]
+ContractReader = Annotated[Tenant, Depends(access(Action.READ_CONTRACTS))]
+Settler = Annotated[Tenant, Depends(access(Action.SETTLE))]
+RunReader = Annotated[Tenant, Depends(access(Action.READ_SETTLEMENTS))]
+InvoiceReader = Annotated[Tenant, Depends(access(Action.READ_INVOICES))]
+EvidenceReader = Annotated[Tenant, Depends(access(Action.READ_EVIDENCE))]
+Signer = Annotated[Tenant, Depends(access(Action.SIGN_CHECKPOINTS))]
+CheckpointReader = Annotated[Tenant, Depends(access(Action.READ_CHECKPOINTS))]
+AuditReader = Annotated[Tenant, Depends(access(Action.READ_AUDIT_LOG))]
+Anyone = Annotated[Tenant, Depends(access(Action.READ_OWN_KEY))]
+Name = Annotated[str, Path(min_length=1, max_length=256)]
+Size = Annotated[int, Path(ge=0)]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> models.Health:
+        """The process is up (no dependency is checked)."""
+        return models.Health(status="ok")
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(request: Request) -> models.Readiness:
+        """The ledger and the service store answer."""
+        services = services_of(request)
+        try:
+            services.store.ping()
+            seq = services.ledger.max_seq()
+        except RaasError as error:
+            raise ServiceError(503, "not-ready", "Not ready", str(error)) from error
+        return models.Readiness(status="ready", ledger_seq=seq)
+
+    @app.get("/v1/me", tags=["keys"])
+    def me(data: Anyone) -> models.Identity:
+        """The tenant and scope of the key in the request."""
+        return models.Identity(tenant=data.tenant, scope=data.scope, key_id=data.key_id)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    @app.post("/v1/events", tags=["ingest"], openapi_extra=_EVENTS_BODY)
+    async def ingest(request: Request, data: IngestKey) -> models.IngestReceipt:
+        """Append a batch of events to the key's tenant log, all or nothing, idempotently.
+
+        An event already stored (same source and id, same content) counts as a duplicate; an
+        id reused with other content is a 409. A bad event (or one naming another tenant)
+        rejects the batch with a 422 naming each bad event, its field and the reason.
+        """
+        media_type = _media_type(request)
+        if media_type not in (JSON, NDJSON):
+            raise _unsupported(media_type, (JSON, NDJSON))
+        body = await request.body()
+
+        def work() -> models.IngestReceipt:
+            events = parse_batch(body, ndjson=media_type == NDJSON)
+            receipt, size = data.append(events)
+            return models.IngestReceipt(
+                accepted=receipt.stored,
+                duplicates=receipt.duplicates,
+                tenant=data.tenant,
+                size=size,
+            )
+
+        return await run_in_threadpool(work)
+
+    # -- contracts --------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/contracts",
+        tags=["contracts"],
+        status_code=201,
+        openapi_extra=_CONTRACT_BODY,
+        responses={200: {"model": models.ContractDocument, "description": "Already stored"}},
+    )
+    async def create_contract(
+        request: Request, response: Response, data: ContractWriter
+    ) -> models.ContractDocument:
+        """Store a contract version (its YAML names contract, version and effective dates).
+
+        The buyer must be the key's tenant. Sending the same document again answers 200; another
+        document under a stored version is a 409 (a changed contract is a new version).
+        """
+        media_type = _media_type(request)
+        body = await request.body()
+        if media_type == JSON:
+            try:
+                document = models.ContractCreate.model_validate_json(body).document
+            except ValueError as error:
+                raise ServiceError(
+                    422,
+                    "invalid-request",
+                    "Invalid request",
+                    'expected a JSON object {"document": "<the contract YAML>"}',
+                    errors=[FieldError(field="document", reason=str(error).splitlines()[0])],
+                ) from None
+        elif media_type in YAML_TYPES:
+            try:
+                document = body.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ServiceError(
+                    422,
+                    "invalid-contract",
+                    "Invalid contract",
+                    "the contract document is not UTF-8 text",
+                    errors=[FieldError(field="document", reason="expected UTF-8 text")],
+                ) from None
+        else:
+            raise _unsupported(media_type, (JSON, *YAML_TYPES))
+        stored, created = await run_in_threadpool(data.add_contract, document)
+        response.status_code = 201 if created else 200
+        return models.ContractDocument.of(stored)
+
+    @app.get("/v1/contracts", tags=["contracts"])
+    def list_contracts(data: ContractReader) -> models.ContractList:
+        """Every version of every contract of the tenant."""
+        return models.ContractList(
+            contracts=[models.ContractSummary.of(item) for item in data.contract_versions()]
+        )
+
+    @app.get("/v1/contracts/{contract}", tags=["contracts"])
+    def read_contract(contract: Name, data: ContractReader) -> models.ContractList:
+        """Every version of one contract, oldest first."""
+        return models.ContractList(
+            contracts=[models.ContractSummary.of(item) for item in data.contract_versions(contract)]
+        )
+
+    @app.get("/v1/contracts/{contract}/versions/{version}", tags=["contracts"])
+    def read_contract_version(
+        contract: Name, version: Annotated[int, Path(ge=1)], data: ContractReader
+    ) -> models.ContractDocument:
+        """One contract version with its YAML document."""
+        return models.ContractDocument.of(data.contract_version(contract, version))
+
+    # -- settlement -------------------------------------------------------------------------
+
+    @app.post("/v1/settlements", tags=["settlement"], status_code=201)
+    def settle(request_body: models.SettlementRequest, data: Settler) -> models.SettlementRunOut:
+        """Settle a contract for a period at the latest signed checkpoint and issue the invoice.
+
+        Settling again at the same checkpoint issues the same invoice (same id, same bytes).
+        """
+        run = data.settle(request_body.contract, request_body.period, request_body.version)
+        return models.SettlementRunOut.of(run)
+
+    @app.get("/v1/settlements", tags=["settlement"])
+    def list_settlements(data: RunReader) -> models.SettlementRunList:
+        return models.SettlementRunList(
+            runs=[models.SettlementRunOut.of(run) for run in data.settlement_runs()]
+        )
+
+    @app.get("/v1/settlements/{run_id}", tags=["settlement"])
+    def read_settlement(run_id: Name, data: RunReader) -> models.SettlementRunOut:
+        return models.SettlementRunOut.of(data.settlement_run(run_id))
+
+    # -- invoices and evidence --------------------------------------------------------------
+
+    @app.get("/v1/invoices", tags=["invoices"])
+    def list_invoices(data: InvoiceReader) -> models.InvoiceList:
+        return models.InvoiceList(invoices=data.invoice_ids())
+
+    @app.get(
+        "/v1/invoices/{invoice_id}",
+        tags=["invoices"],
+        response_class=Response,
+        openapi_extra={"x-raas-body": "invoice"},
+    )
+    def read_invoice(invoice_id: Name, data: InvoiceReader) -> Response:
+        """The issued invoice, byte for byte as issued (sorted keys, amounts as decimal text)."""
+        return _json(data.invoice_body(invoice_id))
+
+    @app.get(
+        "/v1/invoices/{invoice_id}/lines",
+        tags=["invoices"],
+        response_class=Response,
+        openapi_extra={"x-raas-body": "lines"},
+    )
+    def read_invoice_lines(invoice_id: Name, data: InvoiceReader) -> Response:
+        """The invoice's lines, each with its quantity, price, amount and episodes."""
+        import msgspec
+
+        lines: tuple[InvoiceLine, ...] = data.invoice(invoice_id).lines
+        return _json(msgspec.json.encode(lines, order="sorted"))
+
+    @app.get(
+        "/v1/invoices/{invoice_id}/evidence",
+        tags=["evidence"],
+        response_class=Response,
+        responses={200: {"content": {JSON: {"schema": {"type": "object"}}}}},
+    )
+    def evidence_bundle(
+        invoice_id: Name,
+        data: EvidenceReader,
+        redact: bool = False,
+        scope: Annotated[str, Query(pattern="^(customers|log)$")] = "customers",
+    ) -> Response:
+        """The evidence bundle to re-derive the invoice offline (`raas verify`).
+
+        `redact` leaves personal data out (the proofs still verify); an auditor's bundle is
+        always redacted. `scope=log` holds the whole log up to the checkpoint.
+        """
+        redacted = redact or data.scope == "auditor"
+        bundle = data.evidence_bundle(
+            invoice_id, redact=redacted, scope="log" if scope == "log" else "customers"
+        )
+        return _json(encode_bundle(bundle))
+
+    @app.get(
+        "/v1/invoices/{invoice_id}/receipt",
+        tags=["evidence"],
+        response_class=Response,
+        responses={200: {"content": {JSON: {"schema": {"type": "object"}}}}},
+    )
+    def receipt(
+        invoice_id: Name,
+        data: EvidenceReader,
+        line: Annotated[int | None, Query(ge=1)] = None,
+        episode: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    ) -> Response:
+        """A receipt for one invoice line or one episode: its entries with inclusion proofs."""
+        return _json(encode_receipt(data.receipt(invoice_id, line=line, episode=episode)))
+
+    # -- checkpoints and proofs -------------------------------------------------------------
+
+    def _checkpoint(data: TenantData, note: str) -> models.Checkpoint:
+        return models.Checkpoint(tenant=data.tenant, size=checkpoint_size(note), note=note)
+
+    @app.post("/v1/checkpoints", tags=["checkpoints"], status_code=201)
+    def sign_checkpoint(data: Signer) -> models.Checkpoint:
+        """Sign the tenant's log as it is now with the server's key(s)."""
+        return _checkpoint(data, data.sign_checkpoint())
+
+    @app.get("/v1/checkpoints/latest", tags=["checkpoints"])
+    def latest_checkpoint(data: CheckpointReader) -> models.Checkpoint:
+        return _checkpoint(data, data.latest_checkpoint())
+
+    @app.get("/v1/checkpoints/{size}", tags=["checkpoints"])
+    def checkpoint_at(size: Size, data: CheckpointReader) -> models.Checkpoint:
+        """The checkpoint signed at this log size."""
+        return _checkpoint(data, data.checkpoint_at(size))
+
+    @app.get("/v1/proofs/inclusion", tags=["checkpoints"])
+    def inclusion_proof(
+        index: Annotated[int, Query(ge=0)],
+        size: Annotated[int, Query(ge=1)],
+        data: CheckpointReader,
+    ) -> models.InclusionProof:
+        leaf, proof = data.inclusion_proof(index, size)
+        return models.InclusionProof(
+            index=index, size=size, leaf_hash=_b64(leaf), proof=[_b64(node) for node in proof]
+        )
+
+    @app.get("/v1/proofs/consistency", tags=["checkpoints"])
+    def consistency_proof(
+        old_size: Annotated[int, Query(ge=0)],
+        new_size: Annotated[int, Query(ge=0)],
+        data: CheckpointReader,
+    ) -> models.ConsistencyProof:
+        proof = data.consistency_proof(old_size, new_size)
+        return models.ConsistencyProof(
+            old_size=old_size, new_size=new_size, proof=[_b64(node) for node in proof]
+        )
+
+    # -- administration ---------------------------------------------------------------------
+
+    @app.get("/v1/audit", tags=["keys"])
+    def audit_log(
+        data: AuditReader,
+        after_id: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> models.AuditLog:
+        """The tenant's administrative actions (keys, contracts, settlements, checkpoints)."""
+        return models.AuditLog(
+            records=[
+                models.AuditEntry(
+                    id=record.id,
+                    at=record.at,
+                    actor=record.actor,
+                    action=record.action,
+                    target=record.target,
+                    detail=record.detail,
+                )
+                for record in data.audit_log(after_id, limit)
+            ]
+        )

@@ -1,0 +1,158 @@
+"""The HTTP API's request and response bodies (pydantic, so that they appear in /openapi.json).
+
+Bodies that the core already defines with msgspec (the invoice, its lines) are served as the
+core encodes them; their schemas come from msgspec (`core_schemas`), not from a second copy.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+import msgspec
+from pydantic import BaseModel, Field
+
+from raas.core.invoice import Invoice, InvoiceLine
+from raas.service.store import ContractVersion, Scope, SettlementRun
+
+SCHEMA_REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+def core_schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The invoice's schema, the lines' schema, and the components they refer to."""
+    (invoice, lines), components = msgspec.json.schema_components(
+        [Invoice, list[InvoiceLine]], ref_template=SCHEMA_REF_TEMPLATE
+    )
+    return invoice, lines, components
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    ledger_seq: int = Field(description="The highest global sequence number stored.")
+
+
+class Identity(BaseModel):
+    """Who the key in the request is."""
+
+    tenant: str
+    scope: Scope
+    key_id: str
+
+
+class IngestReceipt(BaseModel):
+    """What a batch did: events newly stored, events already there, and the log's size now."""
+
+    accepted: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+    tenant: str
+    size: int = Field(ge=0, description="Entries in the tenant's log after this batch.")
+
+
+class ContractCreate(BaseModel):
+    """A contract version as its YAML document (the same text `raas settle --contract` reads)."""
+
+    document: str = Field(min_length=1, max_length=1024 * 1024)
+
+
+class ContractSummary(BaseModel):
+    contract: str
+    version: int
+    effective_from: date
+    effective_until: date | None
+    document_sha256: str
+    created_at: datetime
+    created_by: str
+
+    @classmethod
+    def of(cls, stored: ContractVersion) -> ContractSummary:
+        return cls.model_validate(msgspec.structs.asdict(stored))
+
+
+class ContractDocument(ContractSummary):
+    document: str
+
+    @classmethod
+    def of(cls, stored: ContractVersion) -> ContractDocument:
+        return cls.model_validate(msgspec.structs.asdict(stored))
+
+
+class ContractList(BaseModel):
+    contracts: list[ContractSummary]
+
+
+class SettlementRequest(BaseModel):
+    contract: str = Field(min_length=1, max_length=256)
+    period: str = Field(description="The billing month, YYYY-MM.", examples=["2026-11"])
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Default: the latest version in effect at the start of the period.",
+    )
+
+
+class SettlementRunOut(BaseModel):
+    id: str
+    contract: str
+    version: int
+    period: str
+    checkpoint_size: int
+    status: Literal["running", "succeeded", "failed"]
+    invoice_id: str | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    created_by: str
+
+    @classmethod
+    def of(cls, run: SettlementRun) -> SettlementRunOut:
+        return cls.model_validate(msgspec.structs.asdict(run))
+
+
+class SettlementRunList(BaseModel):
+    runs: list[SettlementRunOut]
+
+
+class InvoiceList(BaseModel):
+    invoices: list[str]
+
+
+class Checkpoint(BaseModel):
+    """A signed checkpoint note (C2SP signed-note format) and the log size it states."""
+
+    tenant: str
+    size: int
+    note: str
+
+
+class InclusionProof(BaseModel):
+    """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` (base64 hashes)."""
+
+    index: int
+    size: int
+    leaf_hash: str
+    proof: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    """RFC 9162 consistency proof from the tree of `old_size` to that of `new_size`."""
+
+    old_size: int
+    new_size: int
+    proof: list[str]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
+class AuditLog(BaseModel):
+    records: list[AuditEntry]

@@ -1,0 +1,130 @@
+"""The service store's tables, in SQLite's and PostgreSQL's words.
+
+The PostgreSQL statements are what the Alembic revision `0002_service` runs; the SQLite ones run
+when a SQLite store opens (SQLite files have no migrations: `CREATE ... IF NOT EXISTS`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SQLITE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS service_tenants (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES service_tenants (name),
+    scope TEXT NOT NULL,
+    label TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS service_api_keys_tenant ON service_api_keys (tenant);
+CREATE TABLE IF NOT EXISTS service_audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS service_audit_log_tenant ON service_audit_log (tenant, id);
+CREATE TABLE IF NOT EXISTS service_contract_versions (
+    tenant TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    effective_from TEXT NOT NULL,
+    effective_until TEXT,
+    document TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, contract, version)
+);
+CREATE TABLE IF NOT EXISTS service_settlement_runs (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    checkpoint_size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    invoice_id TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+"""
+
+POSTGRES_SCHEMA: Final = """
+CREATE TABLE service_tenants (
+    name TEXT PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE service_api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES service_tenants (name),
+    scope TEXT NOT NULL CHECK (scope IN ('ingest', 'vendor-admin', 'buyer', 'auditor')),
+    label TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    revoked_at TIMESTAMPTZ
+);
+CREATE INDEX service_api_keys_tenant ON service_api_keys (tenant);
+CREATE TABLE service_audit_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    tenant TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX service_audit_log_tenant ON service_audit_log (tenant, id);
+CREATE TABLE service_contract_versions (
+    tenant TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    effective_from DATE NOT NULL,
+    effective_until DATE,
+    document TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, contract, version)
+);
+CREATE TABLE service_settlement_runs (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    checkpoint_size BIGINT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    invoice_id TEXT,
+    error TEXT,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+"""
+
+POSTGRES_DROP: Final = """
+DROP TABLE IF EXISTS service_settlement_runs;
+DROP TABLE IF EXISTS service_contract_versions;
+DROP TABLE IF EXISTS service_audit_log;
+DROP TABLE IF EXISTS service_api_keys;
+DROP TABLE IF EXISTS service_tenants;
+"""
+
+
+def statements(script: str) -> list[str]:
+    """The script's statements, one each (none of them holds a semicolon of its own)."""
+    return [statement.strip() for statement in script.split(";") if statement.strip()]

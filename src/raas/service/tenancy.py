@@ -1,0 +1,418 @@
+"""One tenant's view of the ledger and the service store: the only way handlers reach data.
+
+`TenantData` is made from an authenticated key and binds its tenant into every call, so a
+handler cannot name another tenant, and an identifier from another tenant (an invoice id, a run
+id, a contract name) finds nothing. It also checks the key's scope against `PERMISSIONS` before
+each action, a second lock behind the handlers' own check: an ingest key can only append.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from raas.audit.bundle import Bundle
+from raas.audit.bundle import Scope as BundleScope
+from raas.audit.receipt import Receipt
+from raas.core.contract import Contract, parse_contract
+from raas.core.events import Event
+from raas.core.invoice import Invoice, invoice_from_json, invoice_json
+from raas.core.periods import Period, parse_period
+from raas.engine.reference import settle_from_ledger
+from raas.errors import BatchRejected, EventError, RaasError
+from raas.ledger.evidence import EvidenceError, export_bundle, export_receipt
+from raas.ledger.keys import SignerKey
+from raas.ledger.store import AppendReceipt, LedgerStore, StoredEvent
+from raas.service.problems import ServiceError, conflict, invalid, not_found
+from raas.service.store import (
+    SCOPES,
+    AuditRecord,
+    ContractVersion,
+    Scope,
+    ServiceStore,
+    SettlementRun,
+    utc_now,
+)
+
+__all__ = ["PERMISSIONS", "Action", "TenantData", "checkpoint_size"]
+
+
+class Action(enum.Enum):
+    INGEST = "append events"
+    WRITE_CONTRACTS = "create contract versions"
+    READ_CONTRACTS = "read contracts"
+    SETTLE = "run settlements"
+    READ_SETTLEMENTS = "read settlement runs"
+    READ_INVOICES = "read invoices"
+    READ_EVIDENCE = "export evidence"
+    SIGN_CHECKPOINTS = "sign checkpoints"
+    READ_CHECKPOINTS = "read checkpoints and proofs"
+    READ_AUDIT_LOG = "read the audit log"
+    READ_OWN_KEY = "read its own tenant and scope"
+
+
+_READERS: Final[frozenset[Scope]] = frozenset({"vendor-admin", "buyer", "auditor"})
+PERMISSIONS: Final[dict[Action, frozenset[Scope]]] = {
+    Action.INGEST: frozenset({"ingest", "vendor-admin"}),
+    Action.WRITE_CONTRACTS: frozenset({"vendor-admin"}),
+    Action.READ_CONTRACTS: _READERS,
+    Action.SETTLE: frozenset({"vendor-admin"}),
+    Action.READ_SETTLEMENTS: _READERS,
+    Action.READ_INVOICES: _READERS,
+    Action.READ_EVIDENCE: _READERS,
+    Action.SIGN_CHECKPOINTS: frozenset({"vendor-admin"}),
+    Action.READ_CHECKPOINTS: _READERS,
+    Action.READ_AUDIT_LOG: frozenset({"vendor-admin", "auditor"}),
+    Action.READ_OWN_KEY: frozenset(SCOPES),
+}
+
+
+def forbidden(scope: Scope, action: Action) -> ServiceError:
+    allowed = ", ".join(sorted(PERMISSIONS[action]))
+    return ServiceError(
+        403,
+        "forbidden",
+        "Forbidden for this key's scope",
+        f"a {scope} key may not {action.value}; keys that may: {allowed}",
+    )
+
+
+def checkpoint_size(note: str) -> int:
+    """The tree size a signed checkpoint note states (its second line)."""
+    lines = note.split("\n")
+    if len(lines) < 3 or not lines[1].isdigit():
+        raise RaasError("a stored checkpoint is not a checkpoint note")
+    return int(lines[1])
+
+
+class TenantData:
+    """Everything one key may do, on its own tenant's data only."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        store: ServiceStore,
+        *,
+        tenant: str,
+        scope: Scope,
+        key_id: str,
+        signers: Sequence[SignerKey] = (),
+    ) -> None:
+        self._ledger = ledger
+        self._store = store
+        self.tenant = tenant
+        self.scope = scope
+        self.key_id = key_id
+        # Who the audit log names: the key, never its secret.
+        self.actor = f"key:{key_id}"
+        self._signers = tuple(signers)
+
+    def allows(self, action: Action) -> bool:
+        return self.scope in PERMISSIONS[action]
+
+    def require(self, action: Action) -> None:
+        if not self.allows(action):
+            raise forbidden(self.scope, action)
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> tuple[AppendReceipt, int]:
+        """Store the batch (all of it, or nothing); the receipt and the log's size after it."""
+        self.require(Action.INGEST)
+        tenant = self.tenant
+        wrong = [
+            EventError(
+                event.id,
+                "tenant",
+                f"this key writes to tenant {tenant!r} only, the event names {event.tenant!r}",
+                index,
+            )
+            for index, event in enumerate(events)
+            if event.tenant != tenant
+        ]
+        if wrong:
+            raise BatchRejected(wrong)
+        receipt = self._ledger.append(events)
+        head = receipt.logs.get(tenant)
+        return receipt, head.size if head is not None else self._ledger.head(tenant)
+
+    def log_size(self) -> int:
+        self.require(Action.READ_CHECKPOINTS)
+        return self._ledger.head(self.tenant)
+
+    # -- contracts ----------------------------------------------------------------------------
+
+    def add_contract(self, document: str) -> tuple[ContractVersion, bool]:
+        """Store a contract version from its YAML; (the version, whether it is new).
+
+        The same document again is a no-op; another document under a stored version is refused.
+        """
+        self.require(Action.WRITE_CONTRACTS)
+        contract = parse_contract(document, "the contract document")
+        if contract.buyer != self.tenant:
+            raise invalid(
+                "buyer",
+                f"a contract stored for tenant {self.tenant!r} must name it as buyer, "
+                f"found {contract.buyer!r}",
+            )
+        digest = hashlib.sha256(document.encode("utf-8")).hexdigest()
+        stored = self._store.contract_version(self.tenant, contract.contract, contract.version)
+        if stored is not None:
+            if stored.document_sha256 == digest:
+                return stored, False
+            raise conflict(
+                f"contract {contract.contract!r} version {contract.version} is stored with "
+                "another document; a changed contract is a new version"
+            )
+        version = ContractVersion(
+            tenant=self.tenant,
+            contract=contract.contract,
+            version=contract.version,
+            effective_from=contract.effective_from,
+            effective_until=contract.effective_until,
+            document=document,
+            document_sha256=digest,
+            created_at=utc_now(),
+            created_by=self.actor,
+        )
+        self._store.add_contract_version(self.tenant, version, self.actor)
+        return version, True
+
+    def contract_versions(self, contract: str | None = None) -> list[ContractVersion]:
+        self.require(Action.READ_CONTRACTS)
+        versions = self._store.contract_versions(self.tenant, contract)
+        if contract is not None and not versions:
+            raise not_found(f"this tenant has no contract {contract!r}")
+        return versions
+
+    def contract_version(self, contract: str, version: int) -> ContractVersion:
+        self.require(Action.READ_CONTRACTS)
+        stored = self._store.contract_version(self.tenant, contract, version)
+        if stored is None:
+            raise not_found(f"this tenant has no contract {contract!r} version {version}")
+        return stored
+
+    def _contract_for(
+        self, name: str, period_label: str, version: int | None
+    ) -> tuple[Contract, Period]:
+        """The version asked for, or the latest one in effect at the period's start."""
+        candidates = (
+            [self.contract_version(name, version)]
+            if version is not None
+            else list(reversed(self.contract_versions(name)))
+        )
+        for stored in candidates:
+            contract = parse_contract(stored.document, f"{name} v{stored.version}")
+            try:
+                period = parse_period(period_label, contract.time_zone)
+            except ValueError as error:
+                raise invalid("period", str(error)) from None
+            if version is not None or contract.is_effective_at(period.start):
+                return contract, period
+        raise ServiceError(
+            409,
+            "no-contract-in-effect",
+            "No contract version in effect",
+            f"no version of contract {name!r} is in effect at the start of {period_label}",
+        )
+
+    # -- settlement and invoices --------------------------------------------------------------
+
+    def settle(self, name: str, period_label: str, version: int | None = None) -> SettlementRun:
+        """Settle at the latest signed checkpoint and issue the invoice; the finished run."""
+        self.require(Action.SETTLE)
+        contract, period = self._contract_for(name, period_label, version)
+        assert contract.buyer == self.tenant, "stored contracts name their tenant as buyer"
+        note = self._ledger.latest_checkpoint(self.tenant)
+        if note is None:
+            raise ServiceError(
+                409,
+                "no-checkpoint",
+                "No signed checkpoint",
+                "settlement reads the log at its latest signed checkpoint, and this tenant's "
+                "log has none: sign one first (POST /v1/checkpoints)",
+            )
+        size = checkpoint_size(note)
+        run = SettlementRun(
+            id=uuid.uuid4().hex,
+            tenant=self.tenant,
+            contract=contract.contract,
+            version=contract.version,
+            period=period.label,
+            checkpoint_size=size,
+            status="running",
+            started_at=utc_now(),
+            created_by=self.actor,
+        )
+        self._store.add_settlement_run(self.tenant, run)
+        try:
+            settlement = settle_from_ledger(self._ledger, contract, period, size=size)
+            invoice = settlement.invoice
+            self._ledger.store_invoice(invoice.id, self.tenant, invoice_json(invoice))
+        except BaseException as error:
+            self._store.finish_settlement_run(self.tenant, run.id, "failed", error=str(error))
+            raise
+        return self._store.finish_settlement_run(
+            self.tenant, run.id, "succeeded", invoice_id=invoice.id
+        )
+
+    def settlement_runs(self) -> list[SettlementRun]:
+        self.require(Action.READ_SETTLEMENTS)
+        return self._store.settlement_runs(self.tenant)
+
+    def settlement_run(self, run_id: str) -> SettlementRun:
+        self.require(Action.READ_SETTLEMENTS)
+        run = self._store.settlement_run(self.tenant, run_id)
+        if run is None:
+            raise not_found(f"this tenant has no settlement run {run_id!r}")
+        return run
+
+    def invoice_ids(self) -> list[str]:
+        self.require(Action.READ_INVOICES)
+        return self._ledger.list_invoices(self.tenant)
+
+    def invoice_body(self, invoice_id: str) -> bytes:
+        self.require(Action.READ_INVOICES)
+        return self._own_invoice(invoice_id)
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        return invoice_from_json(self.invoice_body(invoice_id))
+
+    def _own_invoice(self, invoice_id: str) -> bytes:
+        # The ledger keys invoices by id alone; ownership is checked against the tenant's list.
+        if invoice_id not in self._ledger.list_invoices(self.tenant):
+            raise not_found(f"this tenant has no invoice {invoice_id!r}")
+        body = self._ledger.get_invoice(invoice_id)
+        if body is None:
+            raise not_found(f"this tenant has no invoice {invoice_id!r}")
+        return body
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def evidence_bundle(self, invoice_id: str, *, redact: bool, scope: BundleScope) -> Bundle:
+        self.require(Action.READ_EVIDENCE)
+        source = _TenantEvidence(self)
+        try:
+            return export_bundle(
+                source, invoice_id, self._contract_document(invoice_id), redact=redact, scope=scope
+            )
+        except EvidenceError as error:
+            raise conflict(str(error)) from error
+
+    def receipt(self, invoice_id: str, *, line: int | None, episode: str | None) -> Receipt:
+        self.require(Action.READ_EVIDENCE)
+        if (line is None) == (episode is None):
+            raise invalid("line", "give exactly one of `line` and `episode`")
+        document = self._contract_document(invoice_id)
+        try:
+            return export_receipt(
+                _TenantEvidence(self), invoice_id, document, line=line, episode=episode
+            )
+        except EvidenceError as error:
+            raise not_found(str(error)) from error
+
+    def _contract_document(self, invoice_id: str) -> str:
+        invoice = self.invoice(invoice_id)
+        stored = self._store.contract_version(
+            self.tenant, invoice.contract, invoice.contract_version
+        )
+        if stored is None:
+            raise conflict(
+                f"invoice {invoice_id!r} was settled under {invoice.contract} "
+                f"v{invoice.contract_version}, which this service does not hold; "
+                "store that version (POST /v1/contracts) to export its evidence"
+            )
+        return stored.document
+
+    # -- checkpoints and proofs ---------------------------------------------------------------
+
+    def sign_checkpoint(self) -> str:
+        self.require(Action.SIGN_CHECKPOINTS)
+        if not self._signers:
+            raise ServiceError(
+                409,
+                "no-signing-key",
+                "This server cannot sign",
+                "the server was started without a signing key (raas serve --key NAME.key)",
+            )
+        note = self._ledger.sign_checkpoint(self.tenant, self._signers)
+        self._store.audit(
+            self.tenant, self.actor, "checkpoint.sign", str(checkpoint_size(note)), ""
+        )
+        return note
+
+    def latest_checkpoint(self) -> str:
+        self.require(Action.READ_CHECKPOINTS)
+        note = self._ledger.latest_checkpoint(self.tenant)
+        if note is None:
+            raise not_found("this tenant's log has no signed checkpoint yet")
+        return note
+
+    def checkpoint_at(self, size: int) -> str:
+        self.require(Action.READ_CHECKPOINTS)
+        note = self._ledger.checkpoint_at(self.tenant, size)
+        if note is None:
+            raise not_found(f"this tenant's log has no checkpoint signed at size {size}")
+        return note
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """The leaf hash at `index` and its proof in the tree of `size`."""
+        self.require(Action.READ_CHECKPOINTS)
+        self._check_size("size", size)
+        if not 0 <= index < size:
+            raise invalid("index", f"must be within 0 to {size - 1}, found {index}")
+        leaf = self._ledger.leaf_hashes(self.tenant, index, index + 1)[0]
+        return leaf, self._ledger.inclusion_proof(self.tenant, index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        self.require(Action.READ_CHECKPOINTS)
+        self._check_size("new_size", new_size)
+        if not 0 <= old_size <= new_size:
+            raise invalid("old_size", f"must be within 0 to {new_size}, found {old_size}")
+        return self._ledger.consistency_proof(self.tenant, old_size, new_size)
+
+    def _check_size(self, field: str, size: int) -> None:
+        head = self._ledger.head(self.tenant)
+        if not 0 <= size <= head:
+            raise invalid(field, f"this tenant's log has {head} entries, found size {size}")
+
+    # -- the audit log ------------------------------------------------------------------------
+
+    def audit_log(self, after_id: int, limit: int) -> list[AuditRecord]:
+        self.require(Action.READ_AUDIT_LOG)
+        return self._store.audit_log(self.tenant, after_id=after_id, limit=limit)
+
+
+class _TenantEvidence:
+    """`EvidenceSource` over one tenant's data: any other tenant named is refused."""
+
+    def __init__(self, data: TenantData) -> None:
+        self._data = data
+        self._ledger = data._ledger
+
+    def _own(self, tenant: str) -> str:
+        if tenant != self._data.tenant:
+            raise not_found(f"this tenant has no log {tenant!r}")
+        return tenant
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        return self._data._own_invoice(invoice_id)
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        return self._ledger.checkpoint_at(self._own(tenant), size)
+
+    def iter_customers(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        return self._ledger.iter_customers(
+            self._own(tenant), upto_seq=upto_seq, upto_size=upto_size
+        )
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        return self._ledger.inclusion_proofs(self._own(tenant), indexes, size)
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        return self._ledger.consistency_proof(self._own(tenant), old_size, new_size)

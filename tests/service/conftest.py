@@ -1,0 +1,69 @@
+"""Fixtures for the HTTP API: a served app over a real SQLite file, two tenants with a key of
+every scope each, and a signing key for checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from raas.ledger.keys import generate, write_signer_key
+from raas.service.apikeys import create_api_key
+from raas.service.app import create_app
+from raas.service.settings import ServiceSettings
+from raas.service.sql_store import SqliteServiceStore
+from raas.service.store import SCOPES, Scope
+
+TENANTS = ("acme", "globex")
+REPOSITORY = Path(__file__).resolve().parents[2]
+ACME_CONTRACT = REPOSITORY / "examples" / "contracts" / "acme-support.yaml"
+
+
+@dataclass
+class Service:
+    """A running app (in process), its database file and a key per (tenant, scope)."""
+
+    client: TestClient
+    database: Path
+    keys: dict[tuple[str, Scope], str]
+
+    def headers(self, tenant: str, scope: Scope) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[(tenant, scope)]}"}
+
+
+def make_keys(database: Path) -> dict[tuple[str, Scope], str]:
+    store = SqliteServiceStore(database)
+    try:
+        return {
+            (tenant, scope): create_api_key(store, tenant, scope, f"{tenant} {scope}", "test")[0]
+            for tenant in TENANTS
+            for scope in SCOPES
+        }
+    finally:
+        store.close()
+
+
+def signer_key(folder: Path) -> Path:
+    """A signer key file (and its verifier key beside it, as helpdesk-ai.pub)."""
+    signer_text, verifier_text = generate("helpdesk-ai")
+    path = folder / "helpdesk-ai.key"
+    write_signer_key(path, signer_text)
+    (folder / "helpdesk-ai.pub").write_text(verifier_text + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    database = tmp_path / "raas.db"
+    keys = make_keys(database)
+    settings = ServiceSettings(
+        database=f"sqlite:///{database}",
+        signer_key_paths=(signer_key(tmp_path),),
+        requests_per_second=10_000,
+        requests_burst=10_000,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Service(client, database, keys)

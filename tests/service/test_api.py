@@ -1,0 +1,188 @@
+"""The HTTP API end to end in process: ingest, contracts, settlement, invoices, evidence,
+checkpoints and proofs, each answer checked against the ledger and the offline verifier."""
+
+from __future__ import annotations
+
+import msgspec
+from conftest import ACME_CONTRACT, Service
+
+from factories import conversation
+from raas.audit.bundle import decode_bundle
+from raas.audit.verify import verify_bundle
+from raas.core.events import Event
+from raas.ledger.keys import parse_verifier_keys
+from raas.ledger.sqlite import SqliteLedger
+
+JSON = {"content-type": "application/json"}
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def events_of(tenant: str = "acme") -> list[Event]:
+    return conversation("c1", tenant=tenant) + conversation(
+        "c2", customer="customer-2", confirm=True, tenant=tenant
+    )
+
+
+def ndjson(events: list[Event]) -> bytes:
+    return b"".join(msgspec.json.encode(event) + b"\n" for event in events)
+
+
+def ingest(service: Service, events: list[Event], tenant: str = "acme") -> dict[str, object]:
+    response = service.client.post(
+        "/v1/events",
+        content=msgspec.json.encode(events),
+        headers={**service.headers(tenant, "ingest"), **JSON},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def settle_acme(service: Service) -> str:
+    admin = service.headers("acme", "vendor-admin")
+    ingest(service, events_of())
+    created = service.client.post(
+        "/v1/contracts",
+        content=ACME_CONTRACT.read_bytes(),
+        headers={**admin, "content-type": "application/yaml"},
+    )
+    assert created.status_code == 201, created.text
+    signed = service.client.post("/v1/checkpoints", headers=admin)
+    assert signed.status_code == 201, signed.text
+    run = service.client.post(
+        "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=admin
+    )
+    assert run.status_code == 201, run.text
+    assert run.json()["status"] == "succeeded"
+    invoice_id: str = run.json()["invoice_id"]
+    return invoice_id
+
+
+def test_ingest_json_and_ndjson_store_once_and_report_duplicates(service: Service) -> None:
+    events = events_of()
+    first = ingest(service, events)
+    assert first == {"accepted": len(events), "duplicates": 0, "tenant": "acme", "size": 13}
+    again = service.client.post(
+        "/v1/events",
+        content=ndjson(events),
+        headers={**service.headers("acme", "ingest"), **NDJSON},
+    )
+    assert again.status_code == 200
+    assert again.json() == {"accepted": 0, "duplicates": len(events), "tenant": "acme", "size": 13}
+    with SqliteLedger(service.database) as ledger:
+        assert ledger.count("acme") == len(events)
+
+
+def test_a_bad_event_rejects_the_batch_naming_event_field_and_reason(service: Service) -> None:
+    events = [msgspec.to_builtins(event) for event in events_of()]
+    events[3]["data"] = {"role": "robot"}
+    response = service.client.post(
+        "/v1/events",
+        content=msgspec.json.encode(events),
+        headers={**service.headers("acme", "ingest"), **JSON},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert problem["errors"][0]["event_id"] == events[3]["id"]
+    assert problem["errors"][0]["index"] == 3
+    assert problem["errors"][0]["field"].startswith("data")
+    with SqliteLedger(service.database) as ledger:
+        assert ledger.count("acme") == 0
+
+
+def test_an_event_of_another_tenant_rejects_the_batch(service: Service) -> None:
+    events = events_of() + conversation("g1", tenant="globex")
+    response = service.client.post(
+        "/v1/events",
+        content=msgspec.json.encode(events),
+        headers={**service.headers("acme", "ingest"), **JSON},
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert {error["field"] for error in errors} == {"tenant"}
+    assert errors[0]["event_id"] == "g1-0"
+    with SqliteLedger(service.database) as ledger:
+        assert ledger.count("acme") == 0 and ledger.count("globex") == 0
+
+
+def test_a_reused_event_id_with_other_content_is_a_conflict(service: Service) -> None:
+    events = events_of()
+    ingest(service, events)
+    changed = [msgspec.to_builtins(event) for event in events]
+    changed[0]["customer"] = "someone-else"
+    response = service.client.post(
+        "/v1/events",
+        content=msgspec.json.encode(changed),
+        headers={**service.headers("acme", "ingest"), **JSON},
+    )
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["event_id"] == events[0].id
+
+
+def test_unsupported_content_type_and_missing_key_are_problems(service: Service) -> None:
+    response = service.client.post(
+        "/v1/events",
+        content=b"x",
+        headers={**service.headers("acme", "ingest"), "content-type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert "text/plain" in response.json()["detail"]
+    anonymous = service.client.get("/v1/contracts")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    wrong = service.client.get("/v1/contracts", headers={"Authorization": "Bearer raas_nope"})
+    assert wrong.status_code == 401
+
+
+def test_scopes_an_ingest_key_only_appends_a_buyer_cannot_settle(service: Service) -> None:
+    ingest_key = service.headers("acme", "ingest")
+    for method, path in [
+        ("GET", "/v1/contracts"),
+        ("GET", "/v1/invoices"),
+        ("POST", "/v1/checkpoints"),
+        ("GET", "/v1/checkpoints/latest"),
+        ("GET", "/v1/audit"),
+    ]:
+        response = service.client.request(method, path, headers=ingest_key)
+        assert response.status_code == 403, (method, path)
+        assert "ingest key may not" in response.json()["detail"]
+    buyer = service.headers("acme", "buyer")
+    response = service.client.post(
+        "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=buyer
+    )
+    assert response.status_code == 403
+    auditor = service.headers("acme", "auditor")
+    assert service.client.post("/v1/checkpoints", headers=auditor).status_code == 403
+
+
+def test_settle_then_read_invoice_lines_and_a_verifying_evidence_bundle(service: Service) -> None:
+    invoice_id = settle_acme(service)
+    buyer = service.headers("acme", "buyer")
+    invoice = service.client.get(f"/v1/invoices/{invoice_id}", headers=buyer)
+    assert invoice.status_code == 200
+    with SqliteLedger(service.database) as ledger:
+        assert invoice.content == ledger.get_invoice(invoice_id)
+    assert invoice.json()["total"] == "1.98"
+    lines = service.client.get(f"/v1/invoices/{invoice_id}/lines", headers=buyer).json()
+    assert lines[0]["episodes"] == ["c1#refund", "c2#refund"]
+    assert service.client.get("/v1/invoices", headers=buyer).json() == {"invoices": [invoice_id]}
+    evidence = service.client.get(
+        f"/v1/invoices/{invoice_id}/evidence", headers=service.headers("acme", "auditor")
+    )
+    assert evidence.status_code == 200
+    bundle = decode_bundle(evidence.content)
+    assert all(entry.disclosures is None for entry in bundle.entries), "auditors get redacted"
+    verifier = (service.database.parent / "helpdesk-ai.pub").read_text()
+    report = verify_bundle(bundle, parse_verifier_keys(verifier))
+    assert report.ok, report
+    # Settling again at the same checkpoint issues the same invoice.
+    again = service.client.post(
+        "/v1/settlements",
+        json={"contract": "acme-support", "period": "2026-11"},
+        headers=service.headers("acme", "vendor-admin"),
+    )
+    assert again.json()["invoice_id"] == invoice_id
+    runs = service.client.get("/v1/settlements", headers=buyer).json()["runs"]
+    assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
