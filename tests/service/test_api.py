@@ -4,8 +4,8 @@ checkpoints and proofs, each answer checked against the ledger and the offline v
 from __future__ import annotations
 
 import msgspec
-from conftest import ACME_CONTRACT, Service
 
+from conftest import ACME_CONTRACT, Service
 from factories import conversation
 from raas.audit.bundle import decode_bundle
 from raas.audit.verify import verify_bundle
