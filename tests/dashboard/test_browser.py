@@ -131,6 +131,41 @@ def test_a_buyer_drills_from_an_invoice_to_an_episode(
     page.close()
 
 
+def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
+    browser: Any, served: tuple[str, Workspace], screenshots: Path
+) -> None:
+    url, workspace = served
+    invoice_id = workspace.invoices["acme"]
+    page = sign_in(browser, url, "key-acme")
+    page.goto(f"{url}/dashboard/invoices/{invoice_id}/lines/1")
+    link = page.locator("#episodes tbody tr a").first
+    episode = link.inner_text()
+    link.click()
+    assert "No dispute about this episode." in page.locator("#disputes").inner_text()
+    page.fill("#dispute-reason", "The customer wrote again the next day: not resolved.")
+    page.click("text=File dispute")
+    assert page.locator(".dispute-status").inner_text() == "open"
+    assert page.locator("form.dispute").count() == 0  # one open dispute at a time
+    page.screenshot(path=str(screenshots / "buyer-dispute.png"), full_page=True)
+    page.close()
+
+    vendor = sign_in(browser, url, "key-vendor")
+    row = vendor.locator("#open-disputes tbody tr", has_text=episode)
+    assert "not resolved" in row.inner_text()
+    vendor.screenshot(path=str(screenshots / "vendor-review-queue.png"), full_page=True)
+    row.locator("input[name=note]").fill("Recontact confirmed in the transcript.")
+    row.locator("button[value=upheld]").click()
+    assert vendor.locator("#open-disputes tbody tr", has_text=episode).count() == 0
+    assert "upheld" in vendor.locator("table", has_text=episode).last.inner_text()
+    vendor.close()
+
+    page = sign_in(browser, url, "key-acme")
+    page.goto(f"{url}/dashboard/invoices/{invoice_id}/lines/1")
+    page.locator("#episodes tbody tr a", has_text=episode).click()
+    assert page.locator(".dispute-status").inner_text() == "upheld"
+    page.close()
+
+
 def test_a_buyer_cannot_open_another_buyers_invoice_by_url(
     browser: Any, served: tuple[str, Workspace]
 ) -> None:

@@ -150,3 +150,38 @@ def test_the_auditor_sees_checkpoints_and_a_verified_bundle(
     bundle = auditor.get(f"/dashboard/audit/bundle/{invoice_id}")
     assert bundle.status_code == 200 and b'"checkpoint"' in bundle.content
     assert auditor.get(f"/dashboard/audit/verify/{workspace.invoices['globex']}").status_code == 404
+
+
+def csrf_of(client: TestClient, url: str) -> str:
+    page = client.get(url).text
+    marker = 'name="csrf" value="'
+    start = page.index(marker) + len(marker)
+    return page[start : page.index('"', start)]
+
+
+def test_disputes_are_refused_to_the_wrong_role_tenant_or_form_and_nothing_is_written(
+    app: object, workspace: Workspace
+) -> None:
+    acme_invoice = workspace.invoices["acme"]
+    globex_invoice = workspace.invoices["globex"]
+    body = workspace.ledger.get_invoice(globex_invoice)
+    assert body is not None
+    globex_episode = invoice_from_json(body).lines[0].episodes[0]
+    heads = {tenant: workspace.ledger.head(tenant) for tenant in ("acme", "globex")}
+    acme = signed_in(app, "key-acme")
+    csrf = csrf_of(acme, "/dashboard/invoices")
+    form = {"csrf": csrf, "invoice": globex_invoice, "episode": globex_episode, "reason": "no"}
+    assert acme.post("/dashboard/disputes", data=form).status_code == 404
+    # An episode that is not on the invoice named.
+    form = {**form, "invoice": acme_invoice}
+    assert acme.post("/dashboard/disputes", data=form).status_code == 404
+    # A stale or missing form token.
+    form = {**form, "csrf": "forged"}
+    assert acme.post("/dashboard/disputes", data=form).status_code == 403
+    # A buyer cannot rule, an auditor cannot file.
+    ruling = {"csrf": csrf, "contract": "acme-support", "ruling": "upheld"}
+    assert acme.post("/dashboard/disputes/x/ruling", data=ruling).status_code == 404
+    auditor = signed_in(app, "key-auditor")
+    form = {**form, "csrf": csrf_of(auditor, "/dashboard/audit")}
+    assert auditor.post("/dashboard/disputes", data=form).status_code == 404
+    assert {tenant: workspace.ledger.head(tenant) for tenant in heads} == heads

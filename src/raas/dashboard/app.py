@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Final, Literal
@@ -27,6 +28,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from raas.audit.bundle import encode_bundle
 from raas.audit.verify import verify_bundle, verify_consistency_proof
+from raas.core.disputes import dispute_event
+from raas.core.events import DisputeFiled, DisputeRuled
 from raas.core.invoice import Invoice, invoice_json
 from raas.dashboard import views
 from raas.dashboard.data import (
@@ -42,6 +45,9 @@ Role = Literal["vendor", "buyer", "auditor"]
 COOKIE: Final = "raas_session"
 SESSION_SECONDS: Final = 8 * 3600
 SESSIONS_MAX: Final = 10_000
+# The source of the ledger events the dashboard writes (disputes and rulings).
+EVENT_SOURCE: Final = "urn:raas:dashboard"
+REASON_LENGTH_MAX: Final = 4_000
 STATIC_FILES: Final = {"dashboard.css": "text/css", "tables.js": "text/javascript"}
 
 
@@ -242,7 +248,10 @@ def dashboard_router(
             contracts_shown = contracts[:1]
         pages = [
             views.vendor_page(
-                data.contract_figures(item), data.period_costs(item), data.review_queue(item)
+                data.contract_figures(item),
+                data.period_costs(item),
+                data.review_queue(item),
+                data.disputes(item),
             )
             for item in contracts_shown
         ]
@@ -325,7 +334,11 @@ def dashboard_router(
 
     @router.get("/episode", response_class=HTMLResponse)
     def episode(
-        request: Request, contract: str, id: str, version: int | None = None
+        request: Request,
+        contract: str,
+        id: str,
+        version: int | None = None,
+        invoice: str | None = None,
     ) -> HTMLResponse:
         context = signed_in(request, "vendor", "buyer")
         item = contract_of(context.principal, contract, version)
@@ -334,6 +347,14 @@ def dashboard_router(
         except DashboardError:
             raise HTTPException(404, "not found") from None
         zone = item.contract.time_zone
+        billed_on = None
+        if invoice is not None:
+            issued = readable_invoice(context.principal, invoice)
+            numbers = [
+                number for number, line in enumerate(issued.lines, start=1) if id in line.episodes
+            ]
+            billed_on = (issued, numbers[0]) if numbers else None
+        disputes = [dispute for dispute in data.disputes(item) if id in dispute.episodes]
         return render(
             request,
             "episode.html",
@@ -343,7 +364,101 @@ def dashboard_router(
             transcript=views.transcript(detail, zone),
             events=views.event_rows(detail, zone),
             local_time=views.local_time,
+            billed_on=billed_on,
+            disputes=disputes,
+            can_dispute=context.principal.role == "buyer"
+            and billed_on is not None
+            and not any(dispute.status == "open" for dispute in disputes),
             title=f"Episode {id}",
+        )
+
+    @router.post("/disputes")
+    def file_dispute(
+        request: Request,
+        csrf: Annotated[str, Form()],
+        invoice: Annotated[str, Form()],
+        episode: Annotated[str, Form()],
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        context = signed_in(request, "buyer")
+        check_csrf(context, csrf)
+        principal = context.principal
+        issued = readable_invoice(principal, invoice)
+        if not any(episode in line.episodes for line in issued.lines):
+            raise HTTPException(404, "not found")
+        item = contract_of(principal, issued.contract, issued.contract_version)
+        reason = reason.strip()
+        if not reason or len(reason) > REASON_LENGTH_MAX:
+            raise HTTPException(
+                422, f"say why the episode is disputed, in 1 to {REASON_LENGTH_MAX} characters"
+            )
+        dispute_id = f"dispute-{secrets.token_hex(8)}"
+        filed = DisputeFiled(
+            dispute_id=dispute_id,
+            invoice_id=issued.id,
+            reason=reason,
+            filed_by=principal.name or principal.tenant,
+            episodes=(episode,),
+        )
+        data.append(
+            principal.tenant,
+            [
+                dispute_event(
+                    filed,
+                    id=dispute_id,
+                    source=EVENT_SOURCE,
+                    time=datetime.now(UTC),
+                    tenant=principal.tenant,
+                )
+            ],
+        )
+        return RedirectResponse(
+            f"{prefix}/episode?contract={quote(item.contract.contract)}"
+            f"&version={item.contract.version}&invoice={quote(issued.id)}&id={quote(episode)}",
+            status_code=303,
+        )
+
+    @router.post("/disputes/{dispute_id}/ruling")
+    def rule_on_dispute(
+        request: Request,
+        dispute_id: str,
+        csrf: Annotated[str, Form()],
+        contract: Annotated[str, Form()],
+        ruling: Annotated[str, Form()],
+        note: Annotated[str, Form()] = "",
+    ) -> Response:
+        context = signed_in(request, "vendor")
+        check_csrf(context, csrf)
+        principal = context.principal
+        item = contract_of(principal, contract, None)
+        found = [dispute for dispute in data.disputes(item) if dispute.dispute_id == dispute_id]
+        if not found:
+            raise HTTPException(404, "not found")
+        if found[0].status != "open":
+            raise HTTPException(409, f"dispute {dispute_id} was already ruled {found[0].status}")
+        if ruling not in ("upheld", "rejected"):
+            raise HTTPException(422, "a ruling is `upheld` or `rejected`")
+        ruled = DisputeRuled(
+            dispute_id=dispute_id,
+            ruling="upheld" if ruling == "upheld" else "rejected",
+            ruled_by=principal.name or principal.tenant,
+            note=note.strip()[:REASON_LENGTH_MAX] or None,
+        )
+        tenant = item.contract.buyer
+        data.append(
+            tenant,
+            [
+                dispute_event(
+                    ruled,
+                    id=f"{dispute_id}/ruling",
+                    source=EVENT_SOURCE,
+                    time=datetime.now(UTC),
+                    tenant=tenant,
+                )
+            ],
+        )
+        return RedirectResponse(
+            f"{prefix}/vendor?contract={quote(item.contract.contract)}", status_code=303
         )
 
     @router.get("/audit", response_class=HTMLResponse)

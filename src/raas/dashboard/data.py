@@ -24,9 +24,11 @@ import msgspec
 from raas.audit.proofs import ProofError, verify_inclusion
 from raas.core.contract import Contract, parse_contract
 from raas.core.episodes import Entry, Episode, derive_episodes
+from raas.core.events import DISPUTE_CUSTOMER, Event
 from raas.core.invoice import Invoice, invoice_from_json
 from raas.core.judge import Judge, Outcome
 from raas.core.plan import plan_of
+from raas.dashboard.disputes import Dispute, fold_disputes
 from raas.engine.duckdb_engine import PlanSql, compile_plan
 from raas.engine.episode_table import build_episode_table
 from raas.errors import RaasError
@@ -340,6 +342,38 @@ class DashboardData:
                 "SELECT customer FROM episodes WHERE id = ?", [episode_id]
             ).fetchone()
         return None if row is None else str(row[0])
+
+    # -- disputes ---------------------------------------------------------------------------
+
+    def disputes(self, item: ContractText) -> list[Dispute]:
+        """The disputes filed in the contract's buyer's log, each with its ruling if any (the
+        table lists the log indexes of their customer, so only they are read)."""
+        with self.table(item) as cursor:
+            row = cursor.execute(
+                "SELECT log_indexes FROM customers WHERE customer = ?", [DISPUTE_CUSTOMER]
+            ).fetchone()
+        if row is None:
+            return []
+        contract = item.contract
+        stored = self.ledger.entries(contract.buyer, [int(index) for index in row[0]])
+        invoices = {
+            invoice_id
+            for invoice_id in self.invoice_ids(contract.buyer)
+            if self.invoice(invoice_id).contract == contract.contract
+        }
+        return [
+            dispute
+            for dispute in fold_disputes(entry.reveal() for entry in stored)
+            if dispute.invoice_id in invoices
+        ]
+
+    def append(self, tenant: str, events: Sequence[Event]) -> None:
+        """Append to the tenant's log, and read its tables afresh on the next page."""
+        self.ledger.append(events)
+        with self._lock:
+            for path in self._refreshed:
+                if path.name.startswith(f"{tenant}-"):
+                    self._refreshed[path] = -1e9
 
     # -- one episode ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import msgspec
 from raas.core.invoice import Invoice
 from raas.dashboard.charts import horizontal_bars, stacked_bars
 from raas.dashboard.data import ContractFigures, EpisodeDetail, PeriodCost, ReviewItem
+from raas.dashboard.disputes import Dispute
 
 PERCENT_PLACES: Final = Decimal("0.1")
 COST_PLACES: Final = Decimal("0.0001")
@@ -58,6 +59,9 @@ class VendorPage(msgspec.Struct, frozen=True, kw_only=True):
     tiers: tuple[TierRow, ...]
     margins: tuple[MarginRow, ...]
     queue: tuple[ReviewItem, ...]
+    contract_name: str
+    open_disputes: tuple[Dispute, ...]
+    ruled_disputes: tuple[Dispute, ...]
 
 
 def percent(numerator: int | Decimal, denominator: int | Decimal) -> str:
@@ -72,9 +76,12 @@ def percent(numerator: int | Decimal, denominator: int | Decimal) -> str:
 
 
 def vendor_page(
-    figures: ContractFigures, costs: Sequence[PeriodCost], queue: Sequence[ReviewItem]
+    figures: ContractFigures,
+    costs: Sequence[PeriodCost],
+    queue: Sequence[ReviewItem],
+    disputes: Sequence[Dispute] = (),
 ) -> VendorPage:
-    """The vendor's overview of one contract."""
+    """The vendor's overview of one contract; open disputes head the review queue."""
     currency = figures.currency
     days = sorted({count.day for count in figures.by_day})
     position = {day: index for index, day in enumerate(days)}
@@ -154,6 +161,9 @@ def vendor_page(
         tiers=tiers,
         margins=margins,
         queue=tuple(queue),
+        contract_name=figures.contract,
+        open_disputes=tuple(dispute for dispute in disputes if dispute.status == "open"),
+        ruled_disputes=tuple(dispute for dispute in disputes if dispute.status != "open"),
     )
 
 
