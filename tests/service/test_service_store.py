@@ -1,0 +1,124 @@
+"""The service store on SQLite and on PostgreSQL: the same behaviour, every read scoped by
+tenant, the audit log written with each administrative change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from raas.service.apikeys import create_api_key, verify_api_key
+from raas.service.sql_store import PostgresServiceStore, SqliteServiceStore
+from raas.service.store import (
+    ContractVersion,
+    ServiceStore,
+    ServiceStoreError,
+    SettlementRun,
+    utc_now,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
+    opened: ServiceStore
+    if request.param == "sqlite":
+        opened = SqliteServiceStore(tmp_path / "service.db")
+    else:
+        opened = PostgresServiceStore(request.getfixturevalue("postgres_url"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def contract_version(tenant: str, version: int = 1) -> ContractVersion:
+    return ContractVersion(
+        tenant=tenant,
+        contract="support",
+        version=version,
+        effective_from=date(2026, 11, 1),
+        effective_until=None,
+        document=f"contract: support\nversion: {version}\n",
+        document_sha256="0" * 64,
+        created_at=utc_now(),
+        created_by="test",
+    )
+
+
+def test_keys_are_shown_once_stored_hashed_and_revocable(store: ServiceStore) -> None:
+    token, key = create_api_key(store, "acme", "buyer", "finance", "cli")
+    assert token.startswith(f"raas_{key.key_id}_")
+    stored = store.api_key(key.key_id)
+    assert stored is not None and token not in repr(stored)
+    assert verify_api_key(store, token) == stored
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert verify_api_key(store, forged) is None
+    assert store.revoke_api_key("globex", key.key_id, "cli") is None, "another tenant's key"
+    assert verify_api_key(store, token) is not None
+    revoked = store.revoke_api_key("acme", key.key_id, "cli")
+    assert revoked is not None and revoked.revoked_at is not None
+    assert verify_api_key(store, token) is None
+    actions = [record.action for record in store.audit_log("acme")]
+    assert actions == ["tenant.create", "apikey.create", "apikey.revoke"]
+    assert store.audit_log("globex") == []
+
+
+def test_contract_versions_and_runs_are_read_only_by_their_tenant(store: ServiceStore) -> None:
+    for tenant in ("acme", "globex"):
+        store.ensure_tenant(tenant, "cli")
+    store.add_contract_version("acme", contract_version("acme"), "key:a")
+    with pytest.raises(ServiceStoreError):
+        store.add_contract_version("acme", contract_version("acme"), "key:a")
+    with pytest.raises(ServiceStoreError):
+        store.add_contract_version("globex", contract_version("acme", 2), "key:a")
+    assert store.contract_version("globex", "support", 1) is None
+    assert store.contract_versions("globex") == []
+    read = store.contract_version("acme", "support", 1)
+    assert read is not None and read.effective_from == date(2026, 11, 1)
+    run = SettlementRun(
+        id="run-1",
+        tenant="acme",
+        contract="support",
+        version=1,
+        period="2026-11",
+        checkpoint_size=10,
+        status="running",
+        started_at=utc_now(),
+        created_by="key:a",
+    )
+    store.add_settlement_run("acme", run)
+    assert store.settlement_run("globex", "run-1") is None
+    with pytest.raises(ServiceStoreError):
+        store.finish_settlement_run("globex", "run-1", "failed", error="no")
+    finished = store.finish_settlement_run("acme", "run-1", "succeeded", invoice_id="inv-1")
+    assert (finished.status, finished.invoice_id) == ("succeeded", "inv-1")
+    assert finished.finished_at is not None
+    assert store.settlement_runs("acme") == [finished]
+    assert store.settlement_runs("globex") == []
+    actions = [record.action for record in store.audit_log("acme")]
+    assert actions == [
+        "tenant.create",
+        "contract.create",
+        "settlement.start",
+        "settlement.succeeded",
+    ]
+
+
+def test_a_key_of_an_unknown_tenant_is_refused(store: ServiceStore) -> None:
+    token, key = create_api_key(store, "acme", "ingest", "", "cli")
+    with pytest.raises(ServiceStoreError):
+        store.add_api_key(
+            type(key)(
+                key_id="0" * 12,
+                tenant="nobody",
+                scope="ingest",
+                label="",
+                secret_sha256="0" * 64,
+                created_at=utc_now(),
+            ),
+            "cli",
+        )
+    assert [tenant.name for tenant in store.tenants()] == ["acme"]
+    assert verify_api_key(store, token) is not None
