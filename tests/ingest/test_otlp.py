@@ -246,6 +246,14 @@ def test_unreadable_exports_are_refused_with_the_reason(
         convert_traces(body, content_type, tenant="acme")
 
 
+def test_a_number_too_large_for_a_float_is_read_exactly_not_through_a_float() -> None:
+    document = json.loads(FIXTURE.read_text())
+    attributes = document["resourceSpans"][0]["scopeSpans"][0]["spans"][2]["attributes"]
+    attributes.append({"key": "raas.cost", "value": {"doubleValue": 10**400}})
+    conversion = convert_traces(json.dumps(document).encode(), "application/json", tenant="acme")
+    assert conversion.events[-1].data.cost == Decimal(10**400)
+
+
 def test_json_ids_that_are_not_hex_or_zero_are_skipped_not_guessed() -> None:
     document = json.loads(FIXTURE.read_text())
     spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
@@ -321,3 +329,43 @@ def test_gzip_bodies_are_inflated_within_their_bound() -> None:
         decompressed(gzip.compress(body)[:-20], "gzip", bytes_max=len(body))
     with pytest.raises(OtlpError, match="'br' is not supported"):
         decompressed(body, "br", bytes_max=len(body))
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(
+            ["resourceSpans", "scopeSpans", "spans", "attributes", "key", "value", "traceId",
+             "spanId", "startTimeUnixNano", "endTimeUnixNano", "status", "code", "stringValue",
+             "intValue", "doubleValue", "arrayValue", "kvlistValue", "values", "resource"]
+        ),
+        children,
+        max_size=4,
+    ),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_any_json_body_is_converted_or_refused_with_a_reason(document: object) -> None:
+    """What a fuzzer sends the endpoint: never an exception other than OtlpError."""
+    body = json.dumps(document).encode()
+    try:
+        conversion = convert_traces(body, "application/json", tenant="acme")
+    except OtlpError as error:
+        assert error.reason
+    else:
+        assert len(conversion.events) + conversion.skipped_spans == conversion.spans
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_as_protobuf_are_converted_or_refused_with_a_reason(body: bytes) -> None:
+    try:
+        conversion = convert_traces(body, "application/x-protobuf", tenant="acme")
+    except OtlpError as error:
+        assert error.reason
+    else:
+        assert len(conversion.events) + conversion.skipped_spans == conversion.spans

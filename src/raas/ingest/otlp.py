@@ -284,7 +284,7 @@ def _value_of_json(value: _JsonValue | None) -> AttributeValue:
     if value.double_value is not None:
         try:
             return float(value.double_value)
-        except ValueError:
+        except (ValueError, OverflowError):
             return str(value.double_value)
     if value.array_value is not None:
         return [_value_of_json(item) for item in value.array_value.values]
