@@ -186,3 +186,38 @@ def test_settle_then_read_invoice_lines_and_a_verifying_evidence_bundle(service:
     assert again.json()["invoice_id"] == invoice_id
     runs = service.client.get("/v1/settlements", headers=buyer).json()["runs"]
     assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
+
+
+def test_a_buyer_files_a_dispute_the_vendor_rules_both_are_ledger_events(
+    service: Service,
+) -> None:
+    invoice_id = settle_acme(service)
+    buyer = service.headers("acme", "buyer")
+    admin = service.headers("acme", "vendor-admin")
+    bad_line = service.client.post(
+        "/v1/disputes", json={"invoice_id": invoice_id, "reason": "no", "lines": [7]}, headers=buyer
+    )
+    assert bad_line.status_code == 422
+    assert bad_line.json()["errors"][0]["field"] == "lines"
+    not_billed = {"invoice_id": invoice_id, "reason": "no", "episodes": ["c9#refund"]}
+    assert service.client.post("/v1/disputes", json=not_billed, headers=buyer).status_code == 422
+    filing = {"invoice_id": invoice_id, "reason": "c2 came back", "episodes": ["c2#refund"]}
+    assert service.client.post("/v1/disputes", json=filing, headers=admin).status_code == 403
+    filed = service.client.post("/v1/disputes", json=filing, headers=buyer)
+    assert filed.status_code == 201, filed.text
+    dispute = filed.json()
+    assert (dispute["status"], dispute["episodes"]) == ("open", ["c2#refund"])
+    path = f"/v1/disputes/{dispute['dispute_id']}"
+    ruling = {"ruling": "upheld", "note": "confirmed"}
+    assert service.client.post(f"{path}/ruling", json=ruling, headers=buyer).status_code == 403
+    ruled = service.client.post(f"{path}/ruling", json=ruling, headers=admin)
+    assert ruled.status_code == 201, ruled.text
+    assert ruled.json()["status"] == "upheld"
+    again = service.client.post(f"{path}/ruling", json={"ruling": "rejected"}, headers=admin)
+    assert again.status_code == 409
+    auditor = service.headers("acme", "auditor")
+    listed = service.client.get("/v1/disputes", headers=auditor).json()["disputes"]
+    assert listed == [ruled.json()]
+    with SqliteLedger(service.database) as ledger:
+        types = [stored.event.type for stored in ledger.iter_events("acme")][-2:]
+    assert types == ["dev.raas.dispute.filed", "dev.raas.dispute.ruled"]

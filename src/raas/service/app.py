@@ -296,6 +296,9 @@ Signer = Annotated[Tenant, Depends(access(Action.SIGN_CHECKPOINTS))]
 CheckpointReader = Annotated[Tenant, Depends(access(Action.READ_CHECKPOINTS))]
 AuditReader = Annotated[Tenant, Depends(access(Action.READ_AUDIT_LOG))]
 Anyone = Annotated[Tenant, Depends(access(Action.READ_OWN_KEY))]
+DisputeFiler = Annotated[Tenant, Depends(access(Action.FILE_DISPUTES))]
+DisputeRuler = Annotated[Tenant, Depends(access(Action.RULE_DISPUTES))]
+DisputeReader = Annotated[Tenant, Depends(access(Action.READ_DISPUTES))]
 Name = Annotated[str, Path(min_length=1, max_length=256)]
 Size = Annotated[int, Path(ge=0)]
 
@@ -545,6 +548,38 @@ def _add_routes(app: FastAPI) -> None:
         return models.ConsistencyProof(
             old_size=old_size, new_size=new_size, proof=[_b64(node) for node in proof]
         )
+
+    # -- disputes ---------------------------------------------------------------------------
+
+    @app.post("/v1/disputes", tags=["disputes"], status_code=201)
+    def file_dispute(filing: models.DisputeCreate, data: DisputeFiler) -> models.DisputeOut:
+        """File a dispute against lines or episodes of one of the tenant's invoices.
+
+        The filing is a ledger event (dev.raas.dispute.filed), as tamper-evident as the work.
+        """
+        dispute = data.file_dispute(filing.invoice_id, filing.reason, filing.lines, filing.episodes)
+        return models.DisputeOut.of(dispute)
+
+    @app.get("/v1/disputes", tags=["disputes"])
+    def list_disputes(
+        data: DisputeReader,
+        invoice_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    ) -> models.DisputeList:
+        return models.DisputeList(
+            disputes=[models.DisputeOut.of(item) for item in data.disputes(invoice_id)]
+        )
+
+    @app.get("/v1/disputes/{dispute_id}", tags=["disputes"])
+    def read_dispute(dispute_id: Name, data: DisputeReader) -> models.DisputeOut:
+        return models.DisputeOut.of(data.dispute(dispute_id))
+
+    @app.post("/v1/disputes/{dispute_id}/ruling", tags=["disputes"], status_code=201)
+    def rule_dispute(
+        dispute_id: Name, ruling: models.RulingCreate, data: DisputeRuler
+    ) -> models.DisputeOut:
+        """Rule on an open dispute (dev.raas.dispute.ruled); upheld disputes are credited on a
+        later invoice as an adjustment."""
+        return models.DisputeOut.of(data.rule_dispute(dispute_id, ruling.ruling, ruling.note))
 
     # -- administration ---------------------------------------------------------------------
 

@@ -7,13 +7,14 @@ core encodes them; their schemas come from msgspec (`core_schemas`), not from a 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from pydantic import BaseModel, Field
 
 from raas.core.invoice import Invoice, InvoiceLine
 from raas.service.store import ContractVersion, Scope, SettlementRun
+from raas.service.tenancy import Dispute
 
 SCHEMA_REF_TEMPLATE = "#/components/schemas/{name}"
 
@@ -156,3 +157,45 @@ class AuditEntry(BaseModel):
 
 class AuditLog(BaseModel):
     records: list[AuditEntry]
+
+
+class DisputeCreate(BaseModel):
+    """Dispute lines (positions in the invoice's `lines`, from 0) and/or billed episodes."""
+
+    invoice_id: str = Field(min_length=1, max_length=256)
+    reason: str = Field(min_length=1, max_length=64_000)
+    lines: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(default=[], max_length=10_000)
+    episodes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default=[], max_length=10_000
+    )
+
+
+class RulingCreate(BaseModel):
+    ruling: Literal["upheld", "rejected"]
+    note: str | None = Field(default=None, max_length=64_000)
+
+
+class DisputeOut(BaseModel):
+    """A dispute as the ledger holds it (`*_log_index`: its events' places in the log)."""
+
+    dispute_id: str
+    invoice_id: str
+    reason: str
+    lines: list[int]
+    episodes: list[str]
+    filed_by: str
+    filed_at: datetime
+    filed_log_index: int
+    status: Literal["open", "upheld", "rejected"]
+    ruled_by: str | None
+    ruled_at: datetime | None
+    note: str | None
+    ruled_log_index: int | None
+
+    @classmethod
+    def of(cls, dispute: Dispute) -> DisputeOut:
+        return cls.model_validate(msgspec.structs.asdict(dispute))
+
+
+class DisputeList(BaseModel):
+    disputes: list[DisputeOut]

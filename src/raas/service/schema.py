@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS service_settlement_runs (
     created_by TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 );
+CREATE TABLE IF NOT EXISTS service_disputes (
+    tenant TEXT NOT NULL,
+    dispute_id TEXT NOT NULL,
+    invoice_id TEXT NOT NULL,
+    filed_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, dispute_id)
+);
 """
 
 POSTGRES_SCHEMA: Final = """
@@ -113,6 +120,17 @@ CREATE TABLE service_settlement_runs (
     finished_at TIMESTAMPTZ,
     created_by TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
+);
+"""
+
+# Revision 0003_disputes: the index of disputes filed through the API (the ledger holds them).
+POSTGRES_DISPUTES: Final = """
+CREATE TABLE service_disputes (
+    tenant TEXT NOT NULL,
+    dispute_id TEXT NOT NULL,
+    invoice_id TEXT NOT NULL,
+    filed_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant, dispute_id)
 );
 """
 

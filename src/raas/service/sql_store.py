@@ -361,6 +361,36 @@ class _SqlServiceStore:
             created_by=row[11],
         )
 
+    # -- disputes -----------------------------------------------------------------------------
+
+    def add_dispute(self, tenant: str, dispute_id: str, invoice_id: str, actor: str) -> None:
+        with self._transaction(write=True) as cursor:
+            cursor.run(
+                "INSERT INTO service_disputes (tenant, dispute_id, invoice_id, filed_at) "
+                "VALUES (?, ?, ?, ?)",
+                (tenant, dispute_id, invoice_id, self._time(utc_now())),
+            )
+            self._audit(cursor, tenant, actor, "dispute.file", dispute_id, invoice_id)
+
+    def dispute_ids(self, tenant: str, invoice_id: str | None = None) -> list[str]:
+        query = "SELECT dispute_id FROM service_disputes WHERE tenant = ?"
+        parameters: tuple[Any, ...] = (tenant,)
+        if invoice_id is not None:
+            query += " AND invoice_id = ?"
+            parameters += (invoice_id,)
+        with self._transaction() as cursor:
+            rows = cursor.run(query + " ORDER BY filed_at, dispute_id", parameters)
+        return [row[0] for row in rows]
+
+    def has_dispute(self, tenant: str, dispute_id: str) -> bool:
+        with self._transaction() as cursor:
+            return bool(
+                cursor.run(
+                    "SELECT 1 FROM service_disputes WHERE tenant = ? AND dispute_id = ?",
+                    (tenant, dispute_id),
+                )
+            )
+
     def ping(self) -> None:
         with self._transaction() as cursor:
             cursor.run("SELECT 1")

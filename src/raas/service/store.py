@@ -170,6 +170,16 @@ class ServiceStore(Protocol):
 
     def settlement_runs(self, tenant: str) -> list[SettlementRun]: ...
 
+    # -- disputes (the ledger holds them; this is their index) --------------------------------
+
+    def add_dispute(self, tenant: str, dispute_id: str, invoice_id: str, actor: str) -> None: ...
+
+    def dispute_ids(self, tenant: str, invoice_id: str | None = None) -> list[str]:
+        """The tenant's disputes filed through the API (of one invoice, or all), oldest first."""
+        ...
+
+    def has_dispute(self, tenant: str, dispute_id: str) -> bool: ...
+
     def ping(self) -> None:
         """Raise if the store cannot be reached (readiness)."""
         ...

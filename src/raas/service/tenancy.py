@@ -12,13 +12,17 @@ import enum
 import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Final
+from datetime import datetime
+from typing import Final, Literal
+
+import msgspec
 
 from raas.audit.bundle import Bundle
 from raas.audit.bundle import Scope as BundleScope
 from raas.audit.receipt import Receipt
 from raas.core.contract import Contract, parse_contract
-from raas.core.events import Event
+from raas.core.disputes import dispute_event
+from raas.core.events import DisputeFiled, DisputeRuled, Event
 from raas.core.invoice import Invoice, invoice_from_json, invoice_json
 from raas.core.periods import Period, parse_period
 from raas.engine.reference import settle_from_ledger
@@ -37,7 +41,25 @@ from raas.service.store import (
     utc_now,
 )
 
-__all__ = ["PERMISSIONS", "Action", "TenantData", "checkpoint_size"]
+__all__ = ["PERMISSIONS", "SERVICE_SOURCE", "Action", "Dispute", "TenantData", "checkpoint_size"]
+
+
+class Dispute(msgspec.Struct, frozen=True, kw_only=True):
+    """A dispute as the ledger holds it: the filing, and the ruling once there is one."""
+
+    dispute_id: str
+    invoice_id: str
+    reason: str
+    lines: tuple[int, ...]
+    episodes: tuple[str, ...]
+    filed_by: str
+    filed_at: datetime
+    filed_log_index: int
+    status: Literal["open", "upheld", "rejected"]
+    ruled_by: str | None = None
+    ruled_at: datetime | None = None
+    note: str | None = None
+    ruled_log_index: int | None = None
 
 
 class Action(enum.Enum):
@@ -52,6 +74,9 @@ class Action(enum.Enum):
     READ_CHECKPOINTS = "read checkpoints and proofs"
     READ_AUDIT_LOG = "read the audit log"
     READ_OWN_KEY = "read its own tenant and scope"
+    FILE_DISPUTES = "file disputes"
+    RULE_DISPUTES = "rule on disputes"
+    READ_DISPUTES = "read disputes"
 
 
 _READERS: Final[frozenset[Scope]] = frozenset({"vendor-admin", "buyer", "auditor"})
@@ -67,7 +92,12 @@ PERMISSIONS: Final[dict[Action, frozenset[Scope]]] = {
     Action.READ_CHECKPOINTS: _READERS,
     Action.READ_AUDIT_LOG: frozenset({"vendor-admin", "auditor"}),
     Action.READ_OWN_KEY: frozenset(SCOPES),
+    Action.FILE_DISPUTES: frozenset({"buyer"}),
+    Action.RULE_DISPUTES: frozenset({"vendor-admin"}),
+    Action.READ_DISPUTES: _READERS,
 }
+# The source of the dispute events this service appends (CloudEvents `source`).
+SERVICE_SOURCE: Final = "urn:raas:service"
 
 
 def forbidden(scope: Scope, action: Action) -> ServiceError:
@@ -378,6 +408,99 @@ class TenantData:
         head = self._ledger.head(self.tenant)
         if not 0 <= size <= head:
             raise invalid(field, f"this tenant's log has {head} entries, found size {size}")
+
+    # -- disputes -----------------------------------------------------------------------------
+
+    def file_dispute(
+        self, invoice_id: str, reason: str, lines: Sequence[int], episodes: Sequence[str]
+    ) -> Dispute:
+        """Append a filing against the tenant's invoice: its lines (from 0) and/or episodes."""
+        self.require(Action.FILE_DISPUTES)
+        invoice = invoice_from_json(self._own_invoice(invoice_id))
+        if not lines and not episodes:
+            raise invalid("lines", "a dispute names at least one line or one episode")
+        for line in lines:
+            if not 0 <= line < len(invoice.lines):
+                raise invalid(
+                    "lines",
+                    f"invoice {invoice_id!r} has lines 0 to {len(invoice.lines) - 1}, not {line}",
+                )
+        billed = {episode for line in invoice.lines for episode in line.episodes}
+        for episode in episodes:
+            if episode not in billed:
+                raise invalid("episodes", f"episode {episode!r} is not billed on {invoice_id!r}")
+        dispute_id = uuid.uuid4().hex
+        data = DisputeFiled(
+            dispute_id=dispute_id,
+            invoice_id=invoice_id,
+            reason=reason,
+            filed_by=self.actor,
+            lines=tuple(lines),
+            episodes=tuple(episodes),
+        )
+        self._ledger.append([self._dispute_event(data, "filed")])
+        self._store.add_dispute(self.tenant, dispute_id, invoice_id, self.actor)
+        return self.dispute(dispute_id)
+
+    def rule_dispute(
+        self, dispute_id: str, ruling: Literal["upheld", "rejected"], note: str | None
+    ) -> Dispute:
+        self.require(Action.RULE_DISPUTES)
+        dispute = self.dispute(dispute_id)
+        if dispute.status != "open":
+            raise conflict(f"dispute {dispute_id!r} was already ruled {dispute.status}")
+        data = DisputeRuled(dispute_id=dispute_id, ruling=ruling, ruled_by=self.actor, note=note)
+        self._ledger.append([self._dispute_event(data, "ruled")])
+        self._store.audit(self.tenant, self.actor, f"dispute.{ruling}", dispute_id, "")
+        return self.dispute(dispute_id)
+
+    def dispute(self, dispute_id: str) -> Dispute:
+        self.require(Action.READ_DISPUTES)
+        if not self._store.has_dispute(self.tenant, dispute_id):
+            raise not_found(f"this tenant has no dispute {dispute_id!r}")
+        filed = self._ledger.get(self.tenant, SERVICE_SOURCE, f"{dispute_id}:filed")
+        if filed is None:
+            raise not_found(f"dispute {dispute_id!r} is not in this tenant's log")
+        event = filed.event
+        data = event.data
+        assert isinstance(data, DisputeFiled)
+        dispute = Dispute(
+            dispute_id=dispute_id,
+            invoice_id=data.invoice_id,
+            reason=data.reason,
+            lines=data.lines,
+            episodes=data.episodes,
+            filed_by=data.filed_by,
+            filed_at=event.time,
+            filed_log_index=filed.log_index,
+            status="open",
+        )
+        ruled = self._ledger.get(self.tenant, SERVICE_SOURCE, f"{dispute_id}:ruled")
+        if ruled is None:
+            return dispute
+        ruling = ruled.event.data
+        assert isinstance(ruling, DisputeRuled)
+        return msgspec.structs.replace(
+            dispute,
+            status=ruling.ruling,
+            ruled_by=ruling.ruled_by,
+            ruled_at=ruled.event.time,
+            note=ruling.note,
+            ruled_log_index=ruled.log_index,
+        )
+
+    def disputes(self, invoice_id: str | None = None) -> list[Dispute]:
+        self.require(Action.READ_DISPUTES)
+        return [self.dispute(item) for item in self._store.dispute_ids(self.tenant, invoice_id)]
+
+    def _dispute_event(self, data: DisputeFiled | DisputeRuled, what: str) -> Event:
+        return dispute_event(
+            data,
+            id=f"{data.dispute_id}:{what}",
+            source=SERVICE_SOURCE,
+            time=utc_now(),
+            tenant=self.tenant,
+        )
 
     # -- the audit log ------------------------------------------------------------------------
 
