@@ -4,7 +4,7 @@ and an API key per role (the keys a service would hand out, checked by a plain l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from raas.core.contract import Contract
@@ -38,6 +38,7 @@ class Workspace:
     invoices: dict[str, str]  # buyer -> invoice id
     signer_text: str
     verifier_text: str
+    keys: dict[str, str] = field(default_factory=dict)  # API keys by holder, when served
 
     def data(self) -> DashboardData:
         return DashboardData(

@@ -1,8 +1,10 @@
-"""The dashboard in a real browser (Debian's chromium driven by Playwright), as people use it:
-a buyer signs in, opens an invoice, drills down to an episode and reads why it was billed; a
-buyer cannot open another buyer's invoice by typing its URL; the vendor and the auditor see
-their pages. Each main page is saved as a screenshot (to $RAAS_SCREENSHOTS when set, as the
-README's pictures are made: `RAAS_SCREENSHOTS=docs/screenshots pytest tests/dashboard`)."""
+"""The dashboard in a real browser (Debian's chromium driven by Playwright), served by the
+service's own app (`raas serve`'s `create_app`) with API keys from its store, as people use it:
+a buyer signs in, opens an invoice, drills down to an episode and reads why it was billed, and
+disputes it; the vendor rules on the dispute; a buyer cannot open another buyer's invoice by
+typing its URL; the vendor and the auditor see their pages. Each main page is saved as a
+screenshot (to $RAAS_SCREENSHOTS when set, as the README's pictures are made:
+`RAAS_SCREENSHOTS=docs/screenshots pytest tests/dashboard/test_browser.py`)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_workload import Workspace, authenticate, build_workspace
+from dashboard_workload import Workspace, build_workspace
 
 from gateway.gateway_upstream import ServerThread
-from raas.dashboard.app import create_dashboard_app
+from raas.ledger.keys import write_signer_key
+from raas.service.apikeys import create_api_key
+from raas.service.app import create_app
+from raas.service.settings import ServiceSettings
+from raas.service.sql_store import SqliteServiceStore
+from raas.service.tenancy import TenantData
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -64,14 +71,46 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+# The keys people sign in with, by who holds them: (tenant, scope).
+HOLDERS = {
+    "key-acme": ("acme", "buyer"),
+    "key-globex": ("globex", "buyer"),
+    "key-vendor": ("acme", "vendor-admin"),
+    "key-auditor": ("acme", "auditor"),
+}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
-    workspace = build_workspace(tmp_path_factory.mktemp("browser"), conversations=200)
-    data = workspace.data()
-    with ServerThread(create_dashboard_app(data, authenticate)) as server:
-        yield server.url, workspace
-    data.close()
+    """The service over a ledger with two buyers' months and invoices; its store holds both
+    contracts and a key per holder (`Workspace.keys` maps the names above to them)."""
+    folder = tmp_path_factory.mktemp("browser")
+    workspace = build_workspace(folder, conversations=200)
+    database = folder / "ledger.db"
+    store = SqliteServiceStore(database)
+    try:
+        for item in workspace.contracts:
+            tenant = item.contract.buyer
+            TenantData(
+                workspace.ledger, store, tenant=tenant, scope="vendor-admin", key_id="setup"
+            ).add_contract(item.text)
+        workspace.keys = {
+            name: create_api_key(store, tenant, scope, name, "setup")[0]  # type: ignore[arg-type]
+            for name, (tenant, scope) in HOLDERS.items()
+        }
+    finally:
+        store.close()
     workspace.ledger.close()
+    signer_path = folder / "helpdesk-ai.key"
+    write_signer_key(signer_path, workspace.signer_text)
+    settings = ServiceSettings(
+        database=f"sqlite:///{database}",
+        signer_key_paths=(signer_path,),
+        requests_per_second=10_000,
+        requests_burst=10_000,
+    )
+    with ServerThread(create_app(settings), lifespan="on") as server:
+        yield server.url, workspace
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +121,11 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def sign_in(browser: Any, url: str, key: str) -> Any:
+def sign_in(browser: Any, served: tuple[str, Workspace], holder: str) -> Any:
+    url, workspace = served
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{url}/dashboard/sign-in")
-    page.fill("#api_key", key)
+    page.fill("#api_key", workspace.keys[holder])
     page.click("button[type=submit]")
     return page
 
@@ -93,9 +133,9 @@ def sign_in(browser: Any, url: str, key: str) -> Any:
 def test_a_buyer_drills_from_an_invoice_to_an_episode(
     browser: Any, served: tuple[str, Workspace], screenshots: Path
 ) -> None:
-    url, workspace = served
+    _url, workspace = served
     invoice_id = workspace.invoices["acme"]
-    page = sign_in(browser, url, "key-acme")
+    page = sign_in(browser, served, "key-acme")
     assert page.url.endswith("/dashboard/invoices")
     page.screenshot(path=str(screenshots / "buyer-invoices.png"), full_page=True)
     page.click(f"text={invoice_id}")
@@ -136,7 +176,7 @@ def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
 ) -> None:
     url, workspace = served
     invoice_id = workspace.invoices["acme"]
-    page = sign_in(browser, url, "key-acme")
+    page = sign_in(browser, served, "key-acme")
     page.goto(f"{url}/dashboard/invoices/{invoice_id}/lines/1")
     link = page.locator("#episodes tbody tr a").first
     episode = link.inner_text()
@@ -149,7 +189,7 @@ def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
     page.screenshot(path=str(screenshots / "buyer-dispute.png"), full_page=True)
     page.close()
 
-    vendor = sign_in(browser, url, "key-vendor")
+    vendor = sign_in(browser, served, "key-vendor")
     row = vendor.locator("#open-disputes tbody tr", has_text=episode)
     assert "not resolved" in row.inner_text()
     vendor.screenshot(path=str(screenshots / "vendor-review-queue.png"), full_page=True)
@@ -159,7 +199,7 @@ def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
     assert "upheld" in vendor.locator("table", has_text=episode).last.inner_text()
     vendor.close()
 
-    page = sign_in(browser, url, "key-acme")
+    page = sign_in(browser, served, "key-acme")
     page.goto(f"{url}/dashboard/invoices/{invoice_id}/lines/1")
     page.locator("#episodes tbody tr a", has_text=episode).click()
     assert page.locator(".dispute-status").inner_text() == "upheld"
@@ -170,25 +210,25 @@ def test_a_buyer_cannot_open_another_buyers_invoice_by_url(
     browser: Any, served: tuple[str, Workspace]
 ) -> None:
     url, workspace = served
-    page = sign_in(browser, url, "key-acme")
+    page = sign_in(browser, served, "key-acme")
     response = page.goto(f"{url}/dashboard/invoices/{workspace.invoices['globex']}")
     assert response is not None and response.status == 404
-    assert workspace.invoices["globex"] not in page.content()
+    assert f"Invoice {workspace.invoices['globex']}" not in page.content()
+    assert "globex-support v1" not in page.content()
     page.close()
 
 
 def test_the_vendor_and_the_auditor_pages(
     browser: Any, served: tuple[str, Workspace], screenshots: Path
 ) -> None:
-    url, _workspace = served
-    page = sign_in(browser, url, "key-vendor")
+    page = sign_in(browser, served, "key-vendor")
     assert page.url.endswith("/dashboard/vendor")
     assert page.locator("figure.chart svg").count() == 2
     assert "Resolution rate" in page.locator(".kpis").inner_text()
     page.screenshot(path=str(screenshots / "vendor-outcomes.png"), full_page=True)
     page.close()
 
-    page = sign_in(browser, url, "key-auditor")
+    page = sign_in(browser, served, "key-auditor")
     assert page.url.endswith("/dashboard/audit")
     assert "signature verified" in page.locator("table").first.inner_text()
     page.screenshot(path=str(screenshots / "auditor-checkpoints.png"), full_page=True)

@@ -10,11 +10,19 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from dashboard_workload import Workspace, authenticate
+from dashboard_workload import Workspace, authenticate, build_workspace
 from fastapi.testclient import TestClient
 
 from raas.core.invoice import invoice_from_json
 from raas.dashboard.app import create_dashboard_app
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One ledger for the tests here, which write nothing (refused requests write nothing)."""
+    built = build_workspace(tmp_path_factory.mktemp("pages"))
+    yield built
+    built.ledger.close()
 
 
 @pytest.fixture(scope="module")

@@ -163,17 +163,22 @@ def dashboard_router(
             raise HTTPException(403, "the form is stale: reload the page and send it again")
 
     def visible_contracts(principal: Principal) -> list[ContractText]:
-        if principal.role == "vendor":
-            return [item for item in data.contracts if item.contract.vendor == principal.tenant]
-        return [item for item in data.contracts if item.contract.buyer == principal.tenant]
+        # A buyer sees its own contracts; a vendor or an auditor those its tenant is a party
+        # to (a vendor tenant sees all its buyers; a key scoped to one buyer's log, that one).
+        return [
+            item
+            for item in data.contracts
+            if principal.tenant == item.contract.buyer
+            or (principal.role != "buyer" and principal.tenant == item.contract.vendor)
+        ]
 
     def readable_invoice(principal: Principal, invoice_id: str) -> Invoice:
         try:
             invoice = data.invoice(invoice_id)
         except DashboardError:
             raise HTTPException(404, "not found") from None
-        party = invoice.vendor if principal.role == "vendor" else invoice.buyer
-        if party != principal.tenant:
+        parties = (invoice.buyer,) if principal.role == "buyer" else (invoice.buyer, invoice.vendor)
+        if principal.tenant not in parties:
             raise HTTPException(404, "not found")
         return invoice
 
@@ -268,15 +273,19 @@ def dashboard_router(
     def invoices(request: Request) -> HTMLResponse:
         context = signed_in(request)
         principal = context.principal
-        tenants = sorted({item.contract.buyer for item in visible_contracts(principal)})
-        if principal.role != "vendor":
-            tenants = [principal.tenant]
+        tenants = {item.contract.buyer for item in visible_contracts(principal)}
+        if principal.role == "buyer":
+            tenants.add(principal.tenant)
         rows = []
-        for tenant in tenants:
+        for tenant in sorted(tenants):
             for invoice_id in data.invoice_ids(tenant):
                 invoice = data.invoice(invoice_id)
-                party = invoice.vendor if principal.role == "vendor" else invoice.buyer
-                if party == principal.tenant:
+                parties = (
+                    (invoice.buyer,)
+                    if principal.role == "buyer"
+                    else (invoice.buyer, invoice.vendor)
+                )
+                if principal.tenant in parties:
                     rows.append(invoice)
         rows.sort(key=lambda invoice: (invoice.period_start, invoice.id), reverse=True)
         return render(request, "invoices.html", context, invoices=rows, title="Invoices")
@@ -465,11 +474,7 @@ def dashboard_router(
     def audit(request: Request) -> HTMLResponse:
         context = signed_in(request, "auditor", "vendor")
         principal = context.principal
-        tenants = (
-            sorted({item.contract.buyer for item in visible_contracts(principal)})
-            if principal.role == "vendor"
-            else [principal.tenant]
-        )
+        tenants = sorted({item.contract.buyer for item in visible_contracts(principal)})
         logs = []
         for tenant in tenants:
             checkpoints = data.checkpoints(tenant)
@@ -543,6 +548,13 @@ def dashboard_router(
         )
 
     return router
+
+
+def may_read(principal: Principal, invoice: Invoice) -> bool:
+    """A buyer reads its own invoices; a vendor or auditor those its tenant is a party to."""
+    if principal.role == "buyer":
+        return principal.tenant == invoice.buyer
+    return principal.tenant in (invoice.buyer, invoice.vendor)
 
 
 class _SignIn(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -143,17 +143,24 @@ class Checkpoints(msgspec.Struct, frozen=True):
 
 
 class DashboardData:
-    """The shell's reads for the dashboard: one ledger, its contracts, a folder of tables."""
+    """The shell's reads for the dashboard: one ledger, its contracts, a folder of tables.
+
+    `contracts` is the contract versions known, or a function that lists them as they are now
+    (the service's store, where contracts are added while it runs)."""
 
     def __init__(
         self,
         ledger: LedgerStore,
-        contracts: Sequence[ContractText],
+        contracts: Sequence[ContractText] | Callable[[], Sequence[ContractText]],
         tables: Path,
         verifier_keys: Sequence[VerifierKey] = (),
     ) -> None:
         self.ledger = ledger
-        self.contracts = tuple(contracts)
+        if callable(contracts):
+            self._contracts: Callable[[], Sequence[ContractText]] = contracts
+        else:
+            fixed = tuple(contracts)
+            self._contracts = lambda: fixed
         self.tables = tables
         self.verifier_keys = tuple(verifier_keys)
         tables.mkdir(parents=True, exist_ok=True)
@@ -164,6 +171,10 @@ class DashboardData:
         self._plans: dict[tuple[str, int], PlanSql] = {}
 
     # -- contracts and invoices -------------------------------------------------------------
+
+    @property
+    def contracts(self) -> tuple[ContractText, ...]:
+        return tuple(self._contracts())
 
     def contracts_of(self, tenant: str) -> list[ContractText]:
         """The contracts a tenant is a party to, vendor or buyer."""

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from raas.audit.bundle import encode_bundle
 from raas.audit.receipt import encode_receipt
 from raas.core.invoice import InvoiceLine
+from raas.dashboard.service import mount_dashboard
 from raas.errors import RaasError
 from raas.ingest.validate import BATCH_EVENTS_MAX, parse_batch
 from raas.ledger.keys import SignerKey, load_signer_key
@@ -110,6 +111,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.dashboard.close()
             if owned:
                 services.store.close()
                 services.ledger.close()
@@ -127,6 +129,7 @@ def create_app(
     _add_error_handlers(app)
     _add_routes(app)
     _document_problems(app)
+    app.state.dashboard = mount_dashboard(app, settings, ledger, store, signers)
 
     def body_bytes_max(path: str) -> int:
         if path in INGEST_PATHS:

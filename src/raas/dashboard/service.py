@@ -1,0 +1,87 @@
+"""The dashboard inside `raas serve`: API keys from the service store sign in (a vendor-admin
+key as the vendor, a buyer key as the buyer, an auditor key as the auditor; ingest keys do
+not), contracts are the versions stored for each tenant, checkpoints are verified with the
+service's own signing keys, and episode tables live beside a SQLite database (or in the
+temporary folder for PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from fastapi import FastAPI
+
+from raas.dashboard.app import Principal, Role, install
+from raas.dashboard.data import ContractText, DashboardData
+from raas.ledger.keys import SignerKey
+from raas.ledger.store import LedgerStore
+from raas.service.apikeys import verify_api_key
+from raas.service.settings import ServiceSettings, sqlite_path
+from raas.service.store import ServiceStore
+
+ROLE_OF_SCOPE: Final[dict[str, Role]] = {
+    "vendor-admin": "vendor",
+    "buyer": "buyer",
+    "auditor": "auditor",
+}
+
+
+def tables_folder(settings: ServiceSettings) -> Path:
+    """Where the episode tables of this database are kept."""
+    path = sqlite_path(settings.database)
+    if path is not None:
+        return path.parent / f"{path.name}.tables"
+    digest = hashlib.sha256(settings.database.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"raas-tables-{digest}"
+
+
+def stored_contracts(store: ServiceStore) -> Callable[[], list[ContractText]]:
+    """Every tenant's stored contract versions, each parsed once (by its document's hash)."""
+    parsed: dict[str, ContractText] = {}
+    lock = threading.Lock()
+
+    def contracts() -> list[ContractText]:
+        found: list[ContractText] = []
+        for tenant in store.tenants():
+            for version in store.contract_versions(tenant.name):
+                with lock:
+                    item = parsed.get(version.document_sha256)
+                    if item is None:
+                        item = ContractText.parse(
+                            version.document, f"{version.contract} v{version.version}"
+                        )
+                        parsed[version.document_sha256] = item
+                found.append(item)
+        return found
+
+    return contracts
+
+
+def mount_dashboard(
+    app: FastAPI,
+    settings: ServiceSettings,
+    ledger: LedgerStore,
+    store: ServiceStore,
+    signers: tuple[SignerKey, ...],
+) -> DashboardData:
+    """Serve the dashboard at /dashboard on the service's app; returns its data (to close)."""
+
+    def authenticate(token: str) -> Principal | None:
+        key = verify_api_key(store, token)
+        role = None if key is None else ROLE_OF_SCOPE.get(key.scope)
+        if key is None or role is None:
+            return None
+        return Principal(key.tenant, role, key.label or key.key_id)
+
+    data = DashboardData(
+        ledger,
+        stored_contracts(store),
+        tables_folder(settings),
+        [signer.verifier() for signer in signers],
+    )
+    install(app, data, authenticate)
+    return data
