@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 from urllib.parse import quote
 
 import jinja2
@@ -58,9 +58,57 @@ class Principal:
     tenant: str
     role: Role
     name: str = ""
+    key_id: str = ""
 
 
 Authenticate = Callable[[str], Principal | None]
+Ruling = Literal["upheld", "rejected"]
+
+
+class DisputeDesk(Protocol):
+    """Where the dashboard's disputes and rulings are written (checked by the page first: the
+    invoice is the buyer's and bills the episode; the dispute is open and the vendor's)."""
+
+    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None: ...
+
+    def rule(
+        self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
+    ) -> None: ...
+
+
+class LedgerDisputeDesk:
+    """Disputes appended to the buyer's log as they are (the dashboard served on its own)."""
+
+    def __init__(self, data: DashboardData) -> None:
+        self.data = data
+
+    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None:
+        dispute_id = f"dispute-{secrets.token_hex(8)}"
+        filed = DisputeFiled(
+            dispute_id=dispute_id,
+            invoice_id=invoice.id,
+            reason=reason,
+            filed_by=principal.name or principal.tenant,
+            episodes=(episode,),
+        )
+        self._append(invoice.buyer, filed, dispute_id)
+
+    def rule(
+        self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
+    ) -> None:
+        ruled = DisputeRuled(
+            dispute_id=dispute_id,
+            ruling=ruling,
+            ruled_by=principal.name or principal.tenant,
+            note=note,
+        )
+        self._append(tenant, ruled, f"{dispute_id}/ruling")
+
+    def _append(self, tenant: str, data: DisputeFiled | DisputeRuled, event_id: str) -> None:
+        event = dispute_event(
+            data, id=event_id, source=EVENT_SOURCE, time=datetime.now(UTC), tenant=tenant
+        )
+        self.data.append(tenant, [event])
 
 
 @dataclass(slots=True)
@@ -126,10 +174,16 @@ class _Context:
 
 
 def dashboard_router(
-    data: DashboardData, authenticate: Authenticate, *, prefix: str = "/dashboard"
+    data: DashboardData,
+    authenticate: Authenticate,
+    *,
+    prefix: str = "/dashboard",
+    desk: DisputeDesk | None = None,
 ) -> APIRouter:
     """The dashboard's routes under `prefix`, reading `data`, signing in through
-    `authenticate` (an API key -> its principal, or None)."""
+    `authenticate` (an API key -> its principal, or None), filing disputes at `desk` (by
+    default, straight into the ledger)."""
+    desk = LedgerDisputeDesk(data) if desk is None else desk
     router = APIRouter(prefix=prefix, include_in_schema=False)
     sessions = Sessions()
 
@@ -401,26 +455,8 @@ def dashboard_router(
             raise HTTPException(
                 422, f"say why the episode is disputed, in 1 to {REASON_LENGTH_MAX} characters"
             )
-        dispute_id = f"dispute-{secrets.token_hex(8)}"
-        filed = DisputeFiled(
-            dispute_id=dispute_id,
-            invoice_id=issued.id,
-            reason=reason,
-            filed_by=principal.name or principal.tenant,
-            episodes=(episode,),
-        )
-        data.append(
-            principal.tenant,
-            [
-                dispute_event(
-                    filed,
-                    id=dispute_id,
-                    source=EVENT_SOURCE,
-                    time=datetime.now(UTC),
-                    tenant=principal.tenant,
-                )
-            ],
-        )
+        desk.file(principal, issued, episode, reason)
+        data.refresh(issued.buyer)
         return RedirectResponse(
             f"{prefix}/episode?contract={quote(item.contract.contract)}"
             f"&version={item.contract.version}&invoice={quote(issued.id)}&id={quote(episode)}",
@@ -447,25 +483,10 @@ def dashboard_router(
             raise HTTPException(409, f"dispute {dispute_id} was already ruled {found[0].status}")
         if ruling not in ("upheld", "rejected"):
             raise HTTPException(422, "a ruling is `upheld` or `rejected`")
-        ruled = DisputeRuled(
-            dispute_id=dispute_id,
-            ruling="upheld" if ruling == "upheld" else "rejected",
-            ruled_by=principal.name or principal.tenant,
-            note=note.strip()[:REASON_LENGTH_MAX] or None,
-        )
         tenant = item.contract.buyer
-        data.append(
-            tenant,
-            [
-                dispute_event(
-                    ruled,
-                    id=f"{dispute_id}/ruling",
-                    source=EVENT_SOURCE,
-                    time=datetime.now(UTC),
-                    tenant=tenant,
-                )
-            ],
-        )
+        verdict: Ruling = "upheld" if ruling == "upheld" else "rejected"
+        desk.rule(principal, tenant, dispute_id, verdict, note.strip()[:REASON_LENGTH_MAX] or None)
+        data.refresh(tenant)
         return RedirectResponse(
             f"{prefix}/vendor?contract={quote(item.contract.contract)}", status_code=303
         )
@@ -562,10 +583,15 @@ class _SignIn(Exception):
 
 
 def install(
-    app: FastAPI, data: DashboardData, authenticate: Authenticate, *, prefix: str = "/dashboard"
+    app: FastAPI,
+    data: DashboardData,
+    authenticate: Authenticate,
+    *,
+    prefix: str = "/dashboard",
+    desk: DisputeDesk | None = None,
 ) -> None:
     """Mount the dashboard on `app`: its routes, and the redirect to sign in."""
-    app.include_router(dashboard_router(data, authenticate, prefix=prefix))
+    app.include_router(dashboard_router(data, authenticate, prefix=prefix, desk=desk))
 
     @app.exception_handler(_SignIn)
     async def to_sign_in(request: Request, error: _SignIn) -> Response:

@@ -381,6 +381,10 @@ class DashboardData:
     def append(self, tenant: str, events: Sequence[Event]) -> None:
         """Append to the tenant's log, and read its tables afresh on the next page."""
         self.ledger.append(events)
+        self.refresh(tenant)
+
+    def refresh(self, tenant: str) -> None:
+        """Bring the tenant's tables up to its log on the next page (it was written to)."""
         with self._lock:
             for path in self._refreshed:
                 if path.name.startswith(f"{tenant}-"):

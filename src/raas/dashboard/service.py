@@ -15,19 +15,49 @@ from typing import Final
 
 from fastapi import FastAPI
 
-from raas.dashboard.app import Principal, Role, install
+from raas.core.invoice import Invoice
+from raas.dashboard.app import Principal, Role, Ruling, install
 from raas.dashboard.data import ContractText, DashboardData
 from raas.ledger.keys import SignerKey
 from raas.ledger.store import LedgerStore
 from raas.service.apikeys import verify_api_key
 from raas.service.settings import ServiceSettings, sqlite_path
-from raas.service.store import ServiceStore
+from raas.service.store import Scope, ServiceStore
+from raas.service.tenancy import TenantData
 
-ROLE_OF_SCOPE: Final[dict[str, Role]] = {
+ROLE_OF_SCOPE: Final[dict[Scope, Role]] = {
     "vendor-admin": "vendor",
     "buyer": "buyer",
     "auditor": "auditor",
 }
+SCOPE_OF_ROLE: Final[dict[Role, Scope]] = {role: scope for scope, role in ROLE_OF_SCOPE.items()}
+
+
+class ServiceDisputeDesk:
+    """Disputes filed and ruled as the API files and rules them (`TenantData`), so the
+    service's dispute index and audit log hold those made from the dashboard too."""
+
+    def __init__(self, ledger: LedgerStore, store: ServiceStore) -> None:
+        self.ledger = ledger
+        self.store = store
+
+    def _tenant_data(self, principal: Principal) -> TenantData:
+        return TenantData(
+            self.ledger,
+            self.store,
+            tenant=principal.tenant,
+            scope=SCOPE_OF_ROLE[principal.role],
+            key_id=principal.key_id,
+        )
+
+    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None:
+        self._tenant_data(principal).file_dispute(invoice.id, reason, [], [episode])
+
+    def rule(
+        self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
+    ) -> None:
+        assert tenant == principal.tenant, "a service key rules in its own tenant's log"
+        self._tenant_data(principal).rule_dispute(dispute_id, ruling, note)
 
 
 def tables_folder(settings: ServiceSettings) -> Path:
@@ -75,7 +105,7 @@ def mount_dashboard(
         role = None if key is None else ROLE_OF_SCOPE.get(key.scope)
         if key is None or role is None:
             return None
-        return Principal(key.tenant, role, key.label or key.key_id)
+        return Principal(key.tenant, role, key.label or key.key_id, key.key_id)
 
     data = DashboardData(
         ledger,
@@ -83,5 +113,5 @@ def mount_dashboard(
         tables_folder(settings),
         [signer.verifier() for signer in signers],
     )
-    install(app, data, authenticate)
+    install(app, data, authenticate, desk=ServiceDisputeDesk(ledger, store))
     return data
