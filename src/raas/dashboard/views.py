@@ -241,32 +241,53 @@ CSV_COLUMNS: Final = (
     "amount",
     "currency",
     "episodes",
+    "corrects",
 )
 
 
+def _corrects(line: object) -> str:
+    """An adjustment line's correction as "<invoice> line <n> (<reason>)"; "" on other lines
+    (and on invoices of a raas that has no adjustments)."""
+    fix = getattr(line, "corrects", None)
+    if fix is None:
+        return ""
+    where = "a new line" if fix.line is None else f"line {fix.line + 1}"
+    return f"{fix.invoice} {where} ({fix.reason})"
+
+
 def invoice_csv(invoice: Invoice) -> str:
-    """One row per line (amounts as written, exact), then the total; episodes are counted here
-    and listed in the JSON."""
+    """One row per line (amounts as written, exact), then the total, then each adjustment with
+    the issued line it corrects (numbered a1, a2...); episodes are counted here and listed in
+    the JSON."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for number, line in enumerate(invoice.lines, start=1):
-        writer.writerow(
-            (
-                invoice.id,
-                number,
-                line.kind,
-                line.outcome,
-                line.description,
-                line.quantity,
-                line.unit_price,
-                line.amount,
-                invoice.currency,
-                len(line.episodes),
-            )
-        )
-    writer.writerow((invoice.id, "total", "", "", "", "", "", invoice.total, invoice.currency, ""))
+    adjustments = getattr(invoice, "adjustments", ())
+    numbered = [(str(number), line) for number, line in enumerate(invoice.lines, start=1)]
+    for label, line in numbered:
+        writer.writerow(_csv_row(invoice, label, line))
+    writer.writerow(
+        (invoice.id, "total", "", "", "", "", "", invoice.total, invoice.currency, "", "")
+    )
+    for number, line in enumerate(adjustments, start=1):
+        writer.writerow(_csv_row(invoice, f"a{number}", line))
     return buffer.getvalue()
+
+
+def _csv_row(invoice: Invoice, label: str, line: Any) -> tuple[object, ...]:
+    return (
+        invoice.id,
+        label,
+        line.kind,
+        line.outcome,
+        line.description,
+        line.quantity,
+        line.unit_price,
+        line.amount,
+        invoice.currency,
+        len(line.episodes),
+        _corrects(line),
+    )
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
@@ -317,4 +338,17 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(sum(widths[:3]), 8, "Total", border="T")
     pdf.cell(widths[3], 8, text(f"{invoice.total:,} {invoice.currency}"), border="T", align="R")
+    adjustments = getattr(invoice, "adjustments", ())
+    if adjustments:
+        pdf.ln(12)
+        pdf.cell(0, 7, "Adjustments", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 9)
+        for line in adjustments:
+            pdf.cell(sum(widths[:3]), 6, text(f"{line.description}: {_corrects(line)}")[:95])
+            pdf.cell(widths[3], 6, text(f"{line.amount:,} {invoice.currency}"), align="R")
+            pdf.ln()
+        pdf.set_font("Helvetica", "B", 10)
+        due = getattr(invoice, "due", invoice.total)
+        pdf.cell(sum(widths[:3]), 8, "Due", border="T")
+        pdf.cell(widths[3], 8, text(f"{due:,} {invoice.currency}"), border="T", align="R")
     return bytes(pdf.output())
