@@ -221,3 +221,15 @@ def test_a_buyer_files_a_dispute_the_vendor_rules_both_are_ledger_events(
     with SqliteLedger(service.database) as ledger:
         types = [stored.event.type for stored in ledger.iter_events("acme")][-2:]
     assert types == ["dev.raas.dispute.filed", "dev.raas.dispute.ruled"]
+
+
+def test_a_time_out_of_range_in_utc_is_named_not_a_server_error(service: Service) -> None:
+    event = msgspec.to_builtins(events_of()[0])
+    event["time"] = "0001-01-01T00:00:00+00:01"
+    response = service.client.post(
+        "/v1/events",
+        content=msgspec.json.encode([event]),
+        headers={**service.headers("acme", "ingest"), **JSON},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "time"

@@ -73,6 +73,16 @@ class _IdOnly(msgspec.Struct):
 _id_decoder: Final = msgspec.json.Decoder(_IdOnly)
 
 
+def batch_json_schema(ref_template: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON Schema of a batch as a JSON array, and the components it refers to (by
+    `ref_template`): what the HTTP API documents, derived from the decoder itself."""
+    (schema,), components = msgspec.json.schema_components(
+        [list[_AnyEnvelope]], ref_template=ref_template
+    )
+    schema["maxItems"] = BATCH_EVENTS_MAX
+    return schema, components
+
+
 def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
     """A JSON array (or NDJSON, one event a line) of CloudEvents -> typed events, in order.
 
@@ -144,7 +154,13 @@ def _events_of(envelopes: list[Any]) -> list[Event]:
     for envelope in envelopes:
         time = envelope.time
         if time.tzinfo is not utc:
-            time = time.astimezone(utc)
+            try:
+                time = time.astimezone(utc)
+            except OverflowError:  # 0001-01-01 at a positive offset is before year 1 in UTC
+                reason = f"{time.isoformat()} is out of range once converted to UTC"
+                raise BatchRejected(
+                    [EventError(envelope.id, "time", reason, len(events))]
+                ) from None
         append(
             Event(
                 specversion=envelope.specversion,

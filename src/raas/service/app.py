@@ -201,7 +201,7 @@ def _document_problems(app: FastAPI) -> None:
             summary=app.summary,
             routes=app.routes,
         )
-        invoice, lines, components = models.core_schemas()
+        invoice, lines, batch, components = models.core_schemas()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(components)
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -225,6 +225,9 @@ def _document_problems(app: FastAPI) -> None:
                         if status not in (404, 408, 413, 503):
                             responses.pop(str(status), None)
                 _insert_core_schema(operation, invoice, lines)
+                body = operation.get("requestBody", {}).get("content", {}).get(JSON)
+                if body is not None and body["schema"] == _EVENTS_PLACEHOLDER:
+                    body["schema"] = batch
         app.openapi_schema = document
         return document
 
@@ -242,6 +245,8 @@ def _insert_core_schema(operation: dict[str, Any], invoice: Any, lines: Any) -> 
     }
 
 
+# Replaced by the schema msgspec derives from the ingest decoder when the document is built.
+_EVENTS_PLACEHOLDER: Final = {"x-raas-schema": "event-batch"}
 _EVENTS_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": True,
@@ -250,13 +255,7 @@ _EVENTS_BODY: Final[dict[str, Any]] = {
             "array, or NDJSON with one event a line. One bad event rejects the whole batch."
         ),
         "content": {
-            JSON: {
-                "schema": {
-                    "type": "array",
-                    "maxItems": BATCH_EVENTS_MAX,
-                    "items": {"type": "object"},
-                }
-            },
+            JSON: {"schema": _EVENTS_PLACEHOLDER},
             NDJSON: {"schema": {"type": "string"}},
         },
     }
@@ -303,7 +302,7 @@ DisputeFiler = Annotated[Tenant, Depends(access(Action.FILE_DISPUTES))]
 DisputeRuler = Annotated[Tenant, Depends(access(Action.RULE_DISPUTES))]
 DisputeReader = Annotated[Tenant, Depends(access(Action.READ_DISPUTES))]
 Name = Annotated[str, Path(min_length=1, max_length=256)]
-Size = Annotated[int, Path(ge=0)]
+Size = Annotated[int, Path(ge=0, le=models.LOG_SIZE_MAX)]
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -418,7 +417,9 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/contracts/{contract}/versions/{version}", tags=["contracts"])
     def read_contract_version(
-        contract: Name, version: Annotated[int, Path(ge=1)], data: ContractReader
+        contract: Name,
+        version: Annotated[int, Path(ge=1, le=models.VERSION_MAX)],
+        data: ContractReader,
     ) -> models.ContractDocument:
         """One contract version with its YAML document."""
         return models.ContractDocument.of(data.contract_version(contract, version))
@@ -505,7 +506,7 @@ def _add_routes(app: FastAPI) -> None:
     def receipt(
         invoice_id: Name,
         data: EvidenceReader,
-        line: Annotated[int | None, Query(ge=1)] = None,
+        line: Annotated[int | None, Query(ge=1, le=100_000)] = None,
         episode: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
     ) -> Response:
         """A receipt for one invoice line or one episode: its entries with inclusion proofs."""
@@ -532,8 +533,8 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/proofs/inclusion", tags=["checkpoints"])
     def inclusion_proof(
-        index: Annotated[int, Query(ge=0)],
-        size: Annotated[int, Query(ge=1)],
+        index: Annotated[int, Query(ge=0, le=models.LOG_SIZE_MAX)],
+        size: Annotated[int, Query(ge=1, le=models.LOG_SIZE_MAX)],
         data: CheckpointReader,
     ) -> models.InclusionProof:
         leaf, proof = data.inclusion_proof(index, size)
@@ -543,8 +544,8 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/proofs/consistency", tags=["checkpoints"])
     def consistency_proof(
-        old_size: Annotated[int, Query(ge=0)],
-        new_size: Annotated[int, Query(ge=0)],
+        old_size: Annotated[int, Query(ge=0, le=models.LOG_SIZE_MAX)],
+        new_size: Annotated[int, Query(ge=0, le=models.LOG_SIZE_MAX)],
         data: CheckpointReader,
     ) -> models.ConsistencyProof:
         proof = data.consistency_proof(old_size, new_size)
@@ -589,7 +590,7 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/v1/audit", tags=["keys"])
     def audit_log(
         data: AuditReader,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        after_id: Annotated[int, Query(ge=0, le=models.ID_MAX)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> models.AuditLog:
         """The tenant's administrative actions (keys, contracts, settlements, checkpoints)."""

@@ -7,24 +7,30 @@ core encodes them; their schemas come from msgspec (`core_schemas`), not from a 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from pydantic import BaseModel, Field
 
 from raas.core.invoice import Invoice, InvoiceLine
+from raas.ingest.validate import batch_json_schema
 from raas.service.store import ContractVersion, Scope, SettlementRun
 from raas.service.tenancy import Dispute
 
 SCHEMA_REF_TEMPLATE = "#/components/schemas/{name}"
+# Bounds of the integers a request may carry, so that none overflows a database column.
+VERSION_MAX: Final = 2**31 - 1
+LOG_SIZE_MAX: Final = 2**40
+ID_MAX: Final = 2**62
 
 
-def core_schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The invoice's schema, the lines' schema, and the components they refer to."""
+def core_schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The schemas of the invoice, its lines and a batch of events, and their components."""
     (invoice, lines), components = msgspec.json.schema_components(
         [Invoice, list[InvoiceLine]], ref_template=SCHEMA_REF_TEMPLATE
     )
-    return invoice, lines, components
+    batch, event_components = batch_json_schema(SCHEMA_REF_TEMPLATE)
+    return invoice, lines, batch, {**components, **event_components}
 
 
 class Health(BaseModel):
@@ -91,6 +97,7 @@ class SettlementRequest(BaseModel):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=VERSION_MAX,
         description="Default: the latest version in effect at the start of the period.",
     )
 

@@ -368,6 +368,8 @@ class TenantData:
                 "This server cannot sign",
                 "the server was started without a signing key (raas serve --key NAME.key)",
             )
+        if self._ledger.head(self.tenant) == 0:
+            raise conflict("this tenant's log is empty: there is nothing to sign yet")
         note = self._ledger.sign_checkpoint(self.tenant, self._signers)
         self._store.audit(
             self.tenant, self.actor, "checkpoint.sign", str(checkpoint_size(note)), ""
