@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import duckdb
 import msgspec
@@ -39,6 +39,7 @@ from raas.ledger.store import LedgerStore, StoredEvent
 # Bounds: decoded invoices kept, and how often a table is brought up to the ledger's head.
 INVOICES_CACHED_MAX: Final = 64
 TABLE_REFRESH_SECONDS_MIN: Final = 10.0
+FIGURES_CACHED_MAX: Final = 64
 EPISODES_PER_PAGE: Final = 100
 REVIEW_QUEUE_MAX: Final = 50
 
@@ -90,6 +91,75 @@ class ContractFigures(msgspec.Struct, frozen=True, kw_only=True):
     model_cost: Decimal
     tiers: tuple[TierFigures, ...]
     size: int  # the ledger size the table was at
+
+
+class FigureGroup(NamedTuple):
+    """Episodes of one (day, verdict, handed off, tiers): how many, their CSAT sum and count,
+    and their model cost."""
+
+    day: str
+    verdict: int  # an index into the plan's verdicts
+    handed_off: bool
+    tiers: str  # comma-separated, as the table holds them
+    episodes: int
+    csat_total: int
+    csat_answers: int
+    model_cost: Decimal
+
+
+def fold_figures(
+    contract: Contract,
+    names: Sequence[str],
+    billable: Sequence[bool],
+    groups: Sequence[FigureGroup],
+    latency_p95_ms: int | None,
+    size: int,
+) -> ContractFigures:
+    """The contract's figures from its grouped episodes. Pure. Verdict 0 is `excluded` (as
+    `compile_plan` numbers them): excluded episodes count as episodes, not as measured."""
+    by_day: dict[tuple[str, str], int] = {}
+    tiers: dict[str, list[int]] = {}
+    episodes = measured = billed = resolved = csat_total = csat_answers = 0
+    model_cost = Decimal(0)
+    for group in groups:
+        name = names[group.verdict]
+        by_day[group.day, name] = by_day.get((group.day, name), 0) + group.episodes
+        success = billable[group.verdict] and not group.handed_off
+        episodes += group.episodes
+        measured += group.episodes if group.verdict != 0 else 0
+        billed += group.episodes if billable[group.verdict] else 0
+        resolved += group.episodes if success else 0
+        csat_total += group.csat_total
+        csat_answers += group.csat_answers
+        model_cost += group.model_cost
+        for tier in filter(None, group.tiers.split(",")):
+            counts = tiers.setdefault(tier, [0, 0])
+            counts[0] += group.episodes
+            counts[1] += group.episodes if success else 0
+    return ContractFigures(
+        contract=contract.contract,
+        version=contract.version,
+        buyer=contract.buyer,
+        currency=contract.currency,
+        time_zone=contract.time_zone,
+        outcomes=tuple(_outcome_order(names)),
+        by_day=tuple(
+            VerdictCount(day, name, count) for (day, name), count in sorted(by_day.items())
+        ),
+        episodes=episodes,
+        measured=measured,
+        billed=billed,
+        resolved_by_ai=resolved,
+        csat_mean=Decimal(csat_total) / csat_answers if csat_answers else None,
+        csat_answers=csat_answers,
+        latency_p95_ms=latency_p95_ms,
+        model_cost=model_cost,
+        tiers=tuple(
+            TierFigures(tier, counts[0], counts[1])
+            for tier, counts in sorted(tiers.items(), key=lambda item: (-item[1][0], item[0]))
+        ),
+        size=size,
+    )
 
 
 class PeriodCost(msgspec.Struct, frozen=True):
@@ -169,6 +239,7 @@ class DashboardData:
         self._connections: dict[Path, duckdb.DuckDBPyConnection] = {}
         self._refreshed: dict[Path, float] = {}
         self._plans: dict[tuple[str, int], PlanSql] = {}
+        self._figures: dict[tuple[str, int, int, str], ContractFigures] = {}
 
     # -- contracts and invoices -------------------------------------------------------------
 
@@ -248,58 +319,46 @@ class DashboardData:
         return plan
 
     def contract_figures(self, item: ContractText) -> ContractFigures:
-        """The vendor's figures for one contract, over every episode of its buyer's table."""
+        """The vendor's figures for one contract, over every episode of its buyer's table: one
+        scan that classifies each episode once and groups by (day, verdict, handed off, tiers),
+        folded by `fold_figures`, and the latency percentile. A table at one state always gives
+        the same figures, so they are kept until the table changes."""
         contract = item.contract
         plan = self._plan(contract)
-        names = [verdict.name for verdict in plan.verdicts]
-        billable = [index for index, verdict in enumerate(plan.verdicts) if verdict.billable]
-        billable_sql = "[" + ", ".join(map(str, billable)) + "]" if billable else "[-1]"
         zone = contract.time_zone.replace("'", "''")
-        judged = f"(SELECT *, {plan.verdict} AS verdict FROM episodes)"
         with self.table(item) as cursor:
-            state = cursor.execute("SELECT size FROM episode_table").fetchone()
-            by_day = cursor.execute(
-                f"SELECT CAST(timezone('{zone}', started_at) AS DATE) AS day, verdict, count(*) "
-                f"FROM {judged} GROUP BY ALL ORDER BY ALL"
+            state = cursor.execute("SELECT size, last_leaf FROM episode_table").fetchone()
+            assert state is not None
+            key = (contract.contract, contract.version, int(state[0]), str(state[1]))
+            with self._lock:
+                cached = self._figures.get(key)
+            if cached is not None:
+                return cached
+            groups = cursor.execute(
+                f"SELECT CAST(timezone('{zone}', started_at) AS DATE), {plan.verdict}, "
+                "handed_off, tiers, count(*), coalesce(sum(csat), 0), count(csat), "
+                "coalesce(sum(model_cost), 0) FROM episodes GROUP BY ALL"
             ).fetchall()
-            totals = cursor.execute(
-                "SELECT count(*), count(*) FILTER (verdict <> 0), "
-                f"count(*) FILTER (list_contains({billable_sql}, verdict)), "
-                f"count(*) FILTER (list_contains({billable_sql}, verdict) AND NOT handed_off), "
-                "avg(csat), count(csat), quantile_disc(latency_ms_max, 0.95) "
-                "FILTER (model_calls > 0), coalesce(sum(model_cost), 0) "
-                f"FROM {judged}"
+            latency = cursor.execute(
+                "SELECT quantile_disc(latency_ms_max, 0.95) FILTER (model_calls > 0) FROM episodes"
             ).fetchone()
-            tiers = cursor.execute(
-                "SELECT tier, count(*), count(*) FILTER (success) FROM (SELECT "
-                "unnest(string_split(tiers, ',')) AS tier, "
-                f"list_contains({billable_sql}, verdict) AND NOT handed_off AS success "
-                f"FROM {judged} WHERE tiers <> '') GROUP BY tier ORDER BY 2 DESC, 1"
-            ).fetchall()
-        assert state is not None and totals is not None
-        order = _outcome_order(names)
-        return ContractFigures(
-            contract=contract.contract,
-            version=contract.version,
-            buyer=contract.buyer,
-            currency=contract.currency,
-            time_zone=contract.time_zone,
-            outcomes=tuple(order),
-            by_day=tuple(
-                VerdictCount(day.isoformat(), names[verdict], int(count))
-                for day, verdict, count in by_day
-            ),
-            episodes=int(totals[0]),
-            measured=int(totals[1]),
-            billed=int(totals[2]),
-            resolved_by_ai=int(totals[3]),
-            csat_mean=None if totals[4] is None else Decimal(str(totals[4])),
-            csat_answers=int(totals[5]),
-            latency_p95_ms=None if totals[6] is None else int(totals[6]),
-            model_cost=Decimal(totals[7]),
-            tiers=tuple(TierFigures(str(tier), int(n), int(ok)) for tier, n, ok in tiers),
-            size=int(state[0]),
+        assert latency is not None
+        figures = fold_figures(
+            contract,
+            [verdict.name for verdict in plan.verdicts],
+            [verdict.billable for verdict in plan.verdicts],
+            [
+                FigureGroup(day.isoformat(), int(verdict), bool(handed_off), str(tiers), *rest)
+                for day, verdict, handed_off, tiers, *rest in groups
+            ],
+            None if latency[0] is None else int(latency[0]),
+            int(state[0]),
         )
+        with self._lock:
+            if len(self._figures) >= FIGURES_CACHED_MAX:
+                self._figures.clear()
+            self._figures[key] = figures
+        return figures
 
     def period_costs(self, item: ContractText) -> list[PeriodCost]:
         """Per issued invoice of the contract: its total and the model cost of the episodes
