@@ -203,7 +203,41 @@ def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
     page.goto(f"{url}/dashboard/invoices/{invoice_id}/lines/1")
     page.locator("#episodes tbody tr a", has_text=episode).click()
     assert page.locator(".dispute-status").inner_text() == "upheld"
+
+    # The vendor settles the next month; the upheld dispute is credited on it, pointing at the
+    # line it corrects.
+    next_invoice = settle_next_month(workspace)
+    page.goto(f"{url}/dashboard/invoices")
+    page.click(f"text={next_invoice}")
+    adjustment = page.locator("#adjustments tbody tr", has_text=episode.split("#")[0])
+    assert adjustment.count() >= 1
+    corrects = adjustment.first.locator("td.corrects").inner_text()
+    assert corrects == f"{invoice_id}, line 1"
+    assert "dispute" in adjustment.first.inner_text()
+    assert page.locator("#due").inner_text() != ""
+    page.screenshot(path=str(screenshots / "buyer-adjustment.png"), full_page=True)
     page.close()
+
+
+def settle_next_month(workspace: Workspace) -> str:
+    """Settle December at a new signed checkpoint with the adjustments of November's issued
+    invoice, as the vendor's settlement run does, and store it as issued; its id."""
+    try:
+        from raas.engine.reference import settle_over_time_from_ledger  # type: ignore[attr-defined]
+    except ImportError:
+        pytest.skip("the core does not issue adjustments yet (settle_over_time_from_ledger)")
+    from raas.core.invoice import invoice_json
+    from raas.core.periods import month_period
+    from raas.ledger.keys import parse_signer_key
+    from raas.ledger.sqlite import SqliteLedger
+
+    contract = workspace.contracts[0].contract
+    with SqliteLedger(workspace.folder / "ledger.db") as ledger:
+        ledger.sign_checkpoint(contract.buyer, parse_signer_key(workspace.signer_text))
+        period = month_period(contract.time_zone, 2026, 12)
+        invoice = settle_over_time_from_ledger(ledger, [contract], period).invoice
+        ledger.store_invoice(invoice.id, contract.buyer, invoice_json(invoice))
+    return str(invoice.id)
 
 
 def test_a_buyer_cannot_open_another_buyers_invoice_by_url(
