@@ -1,5 +1,6 @@
 """PostgreSQL for tests: a database of its own per test session on 127.0.0.1:5432 (user
-postgres, trust), migrated once, emptied before each test that asks for it, dropped at the end.
+postgres, trust), migrated once, emptied before each test that asks for it, dropped at the end;
+and the `ledger` fixture, each test once on SQLite and once on PostgreSQL.
 
 Tests skip, saying why, only when no server answers there.
 """
@@ -9,11 +10,17 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 import psycopg
 import pytest
 from psycopg import sql
+
+from raas.ledger import open_ledger
+
+if TYPE_CHECKING:
+    from raas.ledger import Ledger
 
 SERVER_URL: Final = os.environ.get("RAAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 _unreachable: str | None = None
@@ -97,3 +104,36 @@ def empty_postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+def commitment_key_of(location: str) -> bytes:
+    """A ledger's secret salt key, read straight from its database or file (tests only)."""
+    if location.startswith("postgresql://"):
+        with psycopg.connect(location) as connection:
+            row = connection.execute("SELECT commitment_key FROM ledger_meta").fetchone()
+    else:
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(location)) as connection:
+            row = connection.execute(
+                "SELECT value FROM meta WHERE name = 'commitment_key'"
+            ).fetchone()
+    assert row is not None
+    return bytes(row[0])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty ledger lives: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def ledger(ledger_location: str) -> Iterator[Ledger]:
+    """A fresh ledger of each kind, opened with `open_ledger`."""
+    with open_ledger(ledger_location) as opened:
+        yield opened

@@ -37,12 +37,13 @@ from raas.audit.verify import (
     verify_consistency_proof,
     verify_receipt,
 )
+from raas.cli.ledger_location import LedgerLocation
 from raas.errors import RaasError
 from raas.ledger.checkpoint import stated_checkpoint
 from raas.ledger.keys import VerifierKey, load_verifier_keys
 
 if TYPE_CHECKING:
-    from raas.ledger.sqlite import SqliteLedger
+    from raas.ledger import Ledger
 
 _T = TypeVar("_T")
 
@@ -58,11 +59,11 @@ stdout = Console(soft_wrap=True, highlight=False)
 existing_database = click.option(
     "--db",
     "database",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=LedgerLocation(exists=True),
     default="raas.db",
     show_default=True,
     envvar="RAAS_DB",
-    help="The embedded ledger (SQLite file) the invoice was settled from.",
+    help="The ledger the invoice was settled from: a SQLite file or a postgresql:// URL.",
 )
 contract_option = click.option(
     "--contract",
@@ -80,11 +81,11 @@ def _out_option(help_text: str) -> Callable[[Callable[..., None]], Callable[...,
 
 
 @contextmanager
-def _ledger(database: Path) -> Iterator[SqliteLedger]:
-    # Imported here so that `raas verify` never loads the SQLite driver.
-    from raas.ledger.sqlite import SqliteLedger
+def _ledger(database: str) -> Iterator[Ledger]:
+    # `raas verify` never loads a database driver: open_ledger imports one when called.
+    from raas.ledger import open_ledger
 
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         yield ledger
 
 
@@ -131,7 +132,7 @@ def evidence() -> None:
 )
 def export(
     invoice_id: str,
-    database: Path,
+    database: str,
     contract_path: Path,
     out: Path,
     redact: bool,
@@ -173,7 +174,7 @@ def export(
 @_out_option("The receipt file to write (JSON of C2SP tlog-proofs).")
 def receipt(
     invoice_id: str,
-    database: Path,
+    database: str,
     contract_path: Path,
     line: int | None,
     episode: str | None,
@@ -214,9 +215,7 @@ def receipt(
     help="Default: the size of the log's latest signed checkpoint.",
 )
 @_out_option("The consistency proof file to write (JSON).")
-def consistency(
-    database: Path, tenant: str, old_size: int, new_size: int | None, out: Path
-) -> None:
+def consistency(database: str, tenant: str, old_size: int, new_size: int | None, out: Path) -> None:
     """Write both signed checkpoints and the proof that the log at the newer one extends the log
     at the older one (append-only). Both sizes must have been checkpointed.
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from raas.ledger.sqlite import SqliteLedger
+from raas.cli.ledger_location import LedgerLocation
+from raas.ledger import open_ledger
 
 
 @click.command()
@@ -20,11 +21,11 @@ from raas.ledger.sqlite import SqliteLedger
 @click.option(
     "--db",
     "database",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LedgerLocation(),
     default="raas.db",
     show_default=True,
     envvar="RAAS_DB",
-    help="The ledger that model-call and handoff events go to.",
+    help="The ledger that model-call and handoff events go to (a file or postgresql:// URL).",
 )
 @click.option(
     "--model",
@@ -34,9 +35,7 @@ from raas.ledger.sqlite import SqliteLedger
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-def gateway(
-    tiers_path: Path, database: Path, model_path: Path | None, host: str, port: int
-) -> None:
+def gateway(tiers_path: Path, database: str, model_path: Path | None, host: str, port: int) -> None:
     """Serve /v1/chat/completions and /v1/models, routing each request to a tier."""
     # Imported here: only this command needs the HTTP client and server.
     import uvicorn
@@ -44,7 +43,7 @@ def gateway(
     from raas.gateway import build_gateway, load_tier_file
 
     tier_file = load_tier_file(tiers_path)
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         app = build_gateway(tier_file, ledger, model_path)
         click.echo(
             f"raas gateway on http://{host}:{port}/v1 with tiers "

@@ -16,7 +16,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from raas.cli.ledger_location import LedgerLocation
 from raas.errors import StoreError
+from raas.ledger import open_ledger
 from raas.ledger.keys import (
     NoteKeyError,
     VerifierKey,
@@ -25,7 +27,6 @@ from raas.ledger.keys import (
     load_verifier_keys,
     write_signer_key,
 )
-from raas.ledger.sqlite import SqliteLedger
 
 EXIT_OK: Final = 0
 EXIT_PROBLEM: Final = 1
@@ -38,11 +39,11 @@ stdout = Console(soft_wrap=True, highlight=False)
 existing_database = click.option(
     "--db",
     "database",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=LedgerLocation(exists=True),
     default="raas.db",
     show_default=True,
     envvar="RAAS_DB",
-    help="The embedded ledger (SQLite file).",
+    help="The ledger: a SQLite file, or postgresql://user@host:port/database.",
 )
 
 
@@ -101,13 +102,13 @@ def generate_keys(name: str, out: Path) -> None:
     multiple=True,
     help="Sign this tenant's log only (repeatable; default: every tenant).",
 )
-def checkpoint(database: Path, key_paths: tuple[Path, ...], tenants: tuple[str, ...]) -> None:
+def checkpoint(database: str, key_paths: tuple[Path, ...], tenants: tuple[str, ...]) -> None:
     """Sign the current head of each tenant's log and print the signed notes.
 
     A checkpoint is signed only if it extends the last one signed for that log.
     """
     signers = [load_signer_key(path) for path in key_paths]
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         for tenant in tenants or tuple(ledger.tenants()):
             note = ledger.sign_checkpoint(tenant, signers)
             stdout.print(escape(note), end="")
@@ -127,7 +128,7 @@ def ledger() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Verifier key file(s) (NAME.pub): also verify every checkpoint's signature.",
 )
-def check(database: Path, key_paths: tuple[Path, ...]) -> None:
+def check(database: str, key_paths: tuple[Path, ...]) -> None:
     """Re-hash every entry, check every disclosure, recompute each tenant's tree and compare it
     with the stored frontier and every stored checkpoint; report the first disagreement.
 
@@ -137,7 +138,7 @@ def check(database: Path, key_paths: tuple[Path, ...]) -> None:
     if key_paths and not verifiers:
         raise NoteKeyError(f"no verifier key in {', '.join(str(path) for path in key_paths)}")
     try:
-        with SqliteLedger(database) as opened:
+        with open_ledger(database) as opened:
             found = opened.check(verifiers)
     except StoreError as error:
         console.print(f"ledger check failed: {escape(str(error))}")

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -24,6 +25,7 @@ from raas.cli.db_commands import db
 from raas.cli.gateway_commands import gateway
 from raas.cli.import_commands import import_group
 from raas.cli.ledger_commands import checkpoint, keys, ledger
+from raas.cli.ledger_location import LedgerLocation
 from raas.cli.router_commands import router
 from raas.cli.service_commands import apikey, serve
 from raas.core.contract import Contract, load_contract
@@ -34,12 +36,15 @@ from raas.engine.reference import settle_from_ledger
 from raas.errors import RaasError
 from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
+from raas.ledger import open_ledger
 from raas.ledger.checkpoint import stated_checkpoint
 from raas.ledger.keys import SignerKey, load_signer_key, write_signer_key
 from raas.ledger.keys import generate as generate_keys
-from raas.ledger.sqlite import SqliteLedger
 from raas.service.pages import render_invoice_html
 from raas.sim import SimConfig, Simulation
+
+if TYPE_CHECKING:
+    from raas.ledger import Ledger
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 DEMO_CONTRACT = REPOSITORY_ROOT / "examples" / "contracts" / "acme-support.yaml"
@@ -82,24 +87,24 @@ def main() -> None:
 database_option = click.option(
     "--db",
     "database",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LedgerLocation(),
     default=DATABASE_DEFAULT,
     show_default=True,
     envvar="RAAS_DB",
-    help="The embedded ledger (SQLite file).",
+    help="The ledger: a SQLite file, or postgresql://user@host:port/database.",
 )
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @database_option
-def ingest(files: tuple[str, ...], database: Path) -> None:
+def ingest(files: tuple[str, ...], database: str) -> None:
     """Append events from FILES (a JSON array, or NDJSON named .ndjson or .jsonl).
 
     Each file is validated whole first: if any event in it is bad, nothing of it is stored.
     Appending the same file again stores nothing twice.
     """
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         for name in files:
             receipt = ingest_file(ledger, Path(name))
             stdout.print(
@@ -116,13 +121,13 @@ def ingest(files: tuple[str, ...], database: Path) -> None:
     help="Write the events as NDJSON to this file instead of ingesting them.",
 )
 @database_option
-def simulate(conversations: int, seed: int, out: Path | None, database: Path) -> None:
+def simulate(conversations: int, seed: int, out: Path | None, database: str) -> None:
     """Simulate a month of AI customer service, seeded, and ingest it (or write it as NDJSON)."""
     simulation = _simulation(conversations, seed)
     if out is not None:
         _write_workload(simulation, out)
         return
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         stored, duplicates = _simulate_into(ledger, simulation)
     stdout.print(
         f"{stored:,} events stored in {database}, {duplicates:,} duplicate deliveries ignored"
@@ -153,7 +158,7 @@ def simulate(conversations: int, seed: int, out: Path | None, database: Path) ->
 )
 @database_option
 def settle(
-    contract_path: Path, period_label: str, out: Path, key_path: Path | None, database: Path
+    contract_path: Path, period_label: str, out: Path, key_path: Path | None, database: str
 ) -> None:
     """Settle CONTRACT for one billing period at a signed checkpoint; issue and write the invoice.
 
@@ -166,7 +171,7 @@ def settle(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--period") from error
     signer = load_signer_key(key_path) if key_path is not None else None
-    with SqliteLedger(database) as ledger:
+    with open_ledger(database) as ledger:
         settlement, note = _settle(ledger, contract, period, signer)
     _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
@@ -207,7 +212,7 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     write_signer_key(signer_path, signer_text)
     verifier_path.write_text(verifier_text + "\n", encoding="utf-8")
     simulation = _simulation(conversations, seed, tenant=contract.buyer)
-    with SqliteLedger(database, vendor=contract.vendor) as ledger:
+    with open_ledger(database, vendor=contract.vendor) as ledger:
         _simulate_into(ledger, simulation)
         period = period_containing(simulation.config.start_utc, contract.time_zone)
         settlement, note = _settle(ledger, contract, period, load_signer_key(signer_path))
@@ -257,7 +262,7 @@ def _simulated_batches(simulation: Simulation, description: str) -> Iterator[byt
         progress.update(task, completed=hours_total)
 
 
-def _simulate_into(ledger: SqliteLedger, simulation: Simulation) -> tuple[int, int]:
+def _simulate_into(ledger: Ledger, simulation: Simulation) -> tuple[int, int]:
     stored = duplicates = 0
     # As a stream, so each batch is simulated and parsed while the one before commits.
     batches = _simulated_batches(simulation, "simulate and ingest")
@@ -275,7 +280,7 @@ def _write_workload(simulation: Simulation, out: Path) -> None:
 
 
 def _settle(
-    ledger: SqliteLedger, contract: Contract, period: Period, signer: SignerKey | None
+    ledger: Ledger, contract: Contract, period: Period, signer: SignerKey | None
 ) -> tuple[Settlement, str]:
     """Settle at a signed checkpoint of the buyer's log and store the invoice as issued."""
     tenant = contract.buyer

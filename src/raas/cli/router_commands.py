@@ -11,8 +11,9 @@ from typing import Any, Literal
 import click
 import msgspec
 
+from raas.cli.ledger_location import LedgerLocation
 from raas.core.contract import load_contract
-from raas.ledger.sqlite import SqliteLedger
+from raas.ledger import open_ledger
 from raas.router.features import FeatureConfig
 from raas.router.model import Predictor, RouterError, TrainingInfo, load, save
 
@@ -60,8 +61,8 @@ split_option = click.option(
 @click.option(
     "--db",
     "database",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Learn from this ledger (SQLite file) instead of CSVs.",
+    type=LedgerLocation(exists=True),
+    help="Learn from this ledger (SQLite file or postgresql:// URL) instead of CSVs.",
 )
 @click.option(
     "--contract",
@@ -95,7 +96,7 @@ def train_command(
     weak: str | None,
     strong: str | None,
     split: Split,
-    database: Path | None,
+    database: str | None,
     contract_path: Path | None,
     as_of: datetime | None,
     no_text: bool,
@@ -148,7 +149,7 @@ def train_command(
         if as_of is not None and as_of.utcoffset() is None:
             raise click.BadParameter("expected a time with its UTC offset", param_hint="--as-of")
         contract = load_contract(contract_path)
-        with SqliteLedger(database) as ledger:
+        with open_ledger(database) as ledger:
             examples, report = examples_from_ledger(
                 ledger, contract, config, as_of=as_of, reveal_text=not no_text
             )

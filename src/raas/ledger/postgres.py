@@ -1,0 +1,1033 @@
+"""The production ledger: events in PostgreSQL (psycopg 3), appended once, each tenant's events a
+dense Merkle log whose frontier moves in the same transaction, with the SQLite ledger's semantics
+and byte for byte the same entries, leaves, roots, proofs, checkpoints and invoices. One
+difference: PostgreSQL text holds no NUL character, so an event with one in its tenant, source,
+id or customer is refused (StoreError, nothing of its batch stored) where SQLite would keep it.
+
+The schema is the Alembic revision `0001_ledger` (raas.migrations). Opening a database that was
+never migrated migrates it to the newest revision, as opening a new SQLite file creates it; a
+database migrated before is used as it is, and later revisions are applied by
+`raas db upgrade --db URL` once per deployment (not by every server worker as it starts).
+
+Several processes may append at once, to the same tenant too. An append takes, in one
+transaction, a transaction-scoped advisory lock per tenant of its batch (in one global order,
+so two batches never wait on each other in a cycle), looks its keys up, and then takes the
+ledger's seq counter (a row lock held until commit) just before inserting: log indexes and
+frontiers move one batch at a time per tenant, and seqs are handed out in commit order, so a
+read pinned to `max_seq()` sees a set that never changes afterwards, as on SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import struct
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import groupby
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import psycopg
+
+from raas.core.canonical import leaf_hash
+from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
+from raas.core.events import Event, entry_and_disclosures
+from raas.errors import ConflictError, RaasError, StoreError
+from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from raas.ledger.keys import SignerKey, VerifierKey
+from raas.ledger.log import (
+    VENDOR_DEFAULT,
+    LedgerCheck,
+    LedgerProblem,
+    SignedHead,
+    check_vendor,
+    extend_frontier,
+    origin_for,
+    sign_next_checkpoint,
+)
+from raas.ledger.merkle import MerkleFrontier, MerkleTree
+from raas.ledger.store import (
+    EPOCH,
+    ONE_MICROSECOND,
+    AppendReceipt,
+    LogHead,
+    StoredEvent,
+    check_index,
+    check_size,
+    existing_invoice_conflict,
+)
+
+__all__ = ["PostgresLedger"]
+
+# Trees kept in memory for proofs, all tenants together (about 150 bytes a leaf); a larger log
+# builds its tree per call instead.
+TREE_CACHE_LEAVES_MAX: Final = 1_000_000
+# Rows a streaming read fetches from its server-side cursor at a time.
+STREAM_ROWS: Final = 2_000
+CONNECT_TIMEOUT_SECONDS: Final = 10
+_LOCK_KEY_FORMAT: Final = struct.Struct(">q")
+
+_COPY_EVENTS: Final = """
+COPY ledger_events (tenant_number, log_index, seq, source, id, customer, time_us, leaf_hash,
+    entry, disclosures) FROM STDIN (FORMAT BINARY)
+"""
+_COPY_TYPES: Final = [
+    "int4",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "bytea",
+    "bytea",
+    "bytea",
+]
+_STORED_BY_KEY: Final = """
+SELECT k.place, e.entry
+FROM unnest(%b::int4[], %b::text[], %b::text[], %b::int4[]) AS k (number, source, id, place)
+JOIN ledger_events AS e ON e.tenant_number = k.number
+    AND e.source = k.source COLLATE "C" AND e.id = k.id COLLATE "C"
+"""
+_EVENT_COLUMNS: Final = "log_index, seq, entry, disclosures"
+
+_Row = tuple[Any, ...]
+_Result = TypeVar("_Result")
+
+
+class PostgresLedger:
+    """A `LedgerStore` in a PostgreSQL database; safe to share between threads and processes.
+
+    `dsn` is a libpq URL or connection string (postgresql://user@host:port/database). Calls on
+    one instance share one connection, one at a time; streaming reads (`iter_customers`,
+    `iter_events`, `check`) run on their own connection in one read-only snapshot, so they never
+    block appends. `vendor` names the ledger's logs; it is fixed when the ledger is first opened
+    (default "raas") and must match if given again.
+    """
+
+    def __init__(self, dsn: str, *, vendor: str | None = None) -> None:
+        if vendor is not None:
+            check_vendor(vendor)
+        self._dsn = dsn
+        self._lock = threading.Lock()
+        self._trees: dict[str, MerkleTree] = {}
+        # After a batch that held already-stored events, look keys up before inserting: a sender
+        # that retries tends to keep retrying, and a failed insert costs the whole batch again.
+        self._expect_duplicates = False
+        _migrate_if_new(dsn)
+        with _translated("open the ledger"):
+            connection = _connect(dsn)
+            try:
+                self._commitment_key, self._vendor = _configure(connection, vendor)
+            except BaseException:
+                connection.close()
+                raise
+        self._connection: psycopg.Connection[Any] | None = connection
+
+    @property
+    def vendor(self) -> str:
+        return self._vendor
+
+    @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> AppendReceipt:
+        """Store a batch in one transaction, committed before this returns.
+
+        Already-stored events (same key, same entry) and repeats inside the batch count as
+        duplicates; a key that comes back with another entry raises ConflictError and nothing of
+        the batch is stored. Each tenant's log and frontier move with it.
+        """
+        connection = self._open_connection()
+        if not events:
+            return AppendReceipt(0, 0, {})
+        batch = _Batch(events, self._commitment_key)
+        with self._lock, _translated("append to the ledger"):
+            with connection.transaction():
+                receipt = _store(connection, batch, self._expect_duplicates)
+            self._expect_duplicates = receipt.duplicates > batch.repeats_inside
+            return receipt
+
+    def append_batches(self, batches: Iterable[Sequence[Event]]) -> Iterator[AppendReceipt]:
+        """`append` each batch in order, yielding each receipt once its batch is committed.
+
+        Empty batches are skipped; a failing batch raises after the receipts before it.
+        """
+        for events in batches:
+            if events:
+                yield self.append(events)
+
+    def sign_checkpoint(
+        self,
+        tenant: str,
+        signer: SignerKey | Sequence[SignerKey],
+        origin: str | None = None,
+    ) -> str:
+        """Sign and store a checkpoint of the tenant's log as it is now; returns the signed note.
+
+        In one transaction holding the tenant's lock: the stored leaves must give the root the
+        frontier holds, the new (size, root) must be consistent with the last checkpoint signed
+        for the tenant (checked with the auditor's verifier), and the note is stored before the
+        transaction commits. Raises StoreError otherwise.
+        """
+        origin = self.origin(tenant) if origin is None else origin
+        connection = self._open_connection()
+        with self._lock, _translated("sign a checkpoint"), connection.transaction():
+            _lock_tenants(connection, [tenant])
+            size, frontier = _log_state(connection, tenant)
+            root = frontier.root()
+            tree = self._tree(connection, tenant, size)
+            if tree.root(size) != root:
+                raise StoreError(
+                    f"the stored leaves of tenant {tenant!r} give root {tree.root(size).hex()} "
+                    f"at size {size}, but the log's frontier holds {root.hex()}; "
+                    "run `raas ledger check`"
+                )
+            previous = connection.execute(
+                "SELECT origin, size, root FROM ledger_checkpoints WHERE tenant = %s"
+                " ORDER BY number DESC LIMIT 1",
+                (tenant,),
+            ).fetchone()
+            note = sign_next_checkpoint(
+                tenant,
+                origin,
+                size,
+                root,
+                None if previous is None else SignedHead(previous[0], previous[1], previous[2]),
+                tree.consistency_proof,
+                signer,
+            )
+            connection.execute(
+                "INSERT INTO ledger_checkpoints (tenant, origin, size, root, note)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (tenant, origin, size, root, note),
+            )
+            return note
+
+    def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
+        """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
+        connection = self._open_connection()
+        with (
+            self._lock,
+            _translated(f"store invoice {invoice_id!r}"),
+            connection.transaction(),
+        ):
+            inserted = connection.execute(
+                "INSERT INTO ledger_invoices (id, tenant, body) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                (invoice_id, tenant, bytes(body)),
+            ).fetchone()
+            if inserted is not None:
+                return
+            row = connection.execute(
+                "SELECT tenant, body FROM ledger_invoices WHERE id = %s", (invoice_id,)
+            ).fetchone()
+            assert row is not None  # it was there a moment ago, and rows are never deleted
+            stored = (str(row[0]), bytes(row[1]))
+            if stored != (tenant, bytes(body)):
+                raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def head(self, tenant: str) -> int:
+        row = self._fetch_one("SELECT size FROM ledger_logs WHERE tenant = %s", (tenant,))
+        return 0 if row is None else int(row[0])
+
+    def tenants(self) -> list[str]:
+        return [
+            str(row[0])
+            for row in self._fetch_all(
+                "SELECT tenant FROM ledger_logs WHERE size > 0 ORDER BY tenant", ()
+            )
+        ]
+
+    def max_seq(self) -> int:
+        row = self._fetch_one("SELECT max_seq FROM ledger_meta", ())
+        assert row is not None  # written when the ledger was first opened
+        return int(row[0])
+
+    def count(self, tenant: str) -> int:
+        row = self._fetch_one(
+            "SELECT count(*) FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)",
+            (tenant,),
+        )
+        return 0 if row is None else int(row[0])
+
+    def get(self, tenant: str, source: str, id: str) -> StoredEvent | None:
+        row = self._fetch_one(
+            f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+            " AND source = %s AND id = %s",
+            (tenant, source, id),
+        )
+        return None if row is None else _stored(tenant, row)
+
+    def iter_customers(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """Each customer's events, customers sorted, a customer's events by (time, source, id).
+
+        `upto_seq` and `upto_size` bound the read as in `LedgerStore`. Streams: one customer's
+        events are in memory at a time.
+        """
+
+        def read(reader: psycopg.Connection[Any]) -> Iterator[tuple[str, list[StoredEvent]]]:
+            rows = _stream_rows(
+                reader,
+                f"SELECT customer, {_EVENT_COLUMNS} FROM ledger_events"
+                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+                " AND log_index < %s AND seq <= %s ORDER BY customer, time_us, source, id",
+                (tenant, _limit(upto_size), _limit(upto_seq)),
+            )
+            for customer, group in groupby(rows, key=lambda row: str(row[0])):
+                yield customer, [_stored(tenant, row[1:]) for row in group]
+
+        return self._stream(read)
+
+    def iter_events(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """The tenant's events in log order (log_index 0, 1, 2, ...), bounded as above."""
+
+        def read(reader: psycopg.Connection[Any]) -> Iterator[StoredEvent]:
+            rows = _stream_rows(
+                reader,
+                f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
+                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+                " AND log_index < %s AND seq <= %s ORDER BY log_index",
+                (tenant, _limit(upto_size), _limit(upto_seq)),
+            )
+            for row in rows:
+                yield _stored(tenant, row)
+
+        return self._stream(read)
+
+    # -- the Merkle log ------------------------------------------------------------------------
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        """The events at these log indexes, in the order asked; StoreError for one not stored."""
+        with self._lock, _translated("read the ledger"):
+            connection = self._open_connection()
+            size = _log_state(connection, tenant)[0]
+            for index in indexes:
+                check_index(tenant, index, size)
+            if not indexes:
+                return []
+            rows = connection.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
+                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+                " AND log_index = ANY(%s)",
+                (tenant, sorted(set(indexes))),
+            ).fetchall()
+        by_index = {int(row[0]): row for row in rows}
+        missing = [index for index in indexes if index not in by_index]
+        if missing:
+            raise StoreError(
+                f"the log of tenant {tenant!r} has {size} entries but no row at index {missing[0]}"
+            )
+        return [_stored(tenant, by_index[index]) for index in indexes]
+
+    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
+        """The events with these leaf hashes, in the order asked; StoreError names one not found."""
+        wanted = sorted({bytes(leaf) for leaf in leaf_hashes})
+        rows = self._fetch_all(
+            "SELECT leaf_hash, log_index FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+            " AND leaf_hash = ANY(%s)",
+            (tenant, wanted),
+        )
+        index_of = {bytes(row[0]): int(row[1]) for row in rows}
+        for leaf in leaf_hashes:
+            if bytes(leaf) not in index_of:
+                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
+        return self.entries(tenant, [index_of[bytes(leaf)] for leaf in leaf_hashes])
+
+    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of log indexes [start, end)."""
+        with self._lock, _translated("read the ledger's leaf hashes"):
+            connection = self._open_connection()
+            size = _log_state(connection, tenant)[0]
+            check_size(tenant, end, size, "end")
+            check_size(tenant, start, end, "start")
+            return _read_leaves(connection, tenant, start, end)
+
+    def root(self, tenant: str, size: int | None = None) -> bytes:
+        """The Merkle root of the first `size` entries (default: the log as it is now).
+
+        The current root comes from the stored frontier; a past one from the stored leaves.
+        """
+        with self._lock, _translated("read a root"):
+            connection = self._open_connection()
+            log_size, frontier = _log_state(connection, tenant)
+            if size is None or size == log_size:
+                return frontier.root()
+            check_size(tenant, size, log_size)
+            return self._tree(connection, tenant, size).root(size)
+
+    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
+        return self.inclusion_proofs(tenant, [index], size)[0]
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of many entries under one tree size; the tree is built once."""
+        tree = self._tree_of_size(tenant, size)
+        for index in indexes:
+            check_index(tenant, index, size)
+        return [tree.inclusion_proof(index, size) for index in indexes]
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
+        tree = self._tree_of_size(tenant, new_size)
+        check_size(tenant, old_size, new_size, "old size")
+        return tree.consistency_proof(old_size, new_size)
+
+    # -- checkpoints and invoices ----------------------------------------------------------------
+
+    def origin(self, tenant: str) -> str:
+        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
+        return origin_for(self._vendor, tenant)
+
+    def latest_checkpoint(self, tenant: str) -> str | None:
+        row = self._fetch_one(
+            "SELECT note FROM ledger_checkpoints WHERE tenant = %s ORDER BY number DESC LIMIT 1",
+            (tenant,),
+        )
+        return None if row is None else str(row[0])
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        row = self._fetch_one(
+            "SELECT note FROM ledger_checkpoints WHERE tenant = %s AND size = %s"
+            " ORDER BY number DESC LIMIT 1",
+            (tenant, size),
+        )
+        return None if row is None else str(row[0])
+
+    def get_invoice(self, invoice_id: str) -> bytes | None:
+        row = self._fetch_one("SELECT body FROM ledger_invoices WHERE id = %s", (invoice_id,))
+        return None if row is None else bytes(row[0])
+
+    def list_invoices(self, tenant: str) -> list[str]:
+        rows = self._fetch_all(
+            "SELECT id FROM ledger_invoices WHERE tenant = %s ORDER BY id", (tenant,)
+        )
+        return [str(row[0]) for row in rows]
+
+    # -- checking --------------------------------------------------------------------------------
+
+    def check(self, verifiers: Sequence[VerifierKey] = ()) -> LedgerCheck:
+        """Re-derive what the ledger stores from its entries and compare, up to the first problem.
+
+        The same comparisons as `SqliteLedger.check`, on one read-only snapshot: each log's rows
+        are dense up to its size, hash to their stored leaf hashes, reveal and re-make to the same
+        entry with this ledger's key, and hold the key, customer and time their entry does; the
+        tree they give has every checkpoint's root and the stored frontier; every note states its
+        (size, root) under the log's origin and, with `verifiers`, carries a valid signature;
+        seqs are 1..max_seq, once each.
+        """
+        return next(self._stream(lambda reader: iter([_check(reader, verifiers)])))
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            with _translated("close the ledger"):
+                connection.close()
+
+    def __enter__(self) -> PostgresLedger:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _open_connection(self) -> psycopg.Connection[Any]:
+        """The ledger's connection; a new one if the server dropped the old (the caller may
+        hold the lock or not: replacing it is safe either way, as it was unusable)."""
+        if self._connection is None:
+            raise StoreError("the ledger is closed")
+        if self._connection.broken:
+            with _translated("reconnect to the ledger"):
+                self._connection = _connect(self._dsn)
+        return self._connection
+
+    def _fetch_one(self, query: str, parameters: _Row) -> _Row | None:
+        with self._lock, _translated("read the ledger"):
+            row: _Row | None = self._open_connection().execute(query, parameters).fetchone()
+            return row
+
+    def _fetch_all(self, query: str, parameters: _Row) -> list[_Row]:
+        with self._lock, _translated("read the ledger"):
+            return self._open_connection().execute(query, parameters).fetchall()
+
+    def _tree_of_size(self, tenant: str, size: int) -> MerkleTree:
+        with self._lock, _translated("read the ledger's leaf hashes"):
+            connection = self._open_connection()
+            check_size(tenant, size, _log_state(connection, tenant)[0])
+            return self._tree(connection, tenant, size)
+
+    def _tree(self, connection: psycopg.Connection[Any], tenant: str, size: int) -> MerkleTree:
+        """A tree over at least the first `size` leaves of the tenant (the caller holds the lock).
+
+        Trees are cached and extended, as logs only grow, while they fit TREE_CACHE_LEAVES_MAX.
+        """
+        tree = self._trees.get(tenant) or MerkleTree()
+        if tree.size < size:
+            tree.extend(_read_leaves(connection, tenant, tree.size, size))
+        cached = sum(kept.size for name, kept in self._trees.items() if name != tenant)
+        if cached + tree.size <= TREE_CACHE_LEAVES_MAX:
+            self._trees[tenant] = tree
+        else:
+            self._trees.pop(tenant, None)
+        return tree
+
+    def _stream(
+        self, read: Callable[[psycopg.Connection[Any]], Iterator[_Result]]
+    ) -> Iterator[_Result]:
+        self._open_connection()
+        with _translated("read the ledger"):
+            reader = _connect(self._dsn)
+        try:
+            with _translated("read the ledger"):
+                reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield from read(reader)
+        finally:
+            reader.close()
+
+
+def _connect(dsn: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+
+
+def _migrate_if_new(dsn: str) -> None:
+    """Migrate a database that was never migrated; leave one that was as it is."""
+    from raas.migrations import current, upgrade
+
+    if current(dsn) is None:
+        upgrade(dsn)
+
+
+def _configure(connection: psycopg.Connection[Any], vendor: str | None) -> tuple[bytes, str]:
+    """The ledger's commitment key and vendor, drawn and written when it is first opened."""
+    table = connection.execute("SELECT to_regclass('ledger_meta')").fetchone()
+    if table is None or table[0] is None:
+        raise StoreError(
+            "the database has no ledger tables although it was migrated; "
+            "run `raas db upgrade --db URL`"
+        )
+    with connection.transaction():
+        # Drawn once; it never leaves the database (see commitments).
+        connection.execute(
+            "INSERT INTO ledger_meta (commitment_key, vendor) VALUES (%s, %s)"
+            " ON CONFLICT (singleton) DO NOTHING",
+            (
+                secrets.token_bytes(COMMITMENT_KEY_SIZE_BYTES),
+                VENDOR_DEFAULT if vendor is None else vendor,
+            ),
+        )
+        row = connection.execute("SELECT commitment_key, vendor FROM ledger_meta").fetchone()
+    assert row is not None
+    key, stored_vendor = bytes(row[0]), str(row[1])
+    if len(key) != COMMITMENT_KEY_SIZE_BYTES:
+        raise StoreError(f"the ledger's commitment key is not {COMMITMENT_KEY_SIZE_BYTES} bytes")
+    if vendor is not None and stored_vendor != vendor:
+        raise StoreError(f"the ledger belongs to vendor {stored_vendor!r}, not {vendor!r}")
+    return key, stored_vendor
+
+
+class _Batch:
+    """A batch made ready outside any transaction: one place per distinct key, in batch order.
+
+    A key repeated inside the batch with the same entry is dropped here (a duplicate); with
+    another entry it is a conflict, refused before the database is touched.
+    """
+
+    __slots__ = (
+        "customers",
+        "disclosures",
+        "entries",
+        "events_count",
+        "ids",
+        "leaves",
+        "named_tenants",
+        "repeats_inside",
+        "sources",
+        "tenants",
+        "times",
+    )
+
+    def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
+        self.events_count = len(events)
+        self.tenants: list[str] = []
+        self.sources: list[str] = []
+        self.ids: list[str] = []
+        self.customers: list[str] = []
+        self.times: list[int] = []
+        self.entries: list[bytes] = []
+        self.disclosures: list[bytes] = []
+        self.leaves: list[bytes] = []
+        place_of: dict[tuple[str, str, str], int] = {}
+        for event in events:
+            entry, disclosures = entry_and_disclosures(event, commitment_key)
+            key = (event.tenant, event.source, event.id)
+            if "\x00" in "".join((*key, event.customer)):
+                _refuse_nul(event)
+            place = place_of.get(key)
+            if place is not None:
+                if self.entries[place] != entry:
+                    raise ConflictError(*key, self.leaves[place].hex(), leaf_hash(entry).hex())
+                continue
+            place_of[key] = len(self.entries)
+            self.tenants.append(event.tenant)
+            self.sources.append(event.source)
+            self.ids.append(event.id)
+            self.customers.append(event.customer)
+            self.times.append((event.time - EPOCH) // ONE_MICROSECOND)
+            self.entries.append(entry)
+            self.disclosures.append(disclosures)
+            self.leaves.append(leaf_hash(entry))
+        self.named_tenants = list(dict.fromkeys(self.tenants))
+        self.repeats_inside = self.events_count - len(self.entries)
+
+
+def _refuse_nul(event: Event) -> None:
+    for field in ("tenant", "source", "id", "customer"):
+        if "\x00" in getattr(event, field):
+            raise StoreError(
+                f"event {event.id!r}: field {field!r} holds a NUL character, which PostgreSQL "
+                "text cannot store; nothing of the batch was stored"
+            )
+
+
+def _lock_key(tenant: str) -> int:
+    """The advisory lock key of a tenant's log: 64 bits of SHA-256 of its name."""
+    digest = hashlib.sha256(b"raas ledger log\x00" + tenant.encode()).digest()
+    key: int = _LOCK_KEY_FORMAT.unpack_from(digest)[0]
+    return key
+
+
+def _lock_tenants(connection: psycopg.Connection[Any], tenants: Iterable[str]) -> None:
+    """Hold the tenants' logs until the transaction ends, taken in key order (no deadlock)."""
+    for key in sorted({_lock_key(tenant) for tenant in tenants}):
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+def _store(
+    connection: psycopg.Connection[Any], batch: _Batch, expect_duplicates: bool
+) -> AppendReceipt:
+    """In the caller's transaction: lock the batch's logs, refuse conflicts, store what is new.
+
+    Most batches are new: they are inserted straight away (in a savepoint) and the unique key
+    finds the rare retry, which then goes the way that looks every key up first; after a batch
+    that held retries (`expect_duplicates`), that way is taken from the start.
+    """
+    _lock_tenants(connection, batch.named_tenants)
+    states = {tenant: _log_state_for_append(connection, tenant) for tenant in batch.named_tenants}
+    if not expect_duplicates:
+        try:
+            with connection.transaction():
+                return _insert(connection, batch, states, range(len(batch.entries)))
+        except psycopg.errors.UniqueViolation:
+            pass  # rolled back to the savepoint: the tenants' locks are still held
+    return _insert(connection, batch, states, _new_places(connection, batch, states))
+
+
+def _insert(
+    connection: psycopg.Connection[Any],
+    batch: _Batch,
+    states: dict[str, tuple[int, int, MerkleFrontier]],
+    new_places: Sequence[int],
+) -> AppendReceipt:
+    """Insert the batch's events at these places (new keys), then move each tenant's log."""
+    count = len(new_places)
+    seq_before = 0
+    if count:
+        # The counter's row stays locked until commit: seqs are taken in commit order.
+        row = connection.execute(
+            "UPDATE ledger_meta SET max_seq = max_seq + %s RETURNING max_seq", (count,)
+        ).fetchone()
+        assert row is not None
+        seq_before = int(row[0]) - count
+    next_index = {tenant: size for tenant, (_, size, _) in states.items()}
+    leaves: dict[str, list[bytes]] = {tenant: [] for tenant in states}
+    last_seq: dict[str, int] = {}
+    with connection.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+        copy.set_types(_COPY_TYPES)
+        for seq, place in enumerate(new_places, start=seq_before + 1):
+            tenant = batch.tenants[place]
+            index = next_index[tenant]
+            next_index[tenant] = index + 1
+            leaves[tenant].append(batch.leaves[place])
+            last_seq[tenant] = seq
+            copy.write_row(
+                (
+                    states[tenant][0],
+                    index,
+                    seq,
+                    batch.sources[place],
+                    batch.ids[place],
+                    batch.customers[place],
+                    batch.times[place],
+                    batch.leaves[place],
+                    batch.entries[place],
+                    batch.disclosures[place],
+                )
+            )
+    logs: dict[str, LogHead] = {}
+    for tenant, (number, size_before, frontier) in states.items():
+        size = next_index[tenant]
+        if size != size_before:
+            frontier = extend_frontier(frontier, leaves[tenant])
+            if frontier.size != size:
+                raise StoreError(
+                    f"the frontier of tenant {tenant!r} reached size {frontier.size}, "
+                    f"but its log reached {size}"
+                )
+            connection.execute(
+                "UPDATE ledger_logs SET size = %s, frontier = %s WHERE number = %s",
+                (size, frontier.to_bytes(), number),
+            )
+            logs[tenant] = LogHead(size, last_seq[tenant])
+        else:  # only duplicates of it in this batch
+            logs[tenant] = LogHead(size, _seq_at(connection, number, size - 1))
+    return AppendReceipt(count, batch.events_count - count, logs)
+
+
+def _new_places(
+    connection: psycopg.Connection[Any],
+    batch: _Batch,
+    states: dict[str, tuple[int, int, MerkleFrontier]],
+) -> list[int]:
+    """The batch's places whose key is not stored yet; ConflictError for one stored otherwise."""
+    looked_up = [place for place, tenant in enumerate(batch.tenants) if states[tenant][1] > 0]
+    stored: dict[int, bytes] = {}
+    if looked_up:
+        rows = connection.execute(
+            _STORED_BY_KEY,
+            (
+                [states[batch.tenants[place]][0] for place in looked_up],
+                [batch.sources[place] for place in looked_up],
+                [batch.ids[place] for place in looked_up],
+                looked_up,
+            ),
+        )
+        stored = {int(place): bytes(entry) for place, entry in rows}
+    for place, entry in stored.items():
+        if entry != batch.entries[place]:
+            raise ConflictError(
+                batch.tenants[place],
+                batch.sources[place],
+                batch.ids[place],
+                leaf_hash(entry).hex(),
+                batch.leaves[place].hex(),
+            )
+    return [place for place in range(len(batch.entries)) if place not in stored]
+
+
+def _log_state_for_append(
+    connection: psycopg.Connection[Any], tenant: str
+) -> tuple[int, int, MerkleFrontier]:
+    """(number, size, frontier) of the tenant's log, creating it if the tenant is new."""
+    row = connection.execute(
+        "SELECT number, size, frontier FROM ledger_logs WHERE tenant = %s", (tenant,)
+    ).fetchone()
+    if row is None:
+        frontier = MerkleFrontier()
+        row = connection.execute(
+            "INSERT INTO ledger_logs (tenant, size, frontier) VALUES (%s, 0, %s)"
+            " RETURNING number, size, frontier",
+            (tenant, frontier.to_bytes()),
+        ).fetchone()
+        assert row is not None
+    return _frontier_checked(tenant, row)
+
+
+def _frontier_checked(tenant: str, row: _Row) -> tuple[int, int, MerkleFrontier]:
+    number, size, serialized = int(row[0]), int(row[1]), bytes(row[2])
+    try:
+        frontier = MerkleFrontier.from_bytes(serialized)
+    except ValueError as error:
+        raise StoreError(f"the stored frontier of tenant {tenant!r} is damaged: {error}") from error
+    if frontier.size != size:
+        raise StoreError(
+            f"the log of tenant {tenant!r} records {size} entries but its frontier "
+            f"{frontier.size}; run `raas ledger check`"
+        )
+    return number, size, frontier
+
+
+def _log_state(connection: psycopg.Connection[Any], tenant: str) -> tuple[int, MerkleFrontier]:
+    """(size, frontier) of the tenant's log; size 0 and an empty frontier if it has none."""
+    row = connection.execute(
+        "SELECT number, size, frontier FROM ledger_logs WHERE tenant = %s", (tenant,)
+    ).fetchone()
+    if row is None:
+        return 0, MerkleFrontier()
+    _, size, frontier = _frontier_checked(tenant, row)
+    return size, frontier
+
+
+def _seq_at(connection: psycopg.Connection[Any], number: int, index: int) -> int:
+    row = connection.execute(
+        "SELECT seq FROM ledger_events WHERE tenant_number = %s AND log_index = %s",
+        (number, index),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _read_leaves(
+    connection: psycopg.Connection[Any], tenant: str, start: int, end: int
+) -> list[bytes]:
+    """The stored leaf hashes of log indexes [start, end); StoreError if any is missing."""
+    if start >= end:
+        return []
+    rows = connection.execute(
+        "SELECT log_index, leaf_hash FROM ledger_events"
+        " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+        " AND log_index >= %s AND log_index < %s ORDER BY log_index",
+        (tenant, start, end),
+    ).fetchall()
+    if len(rows) != end - start or (rows and int(rows[-1][0]) != end - 1):
+        raise StoreError(
+            f"the leaf hashes of tenant {tenant!r} between indexes {start} and {end} are "
+            "incomplete; run `raas ledger check`"
+        )
+    return [bytes(row[1]) for row in rows]
+
+
+def _stream_rows(reader: psycopg.Connection[Any], query: str, parameters: _Row) -> Iterator[_Row]:
+    """A query's rows through a server-side cursor, a few thousand at a time."""
+    with reader.cursor(name="raas_stream") as cursor:
+        cursor.itersize = STREAM_ROWS
+        cursor.execute(query, parameters)
+        yield from cursor
+
+
+def _stored(tenant: str, row: _Row) -> StoredEvent:
+    """A StoredEvent from (log_index, seq, entry, disclosures); the leaf hash from the entry."""
+    entry = bytes(row[2])
+    return StoredEvent(int(row[1]), tenant, int(row[0]), leaf_hash(entry), entry, bytes(row[3]))
+
+
+def _limit(bound: int | None) -> int:
+    # bigint columns: the largest one stands for "no limit".
+    return 2**63 - 1 if bound is None else bound
+
+
+class _Found(Exception):
+    """Stops a check at its first problem."""
+
+    def __init__(self, problem: LedgerProblem) -> None:
+        self.problem = problem
+
+
+def _check(reader: psycopg.Connection[Any], verifiers: Sequence[VerifierKey]) -> LedgerCheck:
+    """Everything `PostgresLedger.check` compares, on one snapshot; stops at the first problem."""
+    meta = reader.execute("SELECT commitment_key, max_seq FROM ledger_meta").fetchone()
+    assert meta is not None
+    commitment_key, max_seq = bytes(meta[0]), int(meta[1])
+    logs = reader.execute(
+        "SELECT tenant, number, size, frontier FROM ledger_logs ORDER BY tenant"
+    ).fetchall()
+    seqs_seen = bytearray(max_seq + 1)
+    counts = {"entries": 0, "checkpoints": 0, "verified": 0}
+    problem: LedgerProblem | None = None
+    try:
+        for tenant, number, size, frontier in logs:
+            _check_log(
+                reader,
+                str(tenant),
+                int(number),
+                int(size),
+                bytes(frontier),
+                commitment_key,
+                verifiers,
+                seqs_seen,
+                counts,
+            )
+        row = reader.execute("SELECT count(*) FROM ledger_events").fetchone()
+        rows = 0 if row is None else int(row[0])
+        if rows != counts["entries"]:
+            raise _Found(
+                LedgerProblem(
+                    None,
+                    None,
+                    None,
+                    f"{rows} event rows are stored but the logs hold {counts['entries']}",
+                )
+            )
+        if seqs_seen.count(1) != max_seq:
+            missing = seqs_seen.index(0, 1)
+            raise _Found(
+                LedgerProblem(
+                    None, None, missing, f"no event has seq {missing}, below max_seq {max_seq}"
+                )
+            )
+    except _Found as found:
+        problem = found.problem
+    return LedgerCheck(
+        tenants=len(logs),
+        entries=counts["entries"],
+        checkpoints=counts["checkpoints"],
+        signatures_verified=counts["verified"],
+        problem=problem,
+    )
+
+
+def _check_log(
+    reader: psycopg.Connection[Any],
+    tenant: str,
+    number: int,
+    size: int,
+    stored_frontier: bytes,
+    commitment_key: bytes,
+    verifiers: Sequence[VerifierKey],
+    seqs_seen: bytearray,
+    counts: dict[str, int],
+) -> None:
+    def fail(what: str, index: int | None = None, seq: int | None = None) -> _Found:
+        return _Found(LedgerProblem(tenant, index, seq, what))
+
+    checkpoints: dict[int, list[tuple[str, bytes, str]]] = {}
+    for origin, checkpoint_size, root, note in reader.execute(
+        "SELECT origin, size, root, note FROM ledger_checkpoints WHERE tenant = %s ORDER BY number",
+        (tenant,),
+    ):
+        checkpoints.setdefault(int(checkpoint_size), []).append(
+            (str(origin), bytes(root), str(note))
+        )
+    origins = {origin for notes in checkpoints.values() for origin, _, _ in notes}
+    if len(origins) > 1:
+        raise fail(f"checkpoints were signed under several origins: {sorted(origins)}")
+    beyond = [checkpoint_size for checkpoint_size in checkpoints if checkpoint_size > size]
+    if beyond:
+        raise fail(f"a checkpoint of size {beyond[0]} is beyond the log's {size} entries")
+
+    frontier = MerkleFrontier()
+    expected = 0
+    for row in _stream_rows(
+        reader,
+        "SELECT log_index, seq, source, id, customer, time_us, leaf_hash, entry, disclosures"
+        " FROM ledger_events WHERE tenant_number = %s ORDER BY log_index",
+        (number,),
+    ):
+        index, seq = int(row[0]), int(row[1])
+        if index != expected:
+            raise fail(f"no entry is stored at log index {expected}", expected)
+        if index >= size:
+            raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
+        expected += 1
+        if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
+            raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
+        seqs_seen[seq] = 1
+        entry, stored_leaf = bytes(row[7]), bytes(row[6])
+        leaf = leaf_hash(entry)
+        if stored_leaf != leaf:
+            raise fail(
+                f"the entry hashes to leaf {leaf.hex()}, but the stored leaf hash is "
+                f"{stored_leaf.hex()}",
+                index,
+                seq,
+            )
+        what = _check_entry(tenant, row, commitment_key)
+        if what is not None:
+            raise fail(what, index, seq)
+        frontier.append(leaf)
+        notes = checkpoints.get(frontier.size)
+        if notes:
+            _check_notes(frontier.size, frontier.root(), notes, verifiers, counts, fail)
+        counts["entries"] += 1
+    if expected != size:
+        raise fail(f"the log records {size} entries but only {expected} are stored", expected)
+    if frontier.to_bytes() != stored_frontier:
+        raise fail(
+            f"the stored frontier does not match the tree of the entries (root "
+            f"{frontier.root().hex()} at size {size})"
+        )
+
+
+def _check_entry(tenant: str, row: _Row, commitment_key: bytes) -> str | None:
+    """What is wrong with one stored row (..., source, id, customer, time_us, _, entry,
+    disclosures), or None."""
+    source, event_id, customer, time = str(row[2]), str(row[3]), str(row[4]), int(row[5])
+    entry, disclosures = bytes(row[7]), bytes(row[8])
+    try:
+        event = reveal(entry, disclosures)  # checks the disclosures against the entry first
+    except (DisclosureError, StoreError) as error:
+        return str(error)
+    if event.tenant != tenant:
+        return f"the entry is event {event.id!r} of tenant {event.tenant!r}"
+    if (event.source, event.id) != (source, event_id):
+        return (
+            f"the row is keyed as event {event_id!r} from {source!r}, but its entry is event "
+            f"{event.id!r} from {event.source!r}"
+        )
+    if customer != event.customer:
+        return f"the entry is customer {event.customer!r}'s but its row says {customer!r}"
+    if (event.time - EPOCH) // ONE_MICROSECOND != time:
+        return f"the row places the entry at another time ({time} us since the epoch)"
+    try:
+        rebuilt = entry_and_disclosures(event, commitment_key)
+    except RaasError as error:
+        return f"the revealed event cannot be made an entry again: {error}"
+    if rebuilt != (entry, disclosures):
+        return (
+            "the entry or its disclosures are not what this ledger makes of the event they "
+            "reveal (a changed value, salt or encoding)"
+        )
+    return None
+
+
+def _check_notes(
+    size: int,
+    root: bytes,
+    notes: list[tuple[str, bytes, str]],
+    verifiers: Sequence[VerifierKey],
+    counts: dict[str, int],
+    fail: Callable[..., _Found],
+) -> None:
+    for origin, stored_root, note in notes:
+        counts["checkpoints"] += 1
+        if stored_root != root:
+            raise fail(
+                f"the checkpoint at size {size} holds root {stored_root.hex()}, but the entries "
+                f"give {root.hex()}",
+                size - 1 if size else None,
+            )
+        try:
+            stated = Checkpoint(origin, size, root).body()
+        except CheckpointError as error:
+            raise fail(f"the checkpoint at size {size} is malformed: {error}") from None
+        if not note.startswith(stated + "\n"):
+            raise fail(
+                f"the note of the checkpoint at size {size} does not state its size, root "
+                f"and origin {origin!r}"
+            )
+        if verifiers:
+            try:
+                open_checkpoint(note, verifiers, origin=origin)
+            except CheckpointError as error:
+                raise fail(f"the checkpoint at size {size}: {error}") from None
+            counts["verified"] += 1
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Driver errors become StoreError, naming what the ledger was doing."""
+    try:
+        yield
+    except psycopg.Error as error:
+        raise StoreError(f"could not {action}: {error}") from error
