@@ -233,3 +233,14 @@ def test_a_time_out_of_range_in_utc_is_named_not_a_server_error(service: Service
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "time"
+
+
+def test_an_unknown_query_parameter_is_refused_by_name(service: Service) -> None:
+    response = service.client.get(
+        "/v1/disputes?invoice=acme-support-v1-2026-11", headers=service.headers("acme", "buyer")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "query.invoice", "reason": "is not a parameter of this route"}
+    ]
+    assert "invoice_id" in response.json()["detail"]

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
@@ -123,6 +124,7 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(_reject_unknown_query)],
     )
     app.state.services = services
     app.state.settings = settings
@@ -303,6 +305,35 @@ DisputeRuler = Annotated[Tenant, Depends(access(Action.RULE_DISPUTES))]
 DisputeReader = Annotated[Tenant, Depends(access(Action.READ_DISPUTES))]
 Name = Annotated[str, Path(min_length=1, max_length=256)]
 Size = Annotated[int, Path(ge=0, le=models.LOG_SIZE_MAX)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
+
+
+def _reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is an error, never silently ignored: a
+    misspelt `invoice_id` would otherwise list every dispute."""
+    route = request.scope.get("route")
+    if route is None or not request.url.path.startswith("/v1/"):
+        return
+    taken = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - taken)
+    if unknown:
+        expected = ", ".join(sorted(taken)) or "none"
+        raise ServiceError(
+            422,
+            "invalid-request",
+            "Invalid request",
+            f"query parameter {unknown[0]!r} is not taken here (expected: {expected})",
+            errors=[
+                FieldError(field=f"query.{name}", reason="is not a parameter of this route")
+                for name in unknown
+            ],
+        )
 
 
 def _add_routes(app: FastAPI) -> None:
