@@ -30,9 +30,10 @@ from typing import Any
 
 import msgspec
 
-from ingest import workload  # bench/ingest.py, beside this file
+from ingest import bodies_of, workload  # bench/ingest.py, beside this file
 from raas.core.events import Event
 from raas.ledger.sqlite import SqliteLedger, _Batch
+from stages import stage_breakdown  # bench/stages.py
 
 RESULTS_PATH = Path(__file__).parent / "results" / "appends.json"
 TARGET_EVENTS_PER_SECOND = 100_000
@@ -124,6 +125,8 @@ def main() -> None:
     prepare = statistics.median(
         prepare_microseconds(batches, events_count) for _ in range(arguments.runs)
     )
+    print("timing the stages ...", flush=True)
+    stages = stage_breakdown(bodies_of(events, arguments.batch), arguments.folder)
 
     summary: dict[str, Any] = {
         "benchmark": (
@@ -151,6 +154,9 @@ def main() -> None:
             for mode, items in results.items()
         },
         "prepare_cpu_microseconds_per_event": round(prepare, 2),
+        # CPU microseconds an event, stage by stage (bench/stages.py; decode_validate is not
+        # part of an append from parsed events).
+        "stages": stages,
         "checked_after_last_run": {"entries": check.entries, "problem": None},
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "runs_detail": results,
@@ -168,6 +174,7 @@ def main() -> None:
             f"{summary['median_cpu_microseconds_per_event'][mode]} us CPU an event"
         )
     print(f"events per CPU second: {summary['events_per_cpu_second']}")
+    print("stages, CPU us an event: " + ", ".join(f"{k} {v}" for k, v in stages.items()))
     print(
         f"making a batch ready: {summary['prepare_cpu_microseconds_per_event']} us CPU an event; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"

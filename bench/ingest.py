@@ -57,6 +57,7 @@ from raas.core.events import (
 )
 from raas.ingest import parse_batch
 from raas.ledger.sqlite import SqliteLedger
+from stages import stage_breakdown  # bench/stages.py, beside this file
 
 RESULTS_PATH = Path(__file__).parent / "results" / "ingest.json"
 TARGET_EVENTS_PER_SECOND = 100_000
@@ -347,6 +348,8 @@ def main() -> None:
                     flush=True,
                 )
 
+    print("timing the stages ...", flush=True)
+    stages = stage_breakdown(bodies, arguments.folder)
     median = statistics.median(result["events_per_second"] for result in sequential)
     parse = sum(result["parse_seconds"] for result in sequential)
     append = sum(result["append_seconds"] for result in sequential)
@@ -367,6 +370,8 @@ def main() -> None:
             sequential[-1]["database_bytes"] / (events_count + arguments.prefill)
         ),
         "target_events_per_second": TARGET_EVENTS_PER_SECOND,
+        # CPU microseconds an event, stage by stage (bench/stages.py).
+        "stages": stages,
         "stream_median_events_per_second": round(
             statistics.median(result["events_per_second"] for result in streamed)
         ),
@@ -406,6 +411,7 @@ def main() -> None:
         f"({summary['parse_microseconds_per_event']} + "
         f"{summary['append_microseconds_per_event']} us an event)"
     )
+    print("stages, CPU us an event: " + ", ".join(f"{k} {v}" for k, v in stages.items()))
     print(f"median as a stream: {summary['stream_median_events_per_second']:,} events/s")
     if in_processes:
         print(

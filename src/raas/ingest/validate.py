@@ -51,6 +51,7 @@ def _typed_envelope(type_name: str, data_class: type[msgspec.Struct]) -> type[ms
         forbid_unknown_fields=config.forbid_unknown_fields,
         tag_field="type",
         tag=type_name,
+        gc=config.gc,
     )
 
 
