@@ -41,6 +41,7 @@ from raas.service.problems import (
 from raas.service.settings import ServiceSettings, open_stores
 from raas.service.store import ServiceStore
 from raas.service.tenancy import Action, TenantData, checkpoint_size
+from raas.service.traces import add_traces_route
 
 __all__ = ["INGEST_PATHS", "create_app"]
 
@@ -130,6 +131,7 @@ def create_app(
     app.state.settings = settings
     _add_error_handlers(app)
     _add_routes(app)
+    add_traces_route(app, settings)
     _document_problems(app)
     app.state.dashboard = mount_dashboard(app, settings, ledger, store, signers)
 
