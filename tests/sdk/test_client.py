@@ -1,6 +1,6 @@
-"""The SDK against a real ingest endpoint and SQLite ledger: every helper makes the event the
-service stores, a retried batch is stored once, a full queue pushes back instead of growing,
-and what is queued at exit is still delivered."""
+"""The SDK against the service app (`raas serve`'s) over a real SQLite ledger: every helper
+makes the event the service stores, a retried batch is stored once, a full queue pushes back
+instead of growing, and what is queued at exit is still delivered."""
 
 from __future__ import annotations
 
@@ -15,28 +15,54 @@ from typing import Any
 
 import httpx
 import pytest
-from ingest_server import FaultGate, IngestApp, serving
+from fault_gate import FaultGate
 
 import raas
 from raas.core.events import DATA_TYPES, ModelCall
 from raas.errors import EventError
 from raas.ledger.sqlite import SqliteLedger
 from raas.sdk import ClientClosedError, DeliveryError, QueueFullError
+from raas.service.apikeys import create_api_key
+from raas.service.app import create_app
+from raas.service.settings import ServiceSettings
+from raas.service.sql_store import SqliteServiceStore
+from serving import serving
 
-KEY = "key-acme"
 # Disputes are filed by buyers through the API, under their own customer, not by agents.
 AGENT_EVENT_TYPES = {name for name in DATA_TYPES if ".dispute." not in name}
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
-    with SqliteLedger(tmp_path / "ledger.db") as store:
-        yield store
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "raas.db"
 
 
 @pytest.fixture
-def gate(ledger: SqliteLedger) -> FaultGate:
-    return FaultGate(IngestApp(ledger, {KEY: "acme"}))
+def key(database: Path) -> str:
+    store = SqliteServiceStore(database)
+    try:
+        secret: str = create_api_key(store, "acme", "ingest", "sdk tests", "test")[0]
+    finally:
+        store.close()
+    return secret
+
+
+@pytest.fixture
+def gate(database: Path, key: str) -> Iterator[FaultGate]:
+    """The service app (`raas serve`'s) over the database, behind a fault gate."""
+    settings = ServiceSettings(
+        database=f"sqlite:///{database}", requests_per_second=10_000, requests_burst=10_000
+    )
+    app = create_app(settings)
+    yield FaultGate(app)
+    app.state.services.store.close()
+    app.state.services.ledger.close()
+
+
+@pytest.fixture
+def ledger(database: Path, gate: FaultGate) -> Iterator[SqliteLedger]:
+    with SqliteLedger(database) as store:
+        yield store
 
 
 @pytest.fixture
@@ -45,10 +71,10 @@ def url(gate: FaultGate) -> Iterator[str]:
         yield base
 
 
-def _client(url: str, **options: Any) -> raas.Client:
+def _client(url: str, key: str, **options: Any) -> raas.Client:
     options.setdefault("backoff_initial_seconds", 0.01)
     options.setdefault("backoff_max_seconds", 0.05)
-    return raas.Client(url, api_key=KEY, tenant="acme", **options)
+    return raas.Client(url, api_key=key, tenant="acme", **options)
 
 
 def _every_event_type(chat: raas.Conversation[Any]) -> list[Any]:
@@ -76,8 +102,10 @@ def _every_event_type(chat: raas.Conversation[Any]) -> list[Any]:
     ]
 
 
-def test_every_helper_records_the_event_the_ledger_stores(url: str, ledger: SqliteLedger) -> None:
-    with _client(url) as client:
+def test_every_helper_records_the_event_the_ledger_stores(
+    url: str, key: str, ledger: SqliteLedger
+) -> None:
+    with _client(url, key) as client:
         chat = client.conversation("conv-1", customer="cust-9", intent="delivery")
         _every_event_type(chat)
         client.flush()
@@ -91,8 +119,8 @@ def test_every_helper_records_the_event_the_ledger_stores(url: str, ledger: Sqli
     assert model_call.cost == Decimal("0.00042")
 
 
-def test_a_bad_event_is_refused_at_the_call_site_and_nothing_is_queued(url: str) -> None:
-    with _client(url) as client:
+def test_a_bad_event_is_refused_at_the_call_site_and_nothing_is_queued(url: str, key: str) -> None:
+    with _client(url, key) as client:
         chat = client.conversation("conv-1", customer="cust-9")
         with pytest.raises(EventError, match=r"data\.score"):
             chat.csat(9)
@@ -104,13 +132,13 @@ def test_a_bad_event_is_refused_at_the_call_site_and_nothing_is_queued(url: str)
 
 
 def test_an_upstream_that_fails_then_succeeds_stores_each_event_once(
-    url: str, gate: FaultGate, ledger: SqliteLedger
+    url: str, key: str, gate: FaultGate, ledger: SqliteLedger
 ) -> None:
     # The first two sends reach the ledger but their acknowledgements are lost (503), the next
     # one is refused outright: the client must send the same ids again until one is acknowledged.
     gate.fail_after_store = 2
     gate.refuse = 1
-    with _client(url, batch_events=50) as client:
+    with _client(url, key, batch_events=50) as client:
         chat = client.conversation("conv-1", customer="cust-1")
         for number in range(120):
             chat.message("ai", f"answer {number}")
@@ -124,10 +152,10 @@ def test_an_upstream_that_fails_then_succeeds_stores_each_event_once(
     assert stats.failed == 0
 
 
-def test_a_refused_batch_is_reported_by_flush(url: str, ledger: SqliteLedger) -> None:
+def test_a_refused_batch_is_reported_by_flush(url: str, key: str, ledger: SqliteLedger) -> None:
     client = raas.Client(url, api_key="not-a-key", tenant="acme")
     client.conversation("conv-1", customer="cust-1").started()
-    with pytest.raises(DeliveryError, match="HTTP 401: unknown key") as raised:
+    with pytest.raises(DeliveryError, match="HTTP 401: the API key is unknown") as raised:
         client.flush()
     assert raised.value.failed_events == 1
     assert client.stats.failed == 1
@@ -135,9 +163,9 @@ def test_a_refused_batch_is_reported_by_flush(url: str, ledger: SqliteLedger) ->
     assert ledger.count("acme") == 0
 
 
-def test_retries_end_after_retries_max(url: str, gate: FaultGate) -> None:
+def test_retries_end_after_retries_max(url: str, key: str, gate: FaultGate) -> None:
     gate.refuse = 10
-    with _client(url, retries_max=2) as client:
+    with _client(url, key, retries_max=2) as client:
         client.conversation("conv-1", customer="cust-1").started()
         with pytest.raises(DeliveryError, match="gave up after 2 retries; last: HTTP 503"):
             client.flush()
@@ -145,10 +173,10 @@ def test_retries_end_after_retries_max(url: str, gate: FaultGate) -> None:
 
 
 def test_a_full_queue_raises_instead_of_growing(
-    url: str, gate: FaultGate, ledger: SqliteLedger
+    url: str, key: str, gate: FaultGate, ledger: SqliteLedger
 ) -> None:
     gate.held.clear()  # the service stops answering
-    client = _client(url, batch_events=2, queue_events_max=5, when_full="raise")
+    client = _client(url, key, batch_events=2, queue_events_max=5, when_full="raise")
     chat = client.conversation("conv-1", customer="cust-1")
     sent = 0
     with pytest.raises(QueueFullError, match="5 events are waiting to be sent"):
@@ -163,10 +191,10 @@ def test_a_full_queue_raises_instead_of_growing(
 
 
 def test_a_full_queue_blocks_then_raises_after_the_block_timeout(
-    url: str, gate: FaultGate, ledger: SqliteLedger
+    url: str, key: str, gate: FaultGate, ledger: SqliteLedger
 ) -> None:
     gate.held.clear()
-    client = _client(url, batch_events=1, queue_events_max=3, block_timeout_seconds=0.05)
+    client = _client(url, key, batch_events=1, queue_events_max=3, block_timeout_seconds=0.05)
     chat = client.conversation("conv-1", customer="cust-1")
     sent = 0
     with pytest.raises(QueueFullError):
@@ -179,20 +207,22 @@ def test_a_full_queue_blocks_then_raises_after_the_block_timeout(
     assert ledger.count("acme") == sent
 
 
-def test_a_closed_client_refuses_events(url: str) -> None:
-    client = _client(url)
+def test_a_closed_client_refuses_events(url: str, key: str) -> None:
+    client = _client(url, key)
     client.close()
     client.close()
     with pytest.raises(ClientClosedError):
         client.conversation("conv-1", customer="cust-1").started()
 
 
-def test_events_queued_when_the_program_exits_are_delivered(url: str, ledger: SqliteLedger) -> None:
+def test_events_queued_when_the_program_exits_are_delivered(
+    url: str, key: str, ledger: SqliteLedger
+) -> None:
     # A long flush interval: only the exit hook can have sent them.
     script = textwrap.dedent(
         f"""
         import raas
-        client = raas.Client({url!r}, api_key={KEY!r}, tenant="acme",
+        client = raas.Client({url!r}, api_key={key!r}, tenant="acme",
                              flush_interval_seconds=3600, batch_events=1000)
         chat = client.conversation("conv-exit", customer="cust-1")
         for number in range(30):
@@ -206,22 +236,22 @@ def test_events_queued_when_the_program_exits_are_delivered(url: str, ledger: Sq
 # -- the async client ----------------------------------------------------------------------------
 
 
-def _async_client(gate: FaultGate, **options: Any) -> raas.AsyncClient:
+def _async_client(gate: FaultGate, key: str, **options: Any) -> raas.AsyncClient:
     options.setdefault("backoff_initial_seconds", 0.01)
     options.setdefault("backoff_max_seconds", 0.05)
     transport = httpx.ASGITransport(app=gate)
     return raas.AsyncClient(
-        "http://raas.test", api_key=KEY, tenant="acme", transport=transport, **options
+        "http://raas.test", api_key=key, tenant="acme", transport=transport, **options
     )
 
 
 def test_async_helpers_and_retries_store_each_event_once(
-    gate: FaultGate, ledger: SqliteLedger
+    gate: FaultGate, key: str, ledger: SqliteLedger
 ) -> None:
     gate.fail_after_store = 1
 
     async def run() -> raas.sdk.ClientStats:
-        async with _async_client(gate, batch_events=5) as client:
+        async with _async_client(gate, key, batch_events=5) as client:
             chat = client.conversation("conv-a", customer="cust-2", intent="refund")
             for step in _every_event_type(chat):
                 await step
@@ -234,9 +264,9 @@ def test_async_helpers_and_retries_store_each_event_once(
     assert (stats.accepted, stats.duplicates, stats.retries) == (len(AGENT_EVENT_TYPES) - 5, 5, 1)
 
 
-def test_async_full_queue_raises(gate: FaultGate, ledger: SqliteLedger) -> None:
+def test_async_full_queue_raises(gate: FaultGate, key: str, ledger: SqliteLedger) -> None:
     async def run() -> int:
-        client = _async_client(gate, batch_events=2, queue_events_max=4, when_full="raise")
+        client = _async_client(gate, key, batch_events=2, queue_events_max=4, when_full="raise")
         chat = client.conversation("conv-a", customer="cust-2")
         sent = 0
         # Nothing runs the sending task between these sends: the queue fills to its bound.
