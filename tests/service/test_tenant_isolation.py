@@ -75,6 +75,32 @@ def populate(service: Service, tenant: str) -> Holdings:
     )
 
 
+def otlp_span_of(victim: Holdings) -> bytes:
+    """An OTLP JSON export whose GenAI span names the victim's tenant, customer and conversation:
+    the key's tenant is the only one it may reach."""
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.conversation.id": f"{victim.tenant}-c1",
+        "raas.customer": "customer-1",
+        "raas.tenant": victim.tenant,
+    }
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "startTimeUnixNano": "1793700000000000000",
+        "endTimeUnixNano": "1793700000500000000",
+        "attributes": [
+            {"key": key, "value": {"stringValue": value}} for key, value in attributes.items()
+        ]
+        + [
+            {"key": f"gen_ai.usage.{kind}_tokens", "value": {"intValue": "1"}}
+            for kind in ("input", "output")
+        ],
+    }
+    return msgspec.json.encode({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+
+
 def requests_against(victim: Holdings) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, route path, request) for every /v1 route, aimed at the victim's identifiers."""
     invoice = f"/v1/invoices/{victim.invoice_id}"
@@ -83,6 +109,7 @@ def requests_against(victim: Holdings) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         ("GET", "/v1/me", {}),
         ("POST", "/v1/events", {"content": msgspec.json.encode(events), "headers": JSON}),
+        ("POST", "/v1/traces", {"content": otlp_span_of(victim), "headers": JSON}),
         ("POST", "/v1/contracts", {"json": {"document": contract_document(victim.tenant)}}),
         ("GET", "/v1/contracts", {}),
         ("GET", "/v1/contracts/{contract}", {"path": f"/v1/contracts/{victim.contract}"}),
