@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from gateway_upstream import FakeUpstream, ServerThread
 
-from raas.core.events import Event, Handoff, ModelCall
+from raas.core.events import Event, Handoff, ModelCall, RouteDecision
 from raas.gateway import build_gateway, parse_tier_file
 from raas.ledger.sqlite import SqliteLedger
 
@@ -92,10 +92,10 @@ def _sse(response: httpx.Response) -> list[Any]:
     return out
 
 
-def _subject(event: Event) -> dict[str, Any]:
-    assert event.subject is not None
-    decoded: dict[str, Any] = msgspec.json.decode(event.subject)
-    return decoded
+def _decision(event: Event) -> RouteDecision:
+    assert isinstance(event.data, ModelCall | Handoff)
+    assert event.data.decision is not None
+    return event.data.decision
 
 
 def test_plain_completion_goes_to_the_cheapest_tier_and_is_accounted(
@@ -115,8 +115,10 @@ def test_plain_completion_goes_to_the_cheapest_tier_and_is_accounted(
     assert (call.tier, call.model, call.input_tokens, call.output_tokens) == ("small", "ok", 11, 5)
     assert call.cost == Decimal(IN_PRICE) * 11 + Decimal(OUT_PRICE) * 5
     assert event.conversation == "c1" and event.intent == "tracking" and event.customer == "c1"
-    subject = _subject(event)
-    assert subject["rule"] == "only_tier" and subject["attempt"] == 1
+    decision = _decision(event)
+    assert (decision.tier, decision.rule, decision.attempt) == ("small", "only_tier", 1)
+    assert decision.policy == "target 0.8" and event.subject is None
+    assert call.error is None and not call.usage_counted
 
 
 def test_streaming_relays_sse_and_records_usage_and_first_token(
@@ -154,7 +156,7 @@ def test_no_usage_from_upstream_means_tokens_are_counted(
     # A token per four characters of a word, one per punctuation mark, four per message.
     assert call.input_tokens == 4 + 2 + 2 + 2 + 2
     assert call.output_tokens == 1 + 1 + 2 + 2 + 2 + 2  # "echo: count these words please"
-    assert _subject(event)["usage"] == "counted"
+    assert call.usage_counted and call.error is None
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -180,10 +182,10 @@ def test_failing_tier_falls_back_and_the_episode_stays_up(
         ("c2", "small"),
         ("c2", "large"),
     ]
-    failed = _subject(calls[0])
-    assert failed["error"] == "HTTP 500" and failed["attempt"] == 1
-    retried = _subject(calls[1])
-    assert retried["attempt"] == 2 and retried["excluded"] == ["small"]
+    assert calls[0].data.error == "HTTP 500" and _decision(calls[0]).attempt == 1
+    retried = _decision(calls[1])
+    assert retried.attempt == 2 and retried.excluded == ("small",) and retried.tier == "large"
+    assert calls[1].data.error is None
     assert calls[0].data.output_tokens == 0
 
 
@@ -196,7 +198,7 @@ def test_a_tier_that_times_out_falls_back(
     assert response.status_code == 200
     assert response.headers["x-raas-tier"] == "large"
     timed_out, served = run.events()
-    assert isinstance(timed_out.data, ModelCall) and _subject(timed_out)["error"] == "timeout"
+    assert isinstance(timed_out.data, ModelCall) and timed_out.data.error == "timeout"
     assert 450 <= timed_out.data.latency_ms < 2000
     assert isinstance(served.data, ModelCall) and served.data.tier == "large"
 
@@ -231,7 +233,8 @@ def test_guardrail_hands_off_to_a_human_with_context(
         assert "human colleague" in body["choices"][0]["message"]["content"]
     (event,) = run.events()
     assert isinstance(event.data, Handoff) and event.data.context_passed
-    assert _subject(event)["rule"] == "guardrail"
+    decision = _decision(event)
+    assert (decision.rule, decision.guardrail, decision.tier) == ("guardrail", "legal", "human")
 
 
 def test_the_router_objective_picks_the_tier(
@@ -244,9 +247,13 @@ def test_the_router_objective_picks_the_tier(
         response = run.chat("hello")
     assert response.headers["x-raas-tier"] == "large"
     (event,) = run.events()
-    subject = _subject(event)
-    assert subject["rule"] == "target"
-    assert subject["probabilities"] == {"small": 0.6, "large": 0.9, "human": 0.99}
+    decision = _decision(event)
+    assert decision.rule == "target" and decision.tier == "large"
+    assert decision.probabilities == {
+        "small": Decimal("0.6"),
+        "large": Decimal("0.9"),
+        "human": Decimal("0.99"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,7 @@ from raas.ledger import open_ledger
 def gateway(tiers_path: Path, database: str, model_path: Path | None, host: str, port: int) -> None:
     """Serve /v1/chat/completions and /v1/models, routing each request to a tier."""
     # Imported here: only this command needs the HTTP client and server.
-    import uvicorn
-
-    from raas.gateway import build_gateway, load_tier_file
+    from raas.gateway import build_gateway, load_tier_file, serve
 
     tier_file = load_tier_file(tiers_path)
     with open_ledger(database) as ledger:
@@ -50,4 +48,4 @@ def gateway(tiers_path: Path, database: str, model_path: Path | None, host: str,
             f"{', '.join(tier.name for tier in tier_file.tiers)}; events to {database}",
             err=True,
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+        serve(app, host, port)

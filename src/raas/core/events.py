@@ -71,6 +71,31 @@ class Message(_Data, frozen=True):
     text: LongText = ""
 
 
+TierName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class RouteDecision(_Data, frozen=True):
+    """Why a call went to its tier: the router's rule, the policy it served (`target 0.8`,
+    `budget 0.01`), each tier's estimated P(resolved) (decimals, as entries hold no floats), the
+    guardrail that forced the tier if one did, the tiers failed earlier in the episode, and the
+    attempt (2 and up after a fallback)."""
+
+    tier: TierName
+    rule: Text
+    policy: Text
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    probabilities: dict[TierName, Decimal] = {}
+    confidence: Decimal = Decimal(0)
+    guardrail: Text | None = None
+    excluded: tuple[TierName, ...] = ()
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+
+    def __post_init__(self) -> None:
+        for name, value in (*self.probabilities.items(), ("confidence", self.confidence)):
+            if not value.is_finite() or not 0 <= value <= 1:
+                raise ValueError(f"`{name}` must be a decimal in [0, 1], got {value}")
+
+
 class ModelCall(_Data, frozen=True):
     tier: Text
     model: Text
@@ -80,6 +105,9 @@ class ModelCall(_Data, frozen=True):
     cost: Decimal
     currency: Currency = "USD"
     time_to_first_token_ms: Milliseconds | None = None
+    decision: RouteDecision | None = None
+    error: Text | None = None  # the call failed (timeout, HTTP 500, ...)
+    usage_counted: bool = False  # raas counted the tokens: the upstream reported none
 
     def __post_init__(self) -> None:
         _require_money(self.cost, "cost")
@@ -94,6 +122,7 @@ class ToolCall(_Data, frozen=True):
 class Handoff(_Data, frozen=True):
     context_passed: bool
     reason: Text | None = None
+    decision: RouteDecision | None = None
 
 
 class ResolutionClaimed(_Data, frozen=True):

@@ -4,6 +4,7 @@ likely to succeed, with fallback up the tiers and every call accounted in the le
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from raas.gateway.accounting import EventSink, Identity, LedgerWriter, count_tokens
 from raas.gateway.app import Gateway
@@ -24,6 +25,24 @@ def build_gateway(tier_file: TierFile, sink: EventSink, model_path: Path | None 
     return Gateway(tier_file, Router(model, tier_file.policy), sink)
 
 
+def serve(app: Any, host: str, port: int) -> None:
+    """Run an ASGI app (the gateway) under uvicorn as `raas gateway` does, until SIGINT or
+    SIGTERM; the ledger writer is flushed on the way out. uvloop and httptools are used when
+    installed (they are dependencies on Linux and macOS): the pure-Python HTTP parser cost
+    several times the CPU per request. No access log or proxy headers: the ledger records calls."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
 __all__ = [
     "EventSink",
     "Gateway",
@@ -36,4 +55,5 @@ __all__ = [
     "count_tokens",
     "load_tier_file",
     "parse_tier_file",
+    "serve",
 ]

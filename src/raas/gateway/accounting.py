@@ -4,28 +4,31 @@ and a background writer that appends events to the ledger off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import msgspec
 
-from raas.core.events import Event, Handoff, ModelCall, make_event
+from raas.core.events import Event, Handoff, ModelCall, RouteDecision, make_event
 from raas.gateway.tiers import TierConfig
-from raas.router import Decision
+from raas.router import Decision, Policy
 
 EVENT_SOURCE: Final = "raas-gateway"
-SUBJECT_LIMIT: Final = 256
+ERROR_LIMIT: Final = 256  # the events' Text limit
+REASON_LIMIT: Final = 1024
 WRITER_BATCH_LIMIT: Final = 1000
+WRITER_LINGER_SECONDS: Final = 0.1
 
 logger = logging.getLogger(__name__)
 
 # A word, a number, or one punctuation mark: close to what BPE tokenizers count for English.
 _TOKEN_PATTERN: Final = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_encoder: Final = msgspec.json.Encoder()
 
 
 def count_tokens(text: str) -> int:
@@ -74,31 +77,38 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.tenant}\x1f{self.conversation}\x1f{self.intent or ''}"
 
 
-def decision_subject(decision: Decision, attempt: int, **extra: str) -> str:
-    """The router's decision as compact JSON for the event's `subject` (at most 256 characters):
-    rule, per-tier P(resolved), confidence, attempt; probabilities are dropped if too long."""
-    record: dict[str, Any] = {
-        "rule": decision.rule,
-        "probabilities": {name: round(value, 4) for name, value in decision.probabilities.items()},
-        "confidence": round(decision.confidence, 4),
-        "attempt": attempt,
-        **extra,
-    }
-    if decision.excluded:
-        record["excluded"] = list(decision.excluded)
-    text = _encoder.encode(record).decode()
-    if len(text) > SUBJECT_LIMIT:
-        record.pop("probabilities")
-        text = _encoder.encode(record).decode()[:SUBJECT_LIMIT]
-    return text
+def policy_text(policy: Policy) -> str:
+    """The router's objective as the decision records it: `target 0.8` or `budget 0.01`."""
+    if policy.target is not None:
+        return f"target {policy.target:g}"
+    return f"budget {policy.budget:g}"
+
+
+def route_decision(decision: Decision, attempt: int, policy: str) -> RouteDecision:
+    """The router's decision as the event's `decision`: floats become decimals of four places,
+    since ledger entries hold no floats."""
+    return RouteDecision(
+        tier=decision.tier,
+        rule=decision.rule,
+        policy=policy,
+        reason=decision.reason[:REASON_LIMIT],
+        probabilities={name: _decimal(value) for name, value in decision.probabilities.items()},
+        confidence=_decimal(decision.confidence),
+        guardrail=decision.guardrail,
+        excluded=decision.excluded,
+        attempt=attempt,
+    )
+
+
+def _decimal(probability: float) -> Decimal:
+    return Decimal(f"{probability:.4f}").normalize() if probability else Decimal(0)
 
 
 def model_call_event(
     identity: Identity,
     tier: TierConfig,
     currency: str,
-    decision: Decision,
-    attempt: int,
+    decision: RouteDecision,
     *,
     input_tokens: int,
     output_tokens: int,
@@ -108,11 +118,6 @@ def model_call_event(
     error: str | None = None,
 ) -> Event:
     """The `ModelCall` event of one upstream call, with the cost from the tier's prices."""
-    extra: dict[str, str] = {}
-    if usage_counted:
-        extra["usage"] = "counted"
-    if error is not None:
-        extra["error"] = error[:60]
     data = ModelCall(
         tier=tier.name,
         model=tier.model or tier.name,
@@ -124,27 +129,34 @@ def model_call_event(
         time_to_first_token_ms=(
             round(first_token_seconds * 1000) if first_token_seconds is not None else None
         ),
+        decision=decision,
+        error=error[:ERROR_LIMIT] if error is not None else None,
+        usage_counted=usage_counted,
     )
-    return _event(data, identity, decision_subject(decision, attempt, **extra))
+    return _event(data, identity)
 
 
-def handoff_event(identity: Identity, decision: Decision, attempt: int) -> Event:
+def handoff_event(identity: Identity, decision: RouteDecision) -> Event:
     """The `Handoff` event of a transfer to a human tier, with the context passed on."""
-    data = Handoff(context_passed=True, reason=decision.reason[:SUBJECT_LIMIT])
-    return _event(data, identity, decision_subject(decision, attempt))
+    data = Handoff(context_passed=True, reason=decision.reason[:ERROR_LIMIT], decision=decision)
+    return _event(data, identity)
 
 
-def _event(data: ModelCall | Handoff, identity: Identity, subject: str) -> Event:
+# Event ids: a random prefix per process and a counter, unique without a system call per event.
+_id_prefix: Final = os.urandom(8).hex()
+_id_counter: Final = itertools.count(1)
+
+
+def _event(data: ModelCall | Handoff, identity: Identity) -> Event:
     return make_event(
         data,
-        id=uuid.uuid4().hex,
+        id=f"{_id_prefix}{next(_id_counter):016x}",
         source=EVENT_SOURCE,
         time=datetime.now(UTC),
         tenant=identity.tenant,
         customer=identity.customer,
         conversation=identity.conversation,
         intent=identity.intent,
-        subject=subject,
     )
 
 
@@ -155,12 +167,17 @@ class EventSink(Protocol):
 
 
 class LedgerWriter:
-    """Queues events and appends them in batches on a worker thread, so a request never waits
-    for the ledger's fsync. `flush` waits until everything queued so far is durable."""
+    """Collects events and appends them in batches on a worker thread, so that a request never
+    waits for the ledger's fsync and the ledger's cost is shared by many events: the first event
+    after a quiet spell starts a batch that gathers for `linger_seconds`. `flush` (and `stop`)
+    return once everything put before them is appended."""
 
-    def __init__(self, sink: EventSink) -> None:
+    def __init__(self, sink: EventSink, linger_seconds: float = WRITER_LINGER_SECONDS) -> None:
         self._sink = sink
-        self._queue: asyncio.Queue[Event | asyncio.Future[None]] = asyncio.Queue()
+        self._linger_seconds = linger_seconds
+        self._pending: list[Event] = []
+        self._flushes: list[asyncio.Future[None]] = []
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.appended = 0
 
@@ -168,32 +185,40 @@ class LedgerWriter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def put(self, event: Event) -> None:
-        self._queue.put_nowait(event)
+        self._pending.append(event)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     async def flush(self) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(done)
+        self._flushes.append(done)
+        self._wakeup.set()
         await done
 
     async def stop(self) -> None:
         if self._task is None:
             return
         await self.flush()
+        while self._pending:  # put while the last batch was written
+            await self.flush()
         self._task.cancel()
         self._task = None
 
     async def _run(self) -> None:
         while True:
-            items = [await self._queue.get()]
-            while len(items) < WRITER_BATCH_LIMIT and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            events = [item for item in items if isinstance(item, Event)]
-            if events:
+            await self._wakeup.wait()
+            if not self._flushes:
+                await asyncio.sleep(self._linger_seconds)
+            self._wakeup.clear()
+            events, self._pending = self._pending, []
+            flushes, self._flushes = self._flushes, []
+            for start in range(0, len(events), WRITER_BATCH_LIMIT):
+                batch = events[start : start + WRITER_BATCH_LIMIT]
                 try:
-                    await asyncio.to_thread(self._sink.append, events)
-                    self.appended += len(events)
+                    await asyncio.to_thread(self._sink.append, batch)
+                    self.appended += len(batch)
                 except Exception:  # a ledger failure must not stop the gateway; it is logged
-                    logger.exception("could not append %d gateway events", len(events))
-            for item in items:
-                if isinstance(item, asyncio.Future) and not item.done():
-                    item.set_result(None)
+                    logger.exception("could not append %d gateway events", len(batch))
+            for done in flushes:
+                if not done.done():
+                    done.set_result(None)

@@ -4,13 +4,14 @@ and `/v1/models`, routed per request to a tier, with fallback up the tiers and a
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-import httpx
 import msgspec
 
+from raas.core.events import RouteDecision
 from raas.gateway.accounting import (
     EventSink,
     Identity,
@@ -20,8 +21,11 @@ from raas.gateway.accounting import (
     handoff_event,
     message_text,
     model_call_event,
+    policy_text,
+    route_decision,
 )
 from raas.gateway.tiers import TierConfig, TierFile
+from raas.gateway.upstream import Endpoint, UpstreamError, UpstreamPool, UpstreamTimeout
 from raas.router import Decision, EscalationMemory, Router, RouteRequest
 
 Scope = MutableMapping[str, Any]
@@ -29,12 +33,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-HEADER_PREFIX: Final = "x-raas-"
+HEADER_PREFIX: Final = b"x-raas-"
 IDENTITY_FIELDS: Final = ("conversation", "customer", "tenant", "intent", "channel")
 IDENTITY_LIMIT: Final = 256
 DEFAULT_TENANT: Final = "default"
 RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
-CONNECTION_LIMIT: Final = 1000
 
 MID_STREAM_ERROR: Final = (
     b'data: {"error":{"message":"the upstream failed mid-stream","type":"upstream_error"}}\n\n'
@@ -43,6 +46,8 @@ MID_STREAM_ERROR: Final = (
 _encoder: Final = msgspec.json.Encoder()
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _SSE_HEADERS: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+# An SSE event ends with a blank line; servers end lines with LF or CRLF.
+_SSE_EVENT_END: Final = re.compile(rb"(\r\n\r\n|\n\n)")
 
 
 class RequestError(Exception):
@@ -69,7 +74,8 @@ class Gateway:
         self.memory = memory or EscalationMemory()
         self.sink = sink
         self.writer: LedgerWriter | None = None
-        self.client: httpx.AsyncClient | None = None
+        self.pool: UpstreamPool | None = None
+        self._policy = policy_text(router.policy)
         self._models_body = _encoder.encode(
             {
                 "object": "list",
@@ -91,32 +97,37 @@ class Gateway:
                 for tier in sorted(router.policy.tiers, key=lambda tier: tier.cost)
                 if tier.kind == "model"
             )
-        self._upstream_headers: dict[str, dict[str, str]] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._json_headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._sse_headers: dict[str, list[tuple[bytes, bytes]]] = {}
         for tier in tiers.tiers:
+            tier_header = (b"x-raas-tier", tier.name.encode())
+            self._json_headers[tier.name] = [*_JSON_HEADERS, tier_header]
+            self._sse_headers[tier.name] = [*_SSE_HEADERS, tier_header]
+            if tier.upstream is None:
+                continue
             headers = {"content-type": "application/json"}
             if tier.api_key_environment:
                 key = os.environ.get(tier.api_key_environment, "")
                 if key:
                     headers["authorization"] = f"Bearer {key}"
-            self._upstream_headers[tier.name] = headers
+            url = tier.upstream.rstrip("/") + "/chat/completions"
+            self._endpoints[tier.name] = Endpoint(url, headers)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Open the pooled upstream client and start the ledger writer."""
-        limits = httpx.Limits(
-            max_connections=CONNECTION_LIMIT, max_keepalive_connections=CONNECTION_LIMIT
-        )
-        self.client = httpx.AsyncClient(limits=limits, timeout=None)
+        """Open the upstream connection pool and start the ledger writer."""
+        self.pool = UpstreamPool()
         self.writer = LedgerWriter(self.sink)
         self.writer.start()
 
     async def shutdown(self) -> None:
-        """Write what is queued to the ledger and close the upstream client."""
+        """Write what is queued to the ledger and close the upstream connections."""
         if self.writer is not None:
             await self.writer.stop()
-        if self.client is not None:
-            await self.client.aclose()
+        if self.pool is not None:
+            await self.pool.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -157,7 +168,9 @@ class Gateway:
             await _error(send, 400, str(error), error.field)
             return
         stream = bool(request.get("stream"))
-        forward = {key: value for key, value in request.items() if key != "metadata"}
+        forward = request
+        if "metadata" in request:
+            forward = {key: value for key, value in request.items() if key != "metadata"}
         client_wants_usage = False
         if stream:
             options = forward.get("stream_options")
@@ -185,14 +198,11 @@ class Gateway:
                 return
             forward["model"] = tier.model
             payload = _encoder.encode(forward)
+            call = _Call(self, tier, identity, route_decision(decision, attempt, self._policy))
             if stream:
-                served = await self._stream(
-                    send, tier, payload, messages, identity, decision, attempt, client_wants_usage
-                )
+                served = await self._stream(send, call, payload, messages, client_wants_usage)
             else:
-                served = await self._complete(
-                    send, tier, payload, messages, identity, decision, attempt
-                )
+                served = await self._complete(send, call, payload, messages)
             if served:
                 return
             self.memory.record_failure(identity.episode, tier.name)
@@ -212,100 +222,26 @@ class Gateway:
                     )
         return decision
 
-    def _account(
-        self,
-        identity: Identity,
-        tier: TierConfig,
-        decision: Decision,
-        attempt: int,
-        messages: list[Any],
-        usage: Any,
-        output_text: str,
-        started: float,
-        first_token: float | None,
-        error: str | None = None,
-    ) -> None:
-        now = time.perf_counter()
-        input_tokens = output_tokens = None
-        if isinstance(usage, dict):
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(prompt, int) and isinstance(completion, int):
-                input_tokens, output_tokens = prompt, completion
-        counted = input_tokens is None or output_tokens is None
-        if input_tokens is None or output_tokens is None:
-            input_tokens = count_input_tokens(messages)
-            output_tokens = count_tokens(output_text) if error is None else 0
-        event = model_call_event(
-            identity,
-            tier,
-            self.tiers.currency,
-            decision,
-            attempt,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            latency_seconds=now - started,
-            first_token_seconds=first_token - started if first_token is not None else None,
-            usage_counted=counted and error is None,
-            error=error,
-        )
-        assert self.writer is not None
-        self.writer.put(event)
-
-    async def _complete(
-        self,
-        send: Send,
-        tier: TierConfig,
-        payload: bytes,
-        messages: list[Any],
-        identity: Identity,
-        decision: Decision,
-        attempt: int,
-    ) -> bool:
+    async def _complete(self, send: Send, call: _Call, payload: bytes, messages: list[Any]) -> bool:
         """One non-streaming call; False if the tier failed and the next one should be tried."""
-        assert self.client is not None
-        started = time.perf_counter()
+        assert self.pool is not None
+        tier = call.tier
         try:
-            response = await self.client.post(
-                _url(tier),
-                content=payload,
-                headers=self._upstream_headers[tier.name],
-                timeout=tier.timeout,
-            )
-        except httpx.TimeoutException:
-            self._account(
-                identity, tier, decision, attempt, messages, None, "", started, None, "timeout"
-            )
+            connection = await self.pool.post(self._endpoints[tier.name], payload, tier.timeout)
+        except UpstreamError as failure:
+            call.failed(messages, _problem(failure))
             return False
-        except httpx.HTTPError as failure:
-            self._account(
-                identity,
-                tier,
-                decision,
-                attempt,
-                messages,
-                None,
-                "",
-                started,
-                None,
-                type(failure).__name__,
-            )
+        try:
+            status = connection.status
+            if status >= 500 or status in RETRYABLE_STATUS:
+                call.failed(messages, f"HTTP {status}")
+                return False
+            content = await connection.read()
+        except UpstreamError as failure:
+            call.failed(messages, _problem(failure))
             return False
-        status = response.status_code
-        if status >= 500 or status in RETRYABLE_STATUS:
-            self._account(
-                identity,
-                tier,
-                decision,
-                attempt,
-                messages,
-                None,
-                "",
-                started,
-                None,
-                f"HTTP {status}",
-            )
-            return False
-        content = response.content
+        finally:
+            connection.release()
         usage: Any = None
         output_text = ""
         try:
@@ -314,136 +250,79 @@ class Gateway:
             answer = None
         if isinstance(answer, dict):
             usage = answer.get("usage")
-            for choice in answer.get("choices") or ():
-                if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                    output_text += message_text(choice["message"].get("content"))
+            if not _usage_tokens(usage):
+                for choice in answer.get("choices") or ():
+                    if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+                        output_text += message_text(choice["message"].get("content"))
         problem = f"HTTP {status}" if status >= 400 else None
-        self._account(
-            identity,
-            tier,
-            decision,
-            attempt,
-            messages,
-            usage,
-            output_text,
-            started,
-            time.perf_counter(),
-            problem,
-        )
-        headers = [*_JSON_HEADERS, (b"x-raas-tier", tier.name.encode())]
-        await _respond(send, status, content, headers)
+        call.served(messages, usage, output_text, time.perf_counter(), problem)
+        await _respond(send, status, content, self._json_headers[tier.name])
         return True
 
     async def _stream(
         self,
         send: Send,
-        tier: TierConfig,
+        call: _Call,
         payload: bytes,
         messages: list[Any],
-        identity: Identity,
-        decision: Decision,
-        attempt: int,
         client_wants_usage: bool,
     ) -> bool:
         """One streaming call relayed as SSE; False if the tier failed before the first byte
         reached the agent (so the next tier can still answer)."""
-        assert self.client is not None
-        started = time.perf_counter()
-        request = self.client.build_request(
-            "POST",
-            _url(tier),
-            content=payload,
-            headers=self._upstream_headers[tier.name],
-            timeout=tier.timeout,
-        )
+        assert self.pool is not None
+        tier = call.tier
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            self._account(
-                identity, tier, decision, attempt, messages, None, "", started, None, "timeout"
-            )
-            return False
-        except httpx.HTTPError as failure:
-            self._account(
-                identity,
-                tier,
-                decision,
-                attempt,
-                messages,
-                None,
-                "",
-                started,
-                None,
-                type(failure).__name__,
-            )
+            connection = await self.pool.post(self._endpoints[tier.name], payload, tier.timeout)
+        except UpstreamError as failure:
+            call.failed(messages, _problem(failure))
             return False
         try:
-            status = response.status_code
+            status = connection.status
             if status >= 500 or status in RETRYABLE_STATUS:
-                self._account(
-                    identity,
-                    tier,
-                    decision,
-                    attempt,
-                    messages,
-                    None,
-                    "",
-                    started,
-                    None,
-                    f"HTTP {status}",
-                )
+                call.failed(messages, f"HTTP {status}")
                 return False
             if status >= 400:
-                content = await response.aread()
-                self._account(
-                    identity,
-                    tier,
-                    decision,
-                    attempt,
-                    messages,
-                    None,
-                    "",
-                    started,
-                    None,
-                    f"HTTP {status}",
-                )
-                await _respond(
-                    send, status, content, [*_JSON_HEADERS, (b"x-raas-tier", tier.name.encode())]
-                )
+                try:
+                    content = await connection.read()
+                except UpstreamError as failure:
+                    call.failed(messages, _problem(failure))
+                    return False
+                call.failed(messages, f"HTTP {status}")
+                await _respond(send, status, content, self._json_headers[tier.name])
                 return True
             await send(
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [*_SSE_HEADERS, (b"x-raas-tier", tier.name.encode())],
+                    "headers": self._sse_headers[tier.name],
                 }
             )
             relay = _SseRelay(client_wants_usage)
             first_token: float | None = None
             broken: str | None = None
+            out = b""
             try:
-                async for chunk in response.aiter_raw():
+                while chunk := await connection.receive():
                     if first_token is None:
                         first_token = time.perf_counter()
                     out = relay.feed(chunk)
+                    if connection.finished:
+                        break  # the last piece goes out with the end of the body
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
-            except httpx.TimeoutException:
-                broken = "timeout mid-stream"
-            except httpx.HTTPError as failure:
-                broken = f"{type(failure).__name__} mid-stream"
-            tail = relay.finish()
+                        out = b""
+            except UpstreamError as failure:
+                broken = f"{_problem(failure)} mid-stream"
+            tail = out + relay.finish()
             if broken is not None:
                 tail += MID_STREAM_ERROR
-                self.memory.record_failure(identity.episode, tier.name)
+                self.memory.record_failure(call.identity.episode, tier.name)
             await send({"type": "http.response.body", "body": tail, "more_body": False})
-            self._account(
-                identity, tier, decision, attempt, messages, relay.usage, "".join(relay.text),
-                started, first_token, broken,
-            )  # fmt: skip
+            output_text = relay.text() if not _usage_tokens(relay.usage) else ""
+            call.served(messages, relay.usage, output_text, first_token, broken)
             return True
         finally:
-            await response.aclose()
+            connection.release()
 
     async def _handoff(
         self,
@@ -456,7 +335,7 @@ class Gateway:
     ) -> None:
         """Answer with a transfer message the agent can act on, and record the handoff."""
         assert self.writer is not None
-        self.writer.put(handoff_event(identity, decision, attempt))
+        self.writer.put(handoff_event(identity, route_decision(decision, attempt, self._policy)))
         self.memory.close(identity.episode)
         created = int(time.time())
         identifier = f"raas-handoff-{created}"
@@ -507,65 +386,139 @@ class Gateway:
         await _respond(send, 200, b"".join(parts), [*_SSE_HEADERS, *headers_extra])
 
 
-class _SseRelay:
-    """Splits the upstream's SSE bytes into events, notes usage and the streamed text, and drops
-    the usage-only chunk the gateway asked for when the agent did not ask for it."""
+class _Call:
+    """One upstream call being accounted: which tier, for whom, the router's decision, and when
+    it started; `served` and `failed` put its `ModelCall` event on the ledger writer."""
 
-    __slots__ = ("_buffer", "_keep_usage", "text", "usage")
+    __slots__ = ("currency", "decision", "identity", "started", "tier", "writer")
+
+    def __init__(
+        self, gateway: Gateway, tier: TierConfig, identity: Identity, decision: RouteDecision
+    ) -> None:
+        assert gateway.writer is not None
+        self.writer = gateway.writer
+        self.currency = gateway.tiers.currency
+        self.tier = tier
+        self.identity = identity
+        self.decision = decision
+        self.started = time.perf_counter()
+
+    def failed(self, messages: list[Any], error: str) -> None:
+        self.served(messages, None, "", None, error)
+
+    def served(
+        self,
+        messages: list[Any],
+        usage: Any,
+        output_text: str,
+        first_token: float | None,
+        error: str | None,
+    ) -> None:
+        now = time.perf_counter()
+        tokens = _usage_tokens(usage)
+        if tokens is not None:
+            input_tokens, output_tokens = tokens
+        else:
+            input_tokens = count_input_tokens(messages)
+            output_tokens = count_tokens(output_text) if error is None else 0
+        event = model_call_event(
+            self.identity,
+            self.tier,
+            self.currency,
+            self.decision,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_seconds=now - self.started,
+            first_token_seconds=first_token - self.started if first_token is not None else None,
+            usage_counted=tokens is None and error is None,
+            error=error,
+        )
+        self.writer.put(event)
+
+
+class _SseRelay:
+    """Passes the upstream's SSE bytes on whole events at a time, without decoding them: only
+    an event that mentions usage is read (to account it, and to drop the usage-only chunk the
+    gateway asked for when the agent did not). The events are kept until the end, in case no
+    usage comes and the output has to be counted."""
+
+    __slots__ = ("_buffer", "_keep_usage", "_relayed", "usage")
 
     def __init__(self, keep_usage: bool) -> None:
         self._buffer = b""
         self._keep_usage = keep_usage
+        self._relayed: list[bytes] = []
         self.usage: Any = None
-        self.text: list[str] = []
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._buffer + chunk
-        end = data.rfind(b"\n\n")
-        if end < 0:
+        data = self._buffer + chunk if self._buffer else chunk
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+        if lf < 0 and crlf < 0:
             self._buffer = data
             return b""
-        self._buffer = data[end + 2 :]
-        complete = data[: end + 2]
-        out = []
-        for event in complete.split(b"\n\n"):
-            if event and self._keep(event):
-                out.append(event + b"\n\n")
-        return b"".join(out)
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+        if end == len(data):
+            complete, self._buffer = data, b""
+        else:
+            complete, self._buffer = data[:end], data[end:]
+        if b'"usage"' in complete:
+            complete = self._read_usage(complete)
+        self._relayed.append(complete)
+        return complete
 
     def finish(self) -> bytes:
         rest, self._buffer = self._buffer, b""
+        self._relayed.append(rest)
         return rest
 
-    def _keep(self, event: bytes) -> bool:
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]" or not data:
-                continue
-            try:
-                chunk = msgspec.json.decode(data)
-            except msgspec.DecodeError:
-                continue
-            if not isinstance(chunk, dict):
-                continue
-            choices = chunk.get("choices") or []
-            for choice in choices:
-                if isinstance(choice, dict):
-                    delta = choice.get("delta")
-                    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                        self.text.append(delta["content"])
-            if chunk.get("usage"):
-                self.usage = chunk["usage"]
-                if not choices and not self._keep_usage:
-                    return False
-        return True
+    def text(self) -> str:
+        """The streamed output text (deltas' content), read from every event relayed."""
+        parts: list[str] = []
+        for event in _SSE_EVENT_END.split(b"".join(self._relayed))[::2]:
+            chunk = _event_json(event)
+            if isinstance(chunk, dict):
+                for choice in chunk.get("choices") or ():
+                    if isinstance(choice, dict):
+                        delta = choice.get("delta")
+                        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                            parts.append(delta["content"])
+        return "".join(parts)
+
+    def _read_usage(self, complete: bytes) -> bytes:
+        """Read the events that mention usage; drop the usage-only one if not wanted."""
+        parts = _SSE_EVENT_END.split(complete)  # event, its end, event, its end, ..., b""
+        for position in range(0, len(parts) - 1, 2):
+            if b'"usage"' in parts[position]:
+                chunk = _event_json(parts[position])
+                if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+                    self.usage = chunk["usage"]
+                    if not chunk.get("choices") and not self._keep_usage:
+                        parts[position] = parts[position + 1] = b""
+        return b"".join(parts)
 
 
-def _url(tier: TierConfig) -> str:
-    assert tier.upstream is not None
-    return tier.upstream.rstrip("/") + "/chat/completions"
+def _event_json(event: bytes) -> Any:
+    """The JSON of an SSE event's data lines, or None (a comment, [DONE], not JSON)."""
+    data = b"".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
+    if not data or data == b"[DONE]":
+        return None
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
+def _usage_tokens(usage: Any) -> tuple[int, int] | None:
+    """(input, output) tokens from an OpenAI `usage` object, or None if it has no counts."""
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if type(prompt) is int and type(completion) is int and prompt >= 0 and completion >= 0:
+            return prompt, completion
+    return None
+
+
+def _problem(failure: UpstreamError) -> str:
+    return "timeout" if isinstance(failure, UpstreamTimeout) else str(failure)
 
 
 def _parse_request(body: bytes) -> dict[str, Any]:
@@ -588,10 +541,10 @@ def _identify(scope: Scope, request: dict[str, Any]) -> Identity:
     """The request's tenant, customer, conversation, intent and channel: `X-Raas-...` headers
     first, then the request's `metadata`; the conversation is required."""
     found: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
-        if name.startswith(HEADER_PREFIX):
-            field = name[len(HEADER_PREFIX) :]
+    for raw_name, raw_value in scope["headers"]:
+        # ASGI servers give header names in lower case.
+        if raw_name.startswith(HEADER_PREFIX):
+            field = raw_name[len(HEADER_PREFIX) :].decode("latin-1")
             if field in IDENTITY_FIELDS:
                 found[field] = raw_value.decode("utf-8", "replace")
     metadata = request.get("metadata") or {}

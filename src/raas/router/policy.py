@@ -113,6 +113,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     rule: Rule
     reason: str
     excluded: tuple[str, ...] = ()  # tiers ruled out by earlier failures in the episode
+    guardrail: str | None = None  # the guardrail that forced the tier, if one did
 
 
 def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
@@ -179,6 +180,7 @@ class Router:
                     reason=f"guardrail {guardrail.name!r} matched {matched}: "
                     f"forced to tier {tier.name!r}{note}",
                     excluded=tuple(sorted(excluded)),
+                    guardrail=guardrail.name,
                 )
 
         allowed = [tier for tier in self._order if tier.name not in excluded]

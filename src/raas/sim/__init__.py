@@ -6,7 +6,7 @@ for batch in simulation.batches():   # or .ndjson_batches() for the bytes a clie
 simulation.summary                   # what was generated, once every batch is consumed
 """
 
-from raas.sim.config import ByDifficulty, ChannelShares, SimConfig
+from raas.sim.config import ByDifficulty, ChannelShares, SimConfig, Tiering
 from raas.sim.workload import SimSummary, Simulation, generate, generate_ndjson
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "SimConfig",
     "SimSummary",
     "Simulation",
+    "Tiering",
     "generate",
     "generate_ndjson",
 ]

@@ -46,6 +46,48 @@ DEFAULT_START: Final = datetime(2026, 11, 1, tzinfo=ZoneInfo(DEFAULT_TIME_ZONE))
 CUSTOMERS_PER_CONVERSATION: Final = 0.6
 
 
+TIER_NAMES: Final = ("small", "large")
+# Assumed P(the AI resolves the problem) per tier: a small model close to the large one on
+# lookups, far behind on problems that move money or book something.
+DEFAULT_SMALL_RESOLVES: Final = ByDifficulty(easy=0.86, medium=0.62, hard=0.30)
+DEFAULT_LARGE_RESOLVES: Final = ByDifficulty(easy=0.90, medium=0.78, hard=0.55)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tiering:
+    """Which model tier serves the AI's turns, and how likely each tier is to resolve a problem.
+
+    `serve` is "router": the gateway's router picks, per problem, the cheapest tier whose
+    P(resolved) for the problem's difficulty reaches `target`, and a problem that fails on the
+    small tier moves to the large one for the rest of its episode; or the name of one tier that
+    serves every turn, with no escalation. Capabilities nest: what the small tier resolves the
+    large one would too, so a problem the small tier failed is resolved by the large one with
+    P = (large - small) / (1 - small), and escalation reaches at most the large tier's rate.
+    A problem the AI does not resolve is handed off or left unresolved in the ratio of the
+    config's `handoff_rates` to its `unresolved_rates`. Without a `Tiering` the simulator draws
+    tiers and outcomes independently, as it always did.
+    """
+
+    serve: str = "router"
+    small: ByDifficulty = DEFAULT_SMALL_RESOLVES
+    large: ByDifficulty = DEFAULT_LARGE_RESOLVES
+    target: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.serve not in ("router", *TIER_NAMES):
+            raise ValueError(f"tiering.serve must be router, small or large, got {self.serve!r}")
+        for name in TIER_NAMES:
+            for difficulty, rate in getattr(self, name)._asdict().items():
+                _require_probability(f"tiering.{name}.{difficulty}", rate)
+        if not 0 < self.target <= 1:
+            raise ValueError(f"tiering.target must be in (0, 1], got {self.target}")
+
+    def resolves(self, tier: str, difficulty: Difficulty) -> float:
+        """P(the AI resolves a problem of this difficulty) on this tier."""
+        rates: ByDifficulty = getattr(self, tier)
+        return rates.of(difficulty)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SimConfig:
     """A seeded month of customer-service traffic; the same config always gives the same bytes.
@@ -86,6 +128,7 @@ class SimConfig:
     late_rate: float = 0.005
     late_batches_min: int = 2
     late_batches_max: int = 4
+    tiering: Tiering | None = None  # None: tiers and outcomes drawn independently
 
     def __post_init__(self) -> None:
         if self.conversations < 0:

@@ -33,6 +33,7 @@ from raas.core.events import (
     ReviewVerdict,
     ToolCall,
 )
+from raas.router import Policy, Router, RouteRequest, Tier
 from raas.sim.catalog import (
     CHANNELS,
     COST_UNIT_DECIMALS,
@@ -64,7 +65,7 @@ from raas.sim.catalog import (
     Intent,
     ModelTier,
 )
-from raas.sim.config import SimConfig
+from raas.sim.config import DIFFICULTIES, Difficulty, SimConfig
 
 T = TypeVar("T")
 Outcome = Literal["ai_resolved", "handoff", "not_resolved", "human_only"]
@@ -234,6 +235,12 @@ class ConversationWriter:
             key: list(itertools.accumulate(weights)) for key, weights in _CSAT_WEIGHTS.items()
         }
         self.window_ms = config.recontact_window_hours * HOUR
+        self.tiering = config.tiering
+        self.routers: dict[Difficulty, Router] = {}
+        if self.tiering is not None and self.tiering.serve == "router":
+            self.routers = {
+                difficulty: _tier_router(config, difficulty) for difficulty in DIFFICULTIES
+            }
 
     def write(
         self,
@@ -320,19 +327,24 @@ class ConversationWriter:
         unresolved_rate = config.unresolved_rates.of(difficulty)
         if recontact is not None:
             handoff_rate = min(handoff_rate * _RECONTACT_HANDOFF_FACTOR, 1.0 - unresolved_rate)
-        draw = random_()
-        outcome: Outcome = (
-            "handoff"
-            if draw < handoff_rate
-            else "not_resolved"
-            if draw < handoff_rate + unresolved_rate
-            else "ai_resolved"
-        )
+        tiers: list[ModelTier] = []
+        if self.tiering is None:
+            draw = random_()
+            outcome: Outcome = (
+                "handoff"
+                if draw < handoff_rate
+                else "not_resolved"
+                if draw < handoff_rate + unresolved_rate
+                else "ai_resolved"
+            )
+        else:
+            outcome, tiers = self._tiered_outcome(intent, handoff_rate, unresolved_rate)
         segment = _Segment(intent, outcome)
         low, high = profile.turns[difficulty]
         turns = low + int(random_() * (high - low + 1))
         if outcome == "handoff":
             turns = 1 + int(random_() * turns)  # the AI tries a while before it gives up
+        turns = max(turns, len(tiers))  # an escalated problem has a turn on each tier
         name = intent.name
         for turn in range(turns):
             if turn == 0:
@@ -342,7 +354,8 @@ class ConversationWriter:
             else:
                 text = _pick(random_, intent.follow_ups)
             gap = profile.first_message_ms if opens_conversation and turn == 0 else None
-            self._ai_turn(thread, intent, text, gap)
+            tier = tiers[min(turn, len(tiers) - 1)] if tiers else None
+            self._ai_turn(thread, intent, text, gap, tier)
 
         if outcome == "handoff":
             thread.time_ms += _log_uniform(random_, profile.ai_overhead_ms)
@@ -433,27 +446,60 @@ class ConversationWriter:
         self._emit(thread, ResolutionClaimed(by="human_agent"), name)
         return True
 
+    def _tiered_outcome(
+        self, intent: Intent, handoff_rate: float, unresolved_rate: float
+    ) -> tuple[Outcome, list[ModelTier]]:
+        """With a `Tiering`: the tiers that serve the problem (the router's pick, then the large
+        tier if it failed there), and the outcome drawn from their rates."""
+        tiering = self.tiering
+        assert tiering is not None
+        random_ = self.random
+        difficulty = intent.difficulty
+        router = self.routers.get(difficulty)
+        request = RouteRequest(text="", intent=intent.name)
+        name = router.decide(request).tier if router is not None else tiering.serve
+        tiers = [MODEL_TIERS[name]]
+        first = tiering.resolves(name, difficulty)
+        resolved = random_() < first
+        if not resolved and router is not None and name != LARGE_MODEL.tier:
+            name = router.decide(request, failed_tiers=(name,)).tier
+            tiers.append(MODEL_TIERS[name])
+            # Among the problems the first tier could not resolve (see `Tiering`).
+            then = max(tiering.resolves(name, difficulty) - first, 0.0) / (1.0 - first)
+            resolved = random_() < then
+        if resolved:
+            return "ai_resolved", tiers
+        failed = handoff_rate + unresolved_rate
+        handoff = failed > 0 and random_() * failed < handoff_rate
+        return ("handoff" if handoff else "not_resolved"), tiers
+
     def _ai_turn(
-        self, thread: Thread, intent: Intent, text: str, gap_ms: tuple[int, int] | None
+        self,
+        thread: Thread,
+        intent: Intent,
+        text: str,
+        gap_ms: tuple[int, int] | None,
+        tier: ModelTier | None = None,
     ) -> None:
+        """A customer message and the AI's answer: its model calls on `tier`, or on tiers drawn
+        by the difficulty's large-tier share when no tiering is set."""
         random_ = self.random
         profile = thread.profile
         self._customer_says(thread, intent.name, text, gap_ms)
+        if tier is not None:
+            self._model_call(thread, intent, tier)
+            if random_() < TOOL_CALL_SHARE[intent.difficulty]:
+                self._tool_call(thread, intent)
+                self._model_call(thread, intent, tier)
+            thread.time_ms += _log_uniform(random_, profile.ai_overhead_ms)
+            self._emit(thread, Message(role="ai", text=_pick(random_, intent.replies)), intent.name)
+            return
         large_share = LARGE_TIER_SHARE[intent.difficulty] * profile.large_tier_factor
         if random_() < TOOL_CALL_SHARE[intent.difficulty]:
             self._model_call(
                 thread, intent, LARGE_MODEL if random_() < large_share else SMALL_MODEL
             )
-            tool = intent.tool if random_() < 0.8 else _pick(random_, GENERIC_TOOLS)
-            latency_ms = _log_uniform(random_, TOOL_LATENCY_MS)
-            thread.time_ms += latency_ms
-            self._emit(
-                thread,
-                ToolCall(name=tool, ok=random_() >= TOOL_FAILURE_SHARE, latency_ms=latency_ms),
-                intent.name,
-            )
-            self.tally.tool_calls += 1
-            thread.context_tokens += _uniform(random_, TOOL_RESULT_TOKENS)
+            self._tool_call(thread, intent)
             self._model_call(
                 thread, intent, LARGE_MODEL if random_() < large_share else SMALL_MODEL
             )
@@ -466,6 +512,19 @@ class ConversationWriter:
                 self._model_call(thread, intent, LARGE_MODEL)
         thread.time_ms += _log_uniform(random_, profile.ai_overhead_ms)
         self._emit(thread, Message(role="ai", text=_pick(random_, intent.replies)), intent.name)
+
+    def _tool_call(self, thread: Thread, intent: Intent) -> None:
+        random_ = self.random
+        tool = intent.tool if random_() < 0.8 else _pick(random_, GENERIC_TOOLS)
+        latency_ms = _log_uniform(random_, TOOL_LATENCY_MS)
+        thread.time_ms += latency_ms
+        self._emit(
+            thread,
+            ToolCall(name=tool, ok=random_() >= TOOL_FAILURE_SHARE, latency_ms=latency_ms),
+            intent.name,
+        )
+        self.tally.tool_calls += 1
+        thread.context_tokens += _uniform(random_, TOOL_RESULT_TOKENS)
 
     def _model_call(self, thread: Thread, intent: Intent, tier: ModelTier) -> None:
         random_ = self.random
@@ -645,6 +704,29 @@ class ConversationWriter:
                 intent=intent,
             )
         )
+
+
+MODEL_TIERS: Final = {SMALL_MODEL.tier: SMALL_MODEL, LARGE_MODEL.tier: LARGE_MODEL}
+# The size of a typical call, which turns the tiers' token prices into a cost to compare.
+_TYPICAL_INPUT_TOKENS: Final = 1_500
+_TYPICAL_OUTPUT_TOKENS: Final = 150
+
+
+def _tier_router(config: SimConfig, difficulty: Difficulty) -> Router:
+    """The gateway's router as the simulation runs it: the tiers at their typical call cost,
+    each with its P(resolved) for problems of this difficulty, and the tiering's target."""
+    tiering = config.tiering
+    assert tiering is not None
+    tiers = tuple(
+        Tier(
+            name=tier.tier,
+            cost=tier.input_units_per_token * _TYPICAL_INPUT_TOKENS
+            + tier.output_units_per_token * _TYPICAL_OUTPUT_TOKENS,
+            success=tiering.resolves(tier.tier, difficulty),
+        )
+        for tier in MODEL_TIERS.values()
+    )
+    return Router(None, Policy(tiers=tiers, target=tiering.target))
 
 
 def _utc(time_ms: int) -> datetime:

@@ -376,6 +376,8 @@ def _id_prefix(config: SimConfig) -> str:
         for name in config.__dataclass_fields__
         if name not in _DELIVERY_FIELDS
     }
+    if content["tiering"] is None:
+        del content["tiering"]  # months simulated before tiering existed keep their ids
     digest = hashlib.sha256(repr(sorted(content.items())).encode()).hexdigest()
     variant = "89ab"[int(digest[15], 16) % 4]
     return f"{digest[:8]}-{digest[8:12]}-4{digest[12:15]}-{variant}{digest[16:19]}-"
