@@ -22,7 +22,6 @@ import os
 import platform
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -368,7 +367,6 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run the gateway under cProfile")
     arguments = parser.parse_args()
     _loop_policy()
-    sys.path.insert(0, str(ROOT / "src"))
     from raas.ledger.sqlite import SqliteLedger
 
     upstream_port, gateway_port = _free_port(), _free_port()
