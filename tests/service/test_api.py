@@ -244,3 +244,11 @@ def test_an_unknown_query_parameter_is_refused_by_name(service: Service) -> None
         {"field": "query.invoice", "reason": "is not a parameter of this route"}
     ]
     assert "invoice_id" in response.json()["detail"]
+
+
+def test_a_query_parameter_given_twice_is_refused(service: Service) -> None:
+    response = service.client.get(
+        "/v1/disputes?invoice_id=a&invoice_id=b", headers=service.headers("acme", "buyer")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "query.invoice_id", "reason": "is given twice"}]

@@ -323,7 +323,19 @@ def _reject_unknown_query(request: Request) -> None:
     if route is None or not request.url.path.startswith("/v1/"):
         return
     taken = _query_names(route.dependant)
-    unknown = sorted(set(request.query_params) - taken)
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ServiceError(
+            422,
+            "invalid-request",
+            "Invalid request",
+            f"query parameter {repeated[0]!r} is given more than once",
+            errors=[
+                FieldError(field=f"query.{name}", reason="is given twice") for name in repeated
+            ],
+        )
+    unknown = sorted(set(names) - taken)
     if unknown:
         expected = ", ".join(sorted(taken)) or "none"
         raise ServiceError(
