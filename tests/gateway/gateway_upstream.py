@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 import uvicorn
 
-SLOW_SECONDS = 2.0
+SLOW_SECONDS = 5.0
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
