@@ -14,6 +14,7 @@
      ├── NoteKeyError          a signer or verifier key is malformed or unsafe (ledger.keys)
      ├── BundleError           an evidence bundle cannot be read (audit.bundle)
      ├── EvidenceError         evidence cannot be exported as asked (ledger.evidence)
+     ├── DisputeError          a dispute or ruling is refused: late, unknown line (core.disputes)
      ├── RouterError           a router model or its data is unusable (router.model)
      ├── TierFileError         a gateway tier file is invalid (gateway.tiers)
      ├── ServiceError          an HTTP API answer with a status and a problem (service.problems)

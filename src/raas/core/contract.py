@@ -97,6 +97,7 @@ __all__ = [
     "WINDOW_MAX",
     "Contract",
     "ContractProblems",
+    "DisputeTerms",
     "GateTerms",
     "LegacyOutcome",
     "OutcomeRules",
@@ -120,6 +121,7 @@ CONTRACT_BYTES_MAX: Final = 1_048_576
 RECONTACT_WINDOW_HOURS_MAX: Final = 8760  # one year
 WINDOW_MAX: Final = timedelta(days=365)
 WINDOW_DEFAULT: Final = timedelta(hours=72)
+DISPUTE_DEADLINE_DEFAULT: Final = timedelta(days=30)
 # Bounds on a unit price: far beyond any real one, and small enough that no amount computed
 # from it needs an unbounded decimal context.
 PRICE_EXCLUSIVE_MAX: Final = Decimal(10) ** 12
@@ -228,6 +230,24 @@ class Weights(msgspec.Struct, frozen=True, kw_only=True):
             check_decimal(value, f"weights.{key}", maximum_exclusive=WEIGHT_EXCLUSIVE_MAX)
 
 
+class DisputeTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """How the buyer may dispute an issued invoice (see `raas.core.disputes`): until `deadline`
+    after the end of its period; when the episodes disputed on one invoice exceed `audit_rate`
+    of those it bills, the next invoice names `audit_sample` of them for review."""
+
+    deadline: timedelta = DISPUTE_DEADLINE_DEFAULT
+    audit_rate: Decimal | None = None
+    audit_sample: int = 0
+
+    def __post_init__(self) -> None:
+        if not timedelta(seconds=1) <= self.deadline <= WINDOW_MAX:
+            raise ValueError(f"disputes.deadline must be from 1s to 365d, found {self.deadline}")
+        if self.audit_rate is not None and not Decimal(0) <= self.audit_rate <= Decimal(1):
+            raise ValueError(f"disputes.audit_rate must be from 0 to 1, found {self.audit_rate}")
+        if (self.audit_rate is None) != (self.audit_sample == 0):
+            raise ValueError("disputes.audit_rate and disputes.audit_sample go together")
+
+
 class LegacyOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What `contract.outcomes.ai_resolution` was in the first format, for callers that still
     read the recontact window there; `Contract.window` is the window of every format."""
@@ -273,6 +293,8 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
     period: Literal["month"] = "month"
     count: Counting = "per_problem"
     window: timedelta = WINDOW_DEFAULT
+    reopen: timedelta | None = None
+    disputes: DisputeTerms = DisputeTerms()
     exclude: str | None = None
     gates: tuple[GateTerms, ...] = ()
     weights: Weights | None = None
@@ -374,6 +396,13 @@ def contract_problems(contract: Contract) -> list[Problem]:
     if not timedelta(seconds=1) <= window <= WINDOW_MAX or window % timedelta(seconds=1):
         problems.append(
             Problem(("window",), f"expected whole seconds from 1s to 365d, found {window}")
+        )
+    reopen = contract.reopen
+    if reopen is not None and (
+        not timedelta(seconds=1) <= reopen <= WINDOW_MAX or reopen % timedelta(seconds=1)
+    ):
+        problems.append(
+            Problem(("reopen",), f"expected whole seconds from 1s to 365d, found {reopen}")
         )
     if not contract.outcomes:
         problems.append(Problem(("outcomes",), "expected at least one outcome, found none"))
@@ -1127,8 +1156,27 @@ def _typed(data: dict[str, Any]) -> Contract:
     fields = {
         name: value
         for name, value in data.items()
-        if name not in ("outcomes", "window", "gates", "weights", "pricing", "exclude")
+        if name
+        not in (
+            "outcomes",
+            "window",
+            "gates",
+            "weights",
+            "pricing",
+            "exclude",
+            "reopen",
+            "disputes",
+        )
     }
+    if "reopen" in data:
+        fields["reopen"] = parse_duration(data["reopen"])
+    if "disputes" in data:
+        terms = data["disputes"]
+        fields["disputes"] = DisputeTerms(
+            deadline=parse_duration(terms["deadline"]),
+            audit_rate=_decimal(terms["audit_rate"]) if "audit_rate" in terms else None,
+            audit_sample=terms.get("audit_sample", 0),
+        )
     for name in ("effective_from", "effective_until"):
         # A date may be written as quoted text; the schema checked that it is one.
         if isinstance(fields.get(name), str):

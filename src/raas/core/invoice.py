@@ -27,13 +27,46 @@ class LedgerPoint(msgspec.Struct, frozen=True, kw_only=True):
     root: str | None = None
 
 
+class ContractPart(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of a period one contract version rated, when a new version took effect inside
+    the period: [start, end) in the contract's zone."""
+
+    version: int
+    start: datetime
+    end: datetime
+
+
+class Correction(msgspec.Struct, frozen=True, kw_only=True):
+    """What an adjustment line corrects: a line of an issued invoice (its position in that
+    invoice's `lines`, from 0; None for a line the invoice did not have), and why:
+    `late_events` (the period settled again with what the ledger holds now), `reopened` (a
+    billed outcome whose customer came back within the contract's `reopen`) or `dispute` (an
+    upheld dispute, named by `dispute`)."""
+
+    invoice: str
+    line: int | None
+    reason: str
+    dispute: str | None = None
+
+
+class AuditSample(msgspec.Struct, frozen=True, kw_only=True):
+    """Disputes on `invoice` passed the contract's audit rate: these of its billed episodes
+    are to be reviewed (review verdicts in the ledger; a failed one un-bills the episode under
+    a review gate on the next settlement)."""
+
+    invoice: str
+    dispute_rate: Decimal
+    episodes: tuple[str, ...]
+
+
 class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     """Quantity x unit price = amount (rounded once, by the contract's rule), the figures the
     quantity and the price were computed from, and the episodes behind the line.
 
     `kind` is the pricing line's kind (`outcome`, `tier`, `package`, `accuracy_tier`,
     `business_share`, `uplift_share`, `savings_share`, and the adjustments `minimum_true_up`,
-    `cap`, `sla_credit`, `prepaid_drawdown`, whose amounts are negative when they credit).
+    `cap`, `sla_credit`, `prepaid_drawdown`, whose amounts are negative when they credit; and
+    `adjustment`, in an invoice's `adjustments`, with what it `corrects`).
     `outcome` names the outcomes the line bills (comma-separated when a charge prices several),
     or the line's kind when it bills no outcome. `quantity` is a whole number when it counts
     things, a decimal when it is weighted or an amount (the value of orders, savings). When the
@@ -48,6 +81,8 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     episodes: tuple[str, ...]
     kind: str = "outcome"
     basis: dict[str, Decimal] = {}
+    part: ContractPart | None = None  # when contract versions split the period
+    corrects: Correction | None = None  # on adjustment lines
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +106,15 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     not_billed: dict[str, int]  # final outcomes in the period that carry no charge, by kind
     provisional: int  # outcomes (episodes, or conversations) not yet final at `as_of`
     prepaid_balance: Decimal | None = None  # left after this invoice, for prepaid contracts
+    # What changed since earlier invoices were issued (`raas.core.adjust`); not part of `total`.
+    adjustments: tuple[InvoiceLine, ...] = ()
+    audits: tuple[AuditSample, ...] = ()
+
+    @property
+    def due(self) -> Decimal:
+        """What the buyer owes for this invoice: its total and its adjustments (negative when
+        the credits are larger)."""
+        return sum((line.amount for line in self.adjustments), self.total)
 
 
 def invoice_json(invoice: Invoice) -> bytes:

@@ -1,0 +1,180 @@
+"""Contract versions over time: which version rates which part of a period. Pure.
+
+A contract is a sequence of versions (each its own file, as before), each effective from its
+first day until the first day of the next version (or its own `effective_until`). When a new
+version takes effect inside a billing period, the period is split at that instant and each
+part is settled and rated by its own version, as if it were a period of its own (per-period
+terms such as a minimum, a cap or SLA targets apply to each part); an outcome belongs to the
+part in which it becomes final. The parts' lines make one invoice, each line naming its part.
+
+`settle_versions` takes the settlement of one version over one part as a function, so every
+engine (reference, DuckDB, Spark) splits periods the same way without knowing about versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from itertools import pairwise
+
+import msgspec
+
+from raas.core.contract import Contract
+from raas.core.invoice import ContractPart, Invoice
+from raas.core.periods import Period
+from raas.core.settle import Settlement, SettlementReport
+from raas.errors import SettlementError
+
+__all__ = ["SettleOne", "contract_parts", "settle_versions"]
+
+# Settle one version over one part: (version, part, as_of, prepaid balance before) -> settlement.
+SettleOne = Callable[[Contract, Period, datetime, Decimal | None], Settlement]
+
+# Fields every version of one contract must share: an invoice has one of each.
+_SHARED = ("contract", "vendor", "buyer", "currency", "time_zone", "period")
+_NOT_ADDED = ("provisional", "earlier_periods", "later_periods", "model_cost_per_resolution")
+
+
+def _ordered(versions: Sequence[Contract]) -> list[Contract]:
+    if not versions:
+        raise SettlementError("expected at least one contract version, found none")
+    ordered = sorted(versions, key=lambda version: version.version)
+    first = ordered[0]
+    for earlier, later in pairwise(ordered):
+        for name in _SHARED:
+            if getattr(later, name) != getattr(first, name):
+                raise SettlementError(
+                    f"contract {first.contract} v{later.version}: expected the same {name} as "
+                    f"v{first.version} ({getattr(first, name)!r}), found {getattr(later, name)!r}"
+                )
+        if later.version == earlier.version:
+            raise SettlementError(
+                f"contract {first.contract}: version {later.version} is given twice"
+            )
+        if later.effective_from <= earlier.effective_from:
+            raise SettlementError(
+                f"contract {first.contract} v{later.version} takes effect "
+                f"{later.effective_from}, not after v{earlier.version} "
+                f"({earlier.effective_from}): a later version must take effect later"
+            )
+        until = earlier.effective_until
+        if until is not None and until < later.effective_from:
+            raise SettlementError(
+                f"contract {first.contract}: no version applies from {until} (v"
+                f"{earlier.version} ends) to {later.effective_from} (v{later.version} begins)"
+            )
+    return ordered
+
+
+def contract_parts(versions: Sequence[Contract], period: Period) -> list[tuple[Contract, Period]]:
+    """The parts of `period` and the version that rates each, in time order; a part is a
+    `Period` with the period's label and its own [start, end). Raises SettlementError when the
+    versions disagree on what an invoice has one of, or leave part of the period uncovered."""
+    ordered = _ordered(versions)
+    parts: list[tuple[Contract, Period]] = []
+    covered = period.start
+    for index, version in enumerate(ordered):
+        start = version.effective_from_utc()
+        end = version.effective_until_utc()
+        if index + 1 < len(ordered):
+            following = ordered[index + 1].effective_from_utc()
+            end = following if end is None else min(end, following)
+        start, end = max(start, period.start), period.end if end is None else min(end, period.end)
+        if start >= end:
+            continue
+        if start > covered:
+            break
+        parts.append((version, Period(period.label, period.time_zone, start, end)))
+        covered = end
+    if covered < period.end or not parts or parts[0][1].start > period.start:
+        raise SettlementError(
+            f"contract {ordered[0].contract}: no version applies to all of period "
+            f"{period.label} (versions {', '.join(f'v{v.version}' for v in ordered)})"
+        )
+    return parts
+
+
+def settle_versions(
+    versions: Sequence[Contract],
+    period: Period,
+    settle_one: SettleOne,
+    *,
+    as_of: datetime | None = None,
+    prepaid_balance: Decimal | None = None,
+) -> Settlement:
+    """Settle `period` under the versions in force during it: one version settles as before;
+    several settle their parts and make one invoice whose lines name their part (the prepaid
+    balance one part leaves is the next part's)."""
+    as_of = period.end if as_of is None else as_of
+    parts = contract_parts(versions, period)
+    if len(parts) == 1:
+        version, _ = parts[0]
+        return settle_one(version, period, as_of, prepaid_balance)
+    settlements = []
+    balance = prepaid_balance
+    for version, part in parts:
+        settlement = settle_one(version, part, as_of, balance)
+        settlements.append(settlement)
+        balance = settlement.invoice.prepaid_balance
+    return _joined(parts, settlements, period)
+
+
+def _joined(
+    parts: list[tuple[Contract, Period]], settlements: list[Settlement], period: Period
+) -> Settlement:
+    invoices = [settlement.invoice for settlement in settlements]
+    last_version, _ = parts[-1]
+    zone = last_version.zone
+    lines = tuple(
+        msgspec.structs.replace(
+            line,
+            part=ContractPart(
+                version=version.version,
+                start=part.start.astimezone(zone),
+                end=part.end.astimezone(zone),
+            ),
+        )
+        for (version, part), issued in zip(parts, invoices, strict=True)
+        for line in issued.lines
+    )
+    not_billed: dict[str, int] = {}
+    for each in invoices:
+        for key, count in each.not_billed.items():
+            not_billed[key] = not_billed.get(key, 0) + count
+    versions = "+".join(f"v{version.version}" for version, _ in parts)
+    invoice: Invoice = msgspec.structs.replace(
+        invoices[-1],
+        id=f"{last_version.contract}-{versions}-{period.label}",
+        period_start=period.start.astimezone(zone),
+        period_end=period.end.astimezone(zone),
+        lines=lines,
+        total=sum((each.total for each in invoices), Decimal(0)),
+        not_billed=dict(sorted(not_billed.items())),
+    )
+    assert invoice.total == sum((line.amount for line in lines), Decimal(0))
+    return Settlement(invoice=invoice, report=_joined_report([s.report for s in settlements]))
+
+
+def _joined_report(reports: list[SettlementReport]) -> SettlementReport:
+    """The parts' reports added up; `provisional` is the same in every part (one `as_of`), and
+    what was final before or after the period is what was before the first or after the last."""
+    joined = SettlementReport()
+    for report in reports:
+        for name in SettlementReport.__struct_fields__:
+            value = getattr(report, name)
+            if name == "outcomes":
+                for key, count in value.items():
+                    joined.outcomes[key] = joined.outcomes.get(key, 0) + count
+            elif name in _NOT_ADDED:
+                continue
+            else:
+                setattr(joined, name, getattr(joined, name) + value)
+    joined.provisional = reports[-1].provisional
+    joined.earlier_periods = reports[0].earlier_periods
+    joined.later_periods = reports[-1].later_periods
+    if joined.ai_resolutions:
+        joined.model_cost_per_resolution = (joined.model_cost / joined.ai_resolutions).quantize(
+            Decimal("0.0001")
+        )
+    return joined
