@@ -100,14 +100,7 @@ def test_first_format_example_loads_to_exact_typed_values() -> None:
     assert price.as_tuple() == Decimal("0.99").as_tuple()  # not 0.98999999999999999111...
     assert type(contract.effective_from) is date
     assert contract.window == timedelta(hours=72)
-    # The first format's spelling of the window, for callers not yet reading `window`, works
-    # on any contract (until they do).
-    assert contract.outcomes.ai_resolution.recontact_window_hours == 72
-    rules = load_contract(EXAMPLES / "procurement-audit.yaml")
-    assert "ai_resolution" not in rules.outcomes
-    assert rules.outcomes.ai_resolution.recontact_window_hours == 7 * 24
-    with pytest.raises(AttributeError):
-        rules.outcomes.case_audited  # noqa: B018 - only the first format's name reads this way
+    assert load_contract(EXAMPLES / "procurement-audit.yaml").window == timedelta(days=7)
 
 
 def test_defaults_fill_what_a_minimal_contract_leaves_out() -> None:

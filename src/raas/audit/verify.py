@@ -22,6 +22,9 @@ contract text is signed by nobody (pass the auditor's own copy to compare its te
 "customers" bundle `not_billed` and `provisional` count customers the bundle does not hold, so
 only a lower bound is checked, and an entry of a bundled customer left out of the bundle cannot be
 noticed; a "log" bundle closes both gaps.
+An invoice's `adjustments` and `audits` (of earlier invoices, `raas.core.adjust`) are taken as
+stated, and an invoice whose period contract versions split (`raas.core.versions`) does not
+verify against one contract.
 
 Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
 invoice field <name>) and what was expected against what was found.
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -75,10 +78,13 @@ FINDINGS_KEPT_MAX: Final = 1_000
 # own checks. `not_billed` and `provisional` count every customer's episodes, so only a bundle
 # of the whole log ("log" scope) can check them.
 _COUNT_FIELDS: Final = ("not_billed", "provisional")
+# The adjustments of earlier invoices and their audit samples are not derived from this period's
+# entries (they compare earlier invoices with their periods settled again): taken as stated.
+_STATED_FIELDS: Final = ("adjustments", "audits")
 _HEADER_FIELDS: Final = tuple(
     name
     for name in Invoice.__struct_fields__
-    if name not in {"lines", "total", "ledger", *_COUNT_FIELDS}
+    if name not in {"lines", "total", "ledger", *_COUNT_FIELDS, *_STATED_FIELDS}
 )
 # A line's fields compared one by one; its outcome and episodes have their own checks.
 _LINE_FIELDS: Final = tuple(
@@ -421,6 +427,9 @@ def _rederive(
         found, wanted = getattr(claimed, name), getattr(expected, name)
         if found != wanted:
             report.add(f"invoice field {name}", f"expected {_show(wanted)}, found {_show(found)}")
+    expected = msgspec.structs.replace(
+        expected, **{name: getattr(claimed, name) for name in _STATED_FIELDS}
+    )
     if not report.findings_total and invoice_json(expected) != bundle.invoice:
         report.add(
             "invoice",
@@ -469,7 +478,7 @@ class _Outcomes:
     def by_episode(self) -> dict[str, tuple[Episode, Outcome]]:
         if self._by_episode is None:
             contract = self._contract
-            horizon = timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)
+            horizon = contract.window
             self._by_episode = {}
             for entries in self._customers.values():
                 for episode in derive_episodes(entries, link_horizon=horizon):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from raas.cli.audit_commands import evidence, verify
 from raas.cli.db_commands import db
+from raas.cli.dispute_commands import dispute
 from raas.cli.gateway_commands import gateway
 from raas.cli.import_commands import import_group
 from raas.cli.ledger_commands import checkpoint, keys, ledger
@@ -32,7 +33,7 @@ from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
 from raas.core.periods import Period, parse_period, period_containing
 from raas.core.settle import Settlement
-from raas.engine.reference import settle_from_ledger
+from raas.engine.reference import settle_over_time_from_ledger
 from raas.errors import RaasError
 from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
@@ -137,9 +138,11 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
 @main.command()
 @click.option(
     "--contract",
-    "contract_path",
+    "contract_paths",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A contract file; repeat it for each version of the contract.",
 )
 @click.option("--period", "period_label", required=True, help="The billing month, YYYY-MM.")
 @click.option(
@@ -158,21 +161,29 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
 )
 @database_option
 def settle(
-    contract_path: Path, period_label: str, out: Path, key_path: Path | None, database: str
+    contract_paths: tuple[Path, ...],
+    period_label: str,
+    out: Path,
+    key_path: Path | None,
+    database: str,
 ) -> None:
     """Settle CONTRACT for one billing period at a signed checkpoint; issue and write the invoice.
 
     The invoice is stored as issued: settling the same period again at the same checkpoint gives
-    the same bytes, and an issued invoice is never replaced.
+    the same bytes, and an issued invoice is never replaced. With several versions of the
+    contract, each rates the part of the period it is in force for. What changed since the
+    contract's earlier invoices were issued (late events, reopened outcomes, upheld disputes)
+    becomes the invoice's adjustments.
     """
-    contract = load_contract(contract_path)
+    versions = [load_contract(path) for path in contract_paths]
+    contract = max(versions, key=lambda version: version.version)
     try:
         period = parse_period(period_label, contract.time_zone)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--period") from error
     signer = load_signer_key(key_path) if key_path is not None else None
     with open_ledger(database) as ledger:
-        settlement, note = _settle(ledger, contract, period, signer)
+        settlement, note = _settle(ledger, versions, period, signer)
     _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
     stdout.print(f"settled at checkpoint\n{note}", end="")
@@ -215,7 +226,7 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     with open_ledger(database, vendor=contract.vendor) as ledger:
         _simulate_into(ledger, simulation)
         period = period_containing(simulation.config.start_utc, contract.time_zone)
-        settlement, note = _settle(ledger, contract, period, load_signer_key(signer_path))
+        settlement, note = _settle(ledger, [contract], period, load_signer_key(signer_path))
     json_path, html_path = _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=simulation.summary.conversations)
     invoice = settlement.invoice
@@ -280,10 +291,14 @@ def _write_workload(simulation: Simulation, out: Path) -> None:
 
 
 def _settle(
-    ledger: Ledger, contract: Contract, period: Period, signer: SignerKey | None
+    ledger: Ledger,
+    versions: Sequence[Contract],
+    period: Period,
+    signer: SignerKey | None,
 ) -> tuple[Settlement, str]:
-    """Settle at a signed checkpoint of the buyer's log and store the invoice as issued."""
-    tenant = contract.buyer
+    """Settle at a signed checkpoint of the buyer's log, with adjustments of the invoices issued
+    before, and store the invoice as issued."""
+    tenant = versions[0].buyer
     if signer is not None:
         note = ledger.sign_checkpoint(tenant, signer)
     else:
@@ -298,9 +313,9 @@ def _settle(
     size = read.size
     with _progress() as progress:
         task = progress.add_task(f"settle {period.label}", total=size)
-        settlement = settle_from_ledger(
+        settlement = settle_over_time_from_ledger(
             ledger,
-            contract,
+            versions,
             period,
             size=size,
             root=read.root,
@@ -358,6 +373,12 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
         ("margin", f"{report.margin.quantize(_CENT):,} {currency}"),
         ("ledger entries read", f"{invoice.ledger.size:,}"),
     ]
+    if invoice.adjustments:
+        adjusted = invoice.due - invoice.total
+        rows.append((f"adjustments ({len(invoice.adjustments)} lines)", f"{adjusted:,} {currency}"))
+        rows.append(("due", f"{invoice.due:,} {currency}"))
+    for audit in invoice.audits:
+        rows.append((f"audit sample of {audit.invoice}", f"{len(audit.episodes):,} episodes"))
     for name, value in rows:
         table.add_row(name, value)
     stdout.print(table)
@@ -369,6 +390,7 @@ main.add_command(import_group)
 main.add_command(db)
 main.add_command(serve)
 main.add_command(apikey)
+main.add_command(dispute)
 
 if __name__ == "__main__":
     sys.exit(main())

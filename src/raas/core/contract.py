@@ -99,8 +99,6 @@ __all__ = [
     "ContractProblems",
     "DisputeTerms",
     "GateTerms",
-    "LegacyOutcome",
-    "OutcomeRules",
     "OutcomeTerms",
     "Problem",
     "Rounding",
@@ -248,28 +246,6 @@ class DisputeTerms(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("disputes.audit_rate and disputes.audit_sample go together")
 
 
-class LegacyOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What `contract.outcomes.ai_resolution` was in the first format, for callers that still
-    read the recontact window there; `Contract.window` is the window of every format."""
-
-    recontact_window_hours: int
-
-
-class OutcomeRules(dict[str, OutcomeTerms]):
-    """The contract's outcomes in contract order: an ordinary ordered mapping of names to terms.
-
-    `contract.outcomes.ai_resolution.recontact_window_hours` is the first format's spelling of
-    the window, kept only until every caller reads `Contract.window`: it gives the contract's
-    window in whole hours, whatever the contract's outcomes are called."""
-
-    window_hours: int = 72
-
-    def __getattr__(self, name: str) -> LegacyOutcome:
-        if name != "ai_resolution":
-            raise AttributeError(name)
-        return LegacyOutcome(recontact_window_hours=self.window_hours)
-
-
 class Contract(msgspec.Struct, frozen=True, kw_only=True):
     """One version of a contract, valid by construction: its rules bind against the episode
     features and its pricing prices exactly its billable outcomes (see `contract_problems`).
@@ -288,7 +264,7 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
     buyer: str
     currency: str
     time_zone: str
-    outcomes: OutcomeRules
+    outcomes: dict[str, OutcomeTerms]
     effective_until: date | None = None
     period: Literal["month"] = "month"
     count: Counting = "per_problem"
@@ -321,9 +297,6 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"rounding {self.rounding!r} is not one of {list(ROUNDING_MODES)}")
         if self.count not in ("per_problem", "per_conversation"):
             raise ValueError(f"count must be per_problem or per_conversation, found {self.count!r}")
-        outcomes = OutcomeRules(self.outcomes)
-        outcomes.window_hours = int(self.window.total_seconds()) // 3600
-        msgspec.structs.force_setattr(self, "outcomes", outcomes)
         problems = contract_problems(self)
         if problems:
             raise ContractProblems(problems)

@@ -9,7 +9,6 @@ them: each customer's entries up to the invoice's checkpoint, through the pure `
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import timedelta
 from typing import Protocol
 
 from raas.audit.bundle import Bundle, BundleEntry, Scope, assemble_bundle
@@ -83,9 +82,7 @@ class _Issued:
                 f"{self.tenant!r}, but the ledger holds no checkpoint signed at that size"
             )
         self.checkpoint = note
-        self.link_horizon = timedelta(
-            hours=self.contract.outcomes.ai_resolution.recontact_window_hours
-        )
+        self.link_horizon = self.contract.window
 
     def episodes_of(self, stored: Sequence[StoredEvent]) -> list[Episode]:
         entries = [Entry(item.event, item.leaf_hash) for item in stored]

@@ -23,7 +23,7 @@ and the report counts those turns.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import msgspec
 
@@ -82,7 +82,7 @@ def examples_from_ledger(
     `reveal_text` off trains on intent, channel, turn and failures only, never reading text.
     """
     tenant = contract.buyer
-    window = _window(contract)
+    window = contract.window
     report = LedgerReport(tenant=tenant)
     pending: list[_Pending] = []
     latest: datetime | None = None
@@ -208,12 +208,3 @@ def _text_of(stored: StoredEvent, reveal_text: bool) -> str:
     except DisclosureError:
         return committed.text  # disclosures that do not match the entry are not to be trusted
     return revealed.text if isinstance(revealed, Message) else committed.text
-
-
-def _window(contract: Contract) -> timedelta:
-    """The contract's recontact window: `Contract.window` where the contract format has it,
-    else the first format's `outcomes.ai_resolution.recontact_window_hours`."""
-    window = getattr(contract, "window", None)
-    if isinstance(window, timedelta):
-        return window
-    return timedelta(hours=contract.outcomes.ai_resolution.recontact_window_hours)

@@ -1,0 +1,136 @@
+"""Settlement over time as a user runs it: `raas settle` for November, `raas dispute file` and
+`raas dispute rule`, a late event, `raas settle` for December and January, and a contract whose
+second version takes effect mid-month. What would break: a dispute accepted after the deadline,
+an upheld dispute or a late event that the next invoice does not adjust (or adjusts twice), an
+issued invoice that changes, or versions that do not split the period."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from factories import NOVEMBER, conversation
+from raas.ledger.sqlite import SqliteLedger
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT / "examples" / "contracts" / "acme-support.yaml"
+RAAS = [sys.executable, "-m", "raas.cli.main"]
+
+
+def raas(*arguments: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RAAS, *map(str, arguments)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def ok(*arguments: str | Path, cwd: Path) -> str:
+    done = raas(*arguments, cwd=cwd)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout
+
+
+def problems(first: int, count: int) -> list:  # type: ignore[type-arg]
+    return [
+        event
+        for day in range(first, first + count)
+        for event in conversation(
+            f"c{day}", customer=f"customer-{day}", start=NOVEMBER + timedelta(days=day)
+        )
+    ]
+
+
+def invoice(folder: Path, invoice_id: str) -> dict:  # type: ignore[type-arg]
+    data: dict = json.loads((folder / f"invoice-{invoice_id}.json").read_text())  # type: ignore[type-arg]
+    return data
+
+
+def test_disputes_and_late_events_become_adjustments_on_the_next_invoice(tmp_path: Path) -> None:
+    database = tmp_path / "ledger.db"
+    contract = tmp_path / "acme.yaml"
+    contract.write_text(CONTRACT.read_text() + "disputes:\n  deadline: 14d\n")
+    with SqliteLedger(database, vendor="helpdesk-ai") as ledger:
+        ledger.append(problems(0, 4))
+    ok("keys", "generate", "helpdesk-ai", "--out", tmp_path / "keys", cwd=tmp_path)
+    key = tmp_path / "keys" / "helpdesk-ai.key"
+    common = ("--contract", contract, "--db", database)
+
+    ok("settle", "--period", "2026-11", "--key", key, "--out", tmp_path, *common, cwd=tmp_path)
+    november = invoice(tmp_path, "acme-support-v1-2026-11")
+    assert Decimal(november["total"]) == Decimal("3.96")
+
+    filed = ok(
+        "dispute", "file", "acme-support-v1-2026-11", "--episode", "c1#refund",
+        "--reason", "the customer wrote again", "--by", "finance@acme",
+        "--at", "2026-12-03T10:00:00+01:00", *common, cwd=tmp_path,
+    )  # fmt: skip
+    assert "filed dispute acme-support-v1-2026-11-d1" in filed
+    late = raas(
+        "dispute", "file", "acme-support-v1-2026-11", "--line", "0", "--reason", "too late",
+        "--by", "finance@acme", "--at", "2026-12-15T00:00:00+01:00", *common, cwd=tmp_path,
+    )  # fmt: skip
+    assert late.returncode == 1
+    assert "after the deadline 2026-12-15T00:00:00+01:00" in late.stderr
+    ok(
+        "dispute", "rule", "acme-support-v1-2026-11-d1", "--upheld", "--by", "reviewer",
+        "--at", "2026-12-05T10:00:00+01:00", *common, cwd=tmp_path,
+    )  # fmt: skip
+    again = raas(
+        "dispute", "rule", "acme-support-v1-2026-11-d1", "--rejected", "--by", "reviewer",
+        *common, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 1 and "already ruled upheld" in again.stderr
+    listed = ok("dispute", "list", *common, cwd=tmp_path)
+    assert "acme-support-v1-2026-11-d1\tacme-support-v1-2026-11\tupheld\tc1#refund" in listed
+
+    with SqliteLedger(database, vendor="helpdesk-ai") as ledger:
+        ledger.append(problems(10, 1))  # a November problem whose events arrive late
+    ok("settle", "--period", "2026-12", "--key", key, "--out", tmp_path, *common, cwd=tmp_path)
+    december = invoice(tmp_path, "acme-support-v1-2026-12")
+    found = sorted(
+        (line["corrects"]["reason"], line["corrects"]["line"], line["amount"], line["episodes"])
+        for line in december["adjustments"]
+    )
+    assert found == [
+        ("dispute", 0, "-0.99", ["c1#refund"]),
+        ("late_events", 0, "0.99", ["c10#refund"]),
+    ]
+    assert all(line["corrects"]["invoice"] == november["id"] for line in december["adjustments"])
+    assert invoice(tmp_path, "acme-support-v1-2026-11") == november  # never rewritten
+
+    ok("settle", "--period", "2027-01", "--key", key, "--out", tmp_path, *common, cwd=tmp_path)
+    assert invoice(tmp_path, "acme-support-v1-2027-01")["adjustments"] == []
+
+
+def test_a_second_version_mid_month_rates_its_part(tmp_path: Path) -> None:
+    database = tmp_path / "ledger.db"
+    first = tmp_path / "v1.yaml"
+    second = tmp_path / "v2.yaml"
+    text = CONTRACT.read_text()
+    first.write_text(text)
+    second.write_text(
+        text.replace("version: 1 ", "version: 2 ")
+        .replace("effective_from: 2026-11-01", "effective_from: 2026-11-15")
+        .replace("price: 0.99", "price: 1.50")
+    )
+    with SqliteLedger(database, vendor="helpdesk-ai") as ledger:
+        ledger.append(problems(0, 1) + problems(20, 1))
+    ok("keys", "generate", "helpdesk-ai", "--out", tmp_path / "keys", cwd=tmp_path)
+    ok(
+        "settle", "--period", "2026-11", "--key", tmp_path / "keys" / "helpdesk-ai.key",
+        "--contract", first, "--contract", second, "--db", database, "--out", tmp_path,
+        cwd=tmp_path,
+    )  # fmt: skip
+    issued = invoice(tmp_path, "acme-support-v1+v2-2026-11")
+    billed = [
+        (line["part"]["version"], line["part"]["start"], line["amount"])
+        for line in issued["lines"]
+        if line["quantity"]
+    ]
+    assert billed == [
+        (1, "2026-11-01T00:00:00+01:00", "0.99"),
+        (2, "2026-11-15T00:00:00+01:00", "1.50"),
+    ]
