@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from raas.core.disputes import dispute_event
 from raas.core.episodes import Entry
 from raas.core.events import (
     BusinessEvent,
@@ -13,6 +14,8 @@ from raas.core.events import (
     ConversationStarted,
     Csat,
     CustomerConfirmation,
+    DisputeFiled,
+    DisputeRuled,
     Event,
     Handoff,
     HoldoutAssignment,
@@ -24,6 +27,7 @@ from raas.core.events import (
     event_leaf_hash,
     make_event,
 )
+from raas.core.invoice import Invoice
 from raas.ledger.store import TEST_COMMITMENT_KEY
 
 SOURCE = "urn:raas:test:agents"
@@ -188,3 +192,29 @@ def last_ai_answer(events: list[Event], intent: str) -> datetime:
 
 def entries(events: Iterable[Event]) -> list[Entry]:
     return [Entry(event, event_leaf_hash(event, COMMITMENT_KEY)) for event in events]
+
+
+def filing(
+    number: int,
+    invoice: Invoice,
+    *,
+    at: datetime,
+    episodes: Sequence[str] = (),
+    lines: Sequence[int] = (),
+) -> Event:
+    """The buyer's dispute D-<number> of lines or episodes of `invoice`."""
+    data = DisputeFiled(
+        dispute_id=f"D-{number}",
+        invoice_id=invoice.id,
+        lines=tuple(lines),
+        episodes=tuple(episodes),
+        reason="the customer was not helped",
+        filed_by="finance@acme",
+    )
+    return dispute_event(data, id=f"filed-{number}", source=SOURCE, time=at, tenant=invoice.buyer)
+
+
+def ruling(number: int, ruling: str, *, at: datetime, tenant: str = "acme") -> Event:
+    """A reviewer's ruling (upheld or rejected) on dispute D-<number>."""
+    data = DisputeRuled(dispute_id=f"D-{number}", ruling=ruling, ruled_by="reviewer")  # type: ignore[arg-type]
+    return dispute_event(data, id=f"ruled-{number}", source=SOURCE, time=at, tenant=tenant)

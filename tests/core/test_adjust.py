@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from test_judge import rules_contract
 from test_settle import by_customer
 
-from factories import NOVEMBER, SOURCE, conversation
+from factories import NOVEMBER, SOURCE, conversation, filing, ruling
 from raas.core.adjust import (
     DISPUTE,
     LATE_EVENTS,
@@ -26,9 +26,9 @@ from raas.core.adjust import (
     settle_with_adjustments,
 )
 from raas.core.contract import Contract, DisputeTerms
-from raas.core.disputes import DisputeError, check_filing, dispute_event, disputes_of
+from raas.core.disputes import DisputeError, check_filing, disputes_of
 from raas.core.episodes import derive_episodes
-from raas.core.events import DisputeFiled, DisputeRuled, Event, Message, make_event
+from raas.core.events import DisputeFiled, Event, Message, make_event
 from raas.core.features import episode_features
 from raas.core.invoice import Invoice, LedgerPoint
 from raas.core.periods import Period, month_period
@@ -83,25 +83,6 @@ def next_invoice(
         dispute_events=disputes,
         episode_rows=rows,
     ).invoice
-
-
-def filing(
-    number: int, invoice: Invoice, *, at: datetime, episodes: Sequence[str] = (), lines=()
-) -> Event:  # type: ignore[no-untyped-def]
-    data = DisputeFiled(
-        dispute_id=f"D-{number}",
-        invoice_id=invoice.id,
-        lines=tuple(lines),
-        episodes=tuple(episodes),
-        reason="the customer was not helped",
-        filed_by="finance@acme",
-    )
-    return dispute_event(data, id=f"filed-{number}", source=SOURCE, time=at, tenant="acme")
-
-
-def ruling(number: int, ruling: str, *, at: datetime) -> Event:
-    data = DisputeRuled(dispute_id=f"D-{number}", ruling=ruling, ruled_by="reviewer")  # type: ignore[arg-type]
-    return dispute_event(data, id=f"ruled-{number}", source=SOURCE, time=at, tenant="acme")
 
 
 def four_problems() -> list[Event]:
