@@ -100,6 +100,9 @@ def test_disputes_and_late_events_become_adjustments_on_the_next_invoice(tmp_pat
     ]
     assert all(line["corrects"]["invoice"] == november["id"] for line in december["adjustments"])
     assert invoice(tmp_path, "acme-support-v1-2026-11") == november  # never rewritten
+    page = (tmp_path / "invoice-acme-support-v1-2026-12.html").read_text()
+    assert "Adjustments of earlier invoices" in page and "late events" in page
+    assert 'Due (total and adjustments)</td><td class="number">' in page
 
     ok("settle", "--period", "2027-01", "--key", key, "--out", tmp_path, *common, cwd=tmp_path)
     assert invoice(tmp_path, "acme-support-v1-2027-01")["adjustments"] == []

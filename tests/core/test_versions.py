@@ -89,3 +89,18 @@ def test_versions_must_cover_the_period_and_agree_on_the_invoice() -> None:
         contract_parts(
             [priced(1, date(2026, 11, 15), "1.00"), priced(2, date(2026, 11, 1), "2.00")], NOV
         )
+
+
+def test_adjusting_an_invoice_needs_the_versions_in_force_in_its_period() -> None:
+    from test_adjust import DEC, next_invoice
+
+    from raas.core.adjust import settle_with_adjustments
+
+    v1 = priced(1, date(2026, 11, 1), "1.00")
+    v2 = priced(2, date(2026, 12, 1), "2.00")
+    events = problems()
+    november = next_invoice(v1, NOV, events)
+    with pytest.raises(SettlementError, match="every version of contract rules in force since"):
+        settle_with_adjustments([v2], DEC, settle_one_from(events), issued=[november])
+    both = settle_with_adjustments([v1, v2], DEC, settle_one_from(events), issued=[november])
+    assert both.invoice.adjustments == () and both.invoice.contract_version == 2

@@ -45,6 +45,7 @@ from raas.core.money import quantize
 from raas.core.periods import Period, parse_period
 from raas.core.settle import Settlement
 from raas.core.versions import SettleOne, settle_versions
+from raas.errors import SettlementError
 
 __all__ = [
     "DISPUTE",
@@ -102,16 +103,21 @@ def settle_with_adjustments(
     ]
     if not earlier:
         return settlement
-    hindsight = {
-        invoice.id: settle_versions(
-            versions,
-            parse_period(invoice.period, contract.time_zone),
-            settle_one,
-            as_of=as_of,
-            prepaid_balance=_balance_before(invoice),
-        ).invoice
-        for invoice in earlier
-    }
+    hindsight = {}
+    for invoice in earlier:
+        try:
+            hindsight[invoice.id] = settle_versions(
+                versions,
+                parse_period(invoice.period, contract.time_zone),
+                settle_one,
+                as_of=as_of,
+                prepaid_balance=_balance_before(invoice),
+            ).invoice
+        except SettlementError as error:
+            raise SettlementError(
+                f"cannot adjust the issued invoice {invoice.id} ({error}): settle with every "
+                f"version of contract {contract.contract} in force since period {invoice.period}"
+            ) from error
     disputes = disputes_of(
         (event for event in dispute_events if event.time <= as_of),
         contract,
