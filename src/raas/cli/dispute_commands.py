@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -24,7 +25,10 @@ from raas.core.disputes import (
 from raas.core.events import DisputeFiled, DisputeRuled
 from raas.core.invoice import Invoice, invoice_from_json
 from raas.engine.reference import dispute_events, issued_invoices
-from raas.ledger import Ledger, open_ledger
+from raas.ledger import open_ledger
+
+if TYPE_CHECKING:
+    from raas.ledger import Ledger
 
 SOURCE = "urn:raas:cli:disputes"
 
