@@ -24,6 +24,9 @@ ERROR_LIMIT: Final = 256  # the events' Text limit
 REASON_LIMIT: Final = 1024
 WRITER_BATCH_LIMIT: Final = 1000
 WRITER_LINGER_SECONDS: Final = 0.1
+# Appends are idempotent, so a batch the ledger refused for a passing reason (a locked file, a
+# dropped database connection) is sent again as it was; only after these waits is it given up.
+WRITER_RETRY_SECONDS: Final = (0.1, 0.5, 2.0, 5.0)
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +217,28 @@ class LedgerWriter:
             flushes, self._flushes = self._flushes, []
             for start in range(0, len(events), WRITER_BATCH_LIMIT):
                 batch = events[start : start + WRITER_BATCH_LIMIT]
-                try:
-                    await asyncio.to_thread(self._sink.append, batch)
-                    self.appended += len(batch)
-                except Exception:  # a ledger failure must not stop the gateway; it is logged
-                    logger.exception("could not append %d gateway events", len(batch))
+                await self._append(batch)
             for done in flushes:
                 if not done.done():
                     done.set_result(None)
+
+    async def _append(self, batch: list[Event]) -> None:
+        for wait in (*WRITER_RETRY_SECONDS, None):
+            try:
+                await asyncio.to_thread(self._sink.append, batch)
+            except Exception:  # a ledger failure must not stop the gateway
+                if wait is None:
+                    logger.exception(
+                        "gave up appending %d gateway events (first id %s) after %d attempts",
+                        len(batch),
+                        batch[0].id,
+                        len(WRITER_RETRY_SECONDS) + 1,
+                    )
+                    return
+                logger.warning(
+                    "appending %d gateway events failed; again in %s s", len(batch), wait
+                )
+                await asyncio.sleep(wait)
+            else:
+                self.appended += len(batch)
+                return
