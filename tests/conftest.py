@@ -2,6 +2,7 @@
 
 from hypothesis import HealthCheck, settings
 
+from engines import settle_events, spark, sql_engine
 from postgres import (
     empty_postgres_url,
     ledger,
@@ -20,4 +21,13 @@ settings.register_profile(
 )
 settings.load_profile("raas")
 
-__all__ = ["empty_postgres_url", "ledger", "ledger_location", "postgres_database", "postgres_url"]
+__all__ = [
+    "empty_postgres_url",
+    "ledger",
+    "ledger_location",
+    "postgres_database",
+    "postgres_url",
+    "settle_events",
+    "spark",
+    "sql_engine",
+]

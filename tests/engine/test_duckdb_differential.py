@@ -1,10 +1,11 @@
-"""DuckDB settles exactly as the reference does: for random workloads (several customers, random
-handoffs, confirmations, recontacts inside and outside the window, CSAT, reviews, orders,
-holdouts) and random plans (typed rules over every feature, exclusions, gates, difficulty
-weights, both counting modes), the classified outcomes of a period are equal: names, billing,
-episode ids, weights, quantities and the provisional/earlier/later counts. What would break: an
-invoice that differs between engines because of NULL handling in a rule, a gate applied to the
-wrong rule, an off-by-one-microsecond window edge, or a weight read from a non-text feature."""
+"""DuckDB and Spark settle exactly as the reference does: for random workloads (several
+customers, random handoffs, confirmations, recontacts inside and outside the window, CSAT,
+reviews, orders, holdouts) and random plans (typed rules over every feature, exclusions, gates,
+difficulty weights, both counting modes), the classified outcomes of a period are equal: names,
+billing, episode ids, weights, quantities and the provisional/earlier/later counts; DuckDB and
+Spark also agree on every measure pricing reads. What would break: an invoice that differs
+between engines because of NULL handling in a rule, a gate applied to the wrong rule, an
+off-by-one-microsecond window edge, or a weight read from a non-text feature."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from engine_reference import reference_period
@@ -28,7 +30,11 @@ from raas.core.periods import Period, month_period
 from raas.core.plan import CompiledPlan, Gate, OutcomeRule, Plan
 from raas.engine.duckdb_engine import settle_with_duckdb
 from raas.engine.episode_table import build_episode_table
+from raas.engine.spark_engine import settle_with_spark
 from raas.ledger.store import MemoryLedger
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 HORIZON = timedelta(hours=72)
 HORIZON_SECONDS = 72 * 3600
@@ -218,3 +224,29 @@ def test_duckdb_classifies_every_period_as_the_reference(
         assert found.units + found.provisional + found.earlier_periods + found.later_periods == (
             units
         )
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), events=workloads())
+def test_spark_classifies_every_period_as_duckdb_and_the_reference(
+    data: st.DataObject, events: list[Event], directory: Path, spark: SparkSession
+) -> None:
+    """Few examples (Spark spends about a second on any query): each one plan and period, the
+    whole classified period (outcomes and every measure pricing reads) equal on both engines."""
+    ledger = MemoryLedger()
+    ledger.append(events)
+    table = directory / f"episodes-{next(TABLES)}.duckdb"
+    build_episode_table(ledger, TENANT, None, table, link_horizon=HORIZON)
+    episodes = reference_episodes(events, HORIZON)
+    plan = data.draw(plans(), label="plan")
+    period, as_of = data.draw(periods(episodes, plan), label="period")
+    expected = reference_period(plan, episodes, period=period, as_of=as_of)
+    options = {"link_horizon_seconds": HORIZON_SECONDS, "currency": "USD"}
+    on_duckdb = settle_with_duckdb(plan, table, period, as_of, **options)
+    on_spark = settle_with_spark(plan, table, period, as_of, session=spark, **options)
+    assert on_spark.outcomes == expected.outcomes
+    assert on_spark == on_duckdb

@@ -63,7 +63,7 @@ from raas.core.expressions import (
     Type,
 )
 
-__all__ = ["DIALECTS", "Dialect", "column_type", "quote_identifier", "to_sql"]
+__all__ = ["DIALECTS", "Dialect", "column_type", "quote_identifier", "string_literal", "to_sql"]
 
 Dialect: TypeAlias = Literal["duckdb", "spark"]
 DIALECTS: Final[tuple[Dialect, ...]] = ("duckdb", "spark")
@@ -121,7 +121,8 @@ def to_sql(
     )
 
 
-def _string(value: str, dialect: Dialect) -> str:
+def string_literal(value: str, dialect: Dialect) -> str:
+    """`value` as a SQL string literal in `dialect`, meaning the same under every setting."""
     if dialect == "duckdb":
         return "'" + value.replace("'", "''") + "'"
     pieces: list[str] = []
@@ -198,7 +199,7 @@ class _SqlCompiler:
             return f"CAST('{_decimal_text(value)}' AS {_DECIMAL})"
         if isinstance(value, int):
             return f"CAST({value} AS BIGINT)"
-        return _string(value, self.dialect)
+        return string_literal(value, self.dialect)
 
     def feature(self, name: str, kind: Type) -> str:
         column = self.column(name)

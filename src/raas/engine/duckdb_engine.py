@@ -35,7 +35,7 @@ import decimal
 import itertools
 import operator
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +46,7 @@ import msgspec
 
 from raas.core.contract import Contract
 from raas.core.expressions import Type
-from raas.core.expressions_sql import quote_identifier, to_sql
+from raas.core.expressions_sql import Dialect, quote_identifier, string_literal, to_sql
 from raas.core.features import FEATURES
 from raas.core.invoice import LedgerPoint
 from raas.core.periods import Period
@@ -80,6 +80,7 @@ __all__ = [
     "settle_contract_with_duckdb",
     "settle_with_duckdb",
     "settlement_query",
+    "unit_columns",
 ]
 
 # What the engine lets DuckDB use: the settlement target is under 2 GB on a 2-core machine.
@@ -244,23 +245,26 @@ class PlanSql(msgspec.Struct, frozen=True, kw_only=True):
         return f"CASE {column} {values} ELSE {_decimal(self.default_weight)} END"
 
 
-def compile_plan(plan: Plan) -> PlanSql:
-    """The plan's classification as DuckDB SQL, meaning what `CompiledPlan` means per row."""
+def compile_plan(plan: Plan, dialect: Dialect = "duckdb") -> PlanSql:
+    """The plan's classification as DuckDB (or Spark) SQL, meaning what `CompiledPlan` means
+    per row."""
+    epoch_us = "epoch_us" if dialect == "duckdb" else "unix_micros"
     unmatched_rank = len(plan.rules)
     verdicts: list[Verdict] = [
         Verdict(EXCLUDED, False, None, -1),
         Verdict(NO_OUTCOME, False, None, unmatched_rank),
     ]
-    gates = [(gate.name, _rule_sql(gate.require)) for gate in plan.gates]
+    gates = [(gate.name, _rule_sql(gate.require, dialect)) for gate in plan.gates]
     window = (
-        f"(epoch_us(COALESCE(resolution_at, last_activity_at)) + {plan.window_seconds * 1_000_000})"
+        f"({epoch_us}(COALESCE(resolution_at, last_activity_at)) + "
+        f"{plan.window_seconds * 1_000_000})"
     )
     # A CASE branch is taken only when its condition is true: false and unknown fall through,
     # as `matcher(row) is True` does in the reference; a gate fails unless it is true.
     branches: list[str] = []
     final_branches: list[str] = []
     if plan.exclude is not None:
-        branches.append(f"WHEN {_rule_sql(plan.exclude)} THEN 0")
+        branches.append(f"WHEN {_rule_sql(plan.exclude, dialect)} THEN 0")
     for rank, rule in enumerate(plan.rules):
         first = len(verdicts)
         if not rule.billable:
@@ -273,13 +277,13 @@ def compile_plan(plan: Plan) -> PlanSql:
                 failed.append(f"WHEN {require} IS NOT TRUE THEN {len(verdicts)}")
                 verdicts.append(Verdict(rule.name, False, gate_name, rank))
             outcome = f"CASE {' '.join(failed)} ELSE {first} END" if failed else str(first)
-        branches.append(f"WHEN {_rule_sql(rule.when)} THEN {outcome}")
+        branches.append(f"WHEN {_rule_sql(rule.when, dialect)} THEN {outcome}")
         # The rule's own point in time when it names a timestamp feature and it is known.
         if rule.final_at is not None and FEATURES.get(rule.final_at) is Type.TIMESTAMP:
-            column = quote_identifier(rule.final_at, "duckdb")
+            column = quote_identifier(rule.final_at, dialect)
             final_branches.append(
                 f"WHEN verdict BETWEEN {first} AND {len(verdicts) - 1} "
-                f"THEN COALESCE(epoch_us({column}), {window})"
+                f"THEN COALESCE({epoch_us}({column}), {window})"
             )
     verdict = f"CASE {' '.join(branches)} ELSE 1 END" if branches else "1"
     final_at = f"CASE {' '.join(final_branches)} ELSE {window} END" if final_branches else window
@@ -289,8 +293,10 @@ def compile_plan(plan: Plan) -> PlanSql:
     feature = plan.weight_feature
     # The reference looks the feature's value up among the weights only when it is text.
     if feature is not None and FEATURES.get(feature) is Type.STRING and keys:
-        column = quote_identifier(feature, "duckdb")
-        cases = " ".join(f"WHEN {_string(key)} THEN {index}" for index, key in enumerate(keys))
+        column = quote_identifier(feature, dialect)
+        cases = " ".join(
+            f"WHEN {string_literal(key, dialect)} THEN {index}" for index, key in enumerate(keys)
+        )
         weight_class = f"CASE {column} {cases} ELSE -1 END"
     else:
         weight_class = "-1"
@@ -302,6 +308,42 @@ def compile_plan(plan: Plan) -> PlanSql:
         weights=weights,
         default_weight=plan.default_weight,
     )
+
+
+def unit_columns(
+    plan: Plan, compiled: PlanSql, lookup: Callable[[Sequence[object], str], str]
+) -> str:
+    """The columns giving each episode row its unit (unit, unit_verdict, unit_weight_class,
+    unit_final_at, unit_handed_off), in SQL that DuckDB and Spark both read;
+    `lookup(values, index)` is the dialect's way to index a constant list by a verdict."""
+    verdicts = compiled.verdicts
+    if plan.count == "per_conversation":
+        # The unit is the conversation the episodes started in (of one customer): its verdict
+        # is that of the first episode in contract order, preferring one a gate un-billed, then
+        # the smallest id; its weight the largest among the episodes of that outcome (the
+        # smallest id on a tie, whose written form is kept); final when the last episode is.
+        ranks = [verdict.rank for verdict in verdicts]
+        gate_failed = [verdict.gate is not None for verdict in verdicts]
+        conversation = "PARTITION BY customer, conversation"
+        by_verdict = (
+            f"({conversation} ORDER BY {lookup(ranks, 'verdict')}, "
+            f"{lookup(gate_failed, 'verdict')} DESC, id)"
+        )
+        by_weight = f"({conversation} ORDER BY {lookup(ranks, 'verdict')}, weight DESC, id)"
+        units = f"""
+            first_value(id) OVER {by_verdict} AS unit,
+            first_value(verdict) OVER {by_verdict} AS unit_verdict,
+            first_value(weight_class) OVER {by_weight} AS unit_weight_class,
+            max(final_at) OVER ({conversation}) AS unit_final_at,
+            bool_or(handed_off) OVER ({conversation}) AS unit_handed_off"""
+    else:
+        units = """
+            id AS unit,
+            verdict AS unit_verdict,
+            weight_class AS unit_weight_class,
+            final_at AS unit_final_at,
+            handed_off AS unit_handed_off"""
+    return units
 
 
 def settlement_query(
@@ -336,32 +378,7 @@ def settlement_query(
         verdict.name in case_costs and verdict.name not in (EXCLUDED, NO_OUTCOME)
         for verdict in verdicts
     ]
-    if plan.count == "per_conversation":
-        # The unit is the conversation the episodes started in (of one customer): its verdict
-        # is that of the first episode in contract order, preferring one a gate un-billed, then
-        # the smallest id; its weight the largest among the episodes of that outcome (the
-        # smallest id on a tie, whose written form is kept); final when the last episode is.
-        ranks = [verdict.rank for verdict in verdicts]
-        gate_failed = [verdict.gate is not None for verdict in verdicts]
-        conversation = "PARTITION BY customer, conversation"
-        by_verdict = (
-            f"({conversation} ORDER BY {lookup(ranks, 'verdict')}, "
-            f"{lookup(gate_failed, 'verdict')} DESC, id)"
-        )
-        by_weight = f"({conversation} ORDER BY {lookup(ranks, 'verdict')}, weight DESC, id)"
-        units = f"""
-            first_value(id) OVER {by_verdict} AS unit,
-            first_value(verdict) OVER {by_verdict} AS unit_verdict,
-            first_value(weight_class) OVER {by_weight} AS unit_weight_class,
-            max(final_at) OVER ({conversation}) AS unit_final_at,
-            bool_or(handed_off) OVER ({conversation}) AS unit_handed_off"""
-    else:
-        units = """
-            id AS unit,
-            verdict AS unit_verdict,
-            weight_class AS unit_weight_class,
-            final_at AS unit_final_at,
-            handed_off AS unit_handed_off"""
+    units = unit_columns(plan, compiled, lookup)
     signed = "CASE WHEN b.kind = 'refund' THEN - b.amount ELSE b.amount END"
     # Per problem, each consumer reads the table again (columnar, cheap) rather than keeping
     # a million wide rows in memory; per conversation, the window functions run once.
@@ -847,12 +864,8 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _rule_sql(text: str) -> str:
-    return f"({to_sql(bind_rule(text), 'duckdb')})"
-
-
-def _string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _rule_sql(text: str, dialect: Dialect = "duckdb") -> str:
+    return f"({to_sql(bind_rule(text), dialect)})"
 
 
 def _decimal(value: Decimal) -> str:
