@@ -21,7 +21,7 @@ import raas
 from raas.core.events import DATA_TYPES, ModelCall
 from raas.errors import EventError
 from raas.ledger.sqlite import SqliteLedger
-from raas.sdk import ClientClosedError, DeliveryError, QueueFullError
+from raas.sdk import ClientClosedError, ClientError, DeliveryError, QueueFullError
 from raas.service.apikeys import create_api_key
 from raas.service.app import create_app
 from raas.service.settings import ServiceSettings
@@ -205,6 +205,16 @@ def test_a_full_queue_blocks_then_raises_after_the_block_timeout(
     gate.held.set()
     client.close()
     assert ledger.count("acme") == sent
+
+
+def test_a_sending_thread_that_stops_is_reported_not_silent(url: str, key: str) -> None:
+    client = _client(url, key)
+    client._http.close()  # the worker's next send raises an error that is no transport error
+    client.conversation("conv-1", customer="cust-1").started()
+    with pytest.raises(ClientError, match="1 events not sent: the sending thread stopped"):
+        client.flush()
+    with pytest.raises(ClientError, match="the sending thread stopped"):
+        client.close()
 
 
 def test_a_closed_client_refuses_events(url: str, key: str) -> None:

@@ -23,6 +23,7 @@ from raas.sdk.client import SOURCE_DEFAULT
 from raas.sdk.conversation import Conversation
 from raas.sdk.delivery import (
     ClientClosedError,
+    ClientError,
     ClientStats,
     LimitOptions,
     Limits,
@@ -130,6 +131,13 @@ class AsyncClient:
         failure = tally.take_failure()
         if failure is not None:
             raise failure
+        task = self._task
+        if task is not None and task.done() and tally.finished < tally.stats.queued:
+            error = None if task.cancelled() else task.exception()
+            raise ClientError(
+                f"{tally.stats.queued - tally.finished:,} events not sent: the sending task "
+                f"stopped ({error!r})"
+            )
 
     async def aclose(self) -> None:
         """Flush, then stop the sending task; raises DeliveryError as flush does."""
@@ -171,11 +179,18 @@ class AsyncClient:
         return self._task is None or self._task.done()
 
     async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
-            self._in_flight = batch
-            await self._deliver(batch)
-            self._in_flight = []
+        try:
+            while True:
+                batch = await self._collect()
+                self._in_flight = batch
+                await self._deliver(batch)
+                self._in_flight = []
+        except Exception:
+            # Never silently: a flush waiting for these events must wake and say so.
+            done, _wake = self._conditions()
+            async with done:
+                done.notify_all()
+            raise
 
     async def _collect(self) -> list[Event]:
         limits = self.limits

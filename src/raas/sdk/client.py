@@ -21,6 +21,7 @@ from raas.core.events import Event
 from raas.sdk.conversation import Conversation
 from raas.sdk.delivery import (
     ClientClosedError,
+    ClientError,
     ClientStats,
     LimitOptions,
     Limits,
@@ -72,6 +73,7 @@ class Client:
         self._flush_wanted = threading.Event()
         self._stopping = threading.Event()
         self._closed = False
+        self._worker_error: BaseException | None = None
         self._worker = threading.Thread(target=self._run, name="raas-client", daemon=True)
         self._worker.start()
         atexit.register(self.close)
@@ -125,7 +127,7 @@ class Client:
             target = tally.stats.queued
             self._flush_wanted.set()
             arrived = self._done.wait_for(
-                lambda: tally.finished >= target or not self._worker.is_alive(),
+                lambda: tally.finished >= target or self._worker_stopped(),
                 timeout_seconds,
             )
             if tally.finished >= tally.stats.queued:
@@ -133,6 +135,11 @@ class Client:
             failure = tally.take_failure()
         if failure is not None:
             raise failure
+        if tally.finished < target and self._worker_stopped():
+            raise ClientError(
+                f"{target - tally.finished:,} events not sent: the sending thread stopped "
+                f"({self._worker_error!r})"
+            )
         if not arrived:
             raise TimeoutError(
                 f"{target - tally.finished:,} events still on their way after {timeout_seconds} s"
@@ -162,13 +169,23 @@ class Client:
     ) -> None:
         self.close()
 
+    def _worker_stopped(self) -> bool:
+        return self._worker_error is not None or not self._worker.is_alive()
+
     def _run(self) -> None:
-        while True:
-            batch = self._collect()
-            if batch:
-                self._deliver(batch)
-            elif self._stopping.is_set():
-                return
+        try:
+            while True:
+                batch = self._collect()
+                if batch:
+                    self._deliver(batch)
+                elif self._stopping.is_set():
+                    return
+        except BaseException as error:
+            # Never silently: a flush waiting for these events must wake and say so.
+            self._worker_error = error
+            with self._done:
+                self._done.notify_all()
+            raise
 
     def _collect(self) -> list[Event]:
         """Up to batch_events events: sent when full, when the first has waited the flush
