@@ -123,10 +123,13 @@ def run_crashes(path: Path, runs: int, seed: int, kill_after_seconds_max: float)
         )
         assert sender.stdout is not None
         assert sender.stdout.readline() == "ready\n"
+        # Kill after a random number of acknowledgements, then a random moment more, so that the
+        # kills land mid-stream however slow a loaded machine makes the sender.
+        early = [sender.stdout.readline() for _ in range(chance.randrange(6))]
         time.sleep(chance.uniform(0, kill_after_seconds_max))
         sender.send_signal(signal.SIGKILL)
         sender.wait()
-        output = sender.stdout.read()
+        output = "".join(early) + sender.stdout.read()
         sender.stdout.close()
         # A line cut by the kill is not an acknowledgement.
         lines = output.splitlines(keepends=True)
