@@ -222,12 +222,9 @@ def test_a_buyer_disputes_an_episode_and_the_vendor_rules_on_it(
 def settle_next_month(workspace: Workspace) -> str:
     """Settle December at a new signed checkpoint with the adjustments of November's issued
     invoice, as the vendor's settlement run does, and store it as issued; its id."""
-    try:
-        from raas.engine.reference import settle_over_time_from_ledger  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("the core does not issue adjustments yet (settle_over_time_from_ledger)")
     from raas.core.invoice import invoice_json
     from raas.core.periods import month_period
+    from raas.engine.reference import settle_over_time_from_ledger
     from raas.ledger.keys import parse_signer_key
     from raas.ledger.sqlite import SqliteLedger
 

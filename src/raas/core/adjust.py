@@ -332,7 +332,8 @@ def _written(
         if not delta:
             continue
         what = _REASON_WORDS[reason] + (f" {dispute}" if dispute else "")
-        where = f"line {index}" if index is not None else "a line it did not have"
+        # Invoices number their lines from 1 for people; `corrects.line` keeps the index.
+        where = f"line {index + 1}" if index is not None else "a line it did not have"
         written.append(
             InvoiceLine(
                 outcome=line.outcome,
