@@ -13,12 +13,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dashboard_workload import Workspace, build_workspace
 
+import raas.service.tenancy
 from gateway.gateway_upstream import ServerThread
 from raas.ledger.keys import write_signer_key
 from raas.service.apikeys import create_api_key
@@ -78,6 +80,17 @@ HOLDERS = {
     "key-vendor": ("acme", "vendor-admin"),
     "key-auditor": ("acme", "auditor"),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def filing_clock() -> Iterator[None]:
+    """Disputes are filed at the wall clock's time; these invoices are of November 2026, so the
+    clock stands inside that month's dispute window for the tests to pass later on too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            raas.service.tenancy, "utc_now", lambda: datetime(2026, 12, 2, 12, tzinfo=UTC)
+        )
+        yield
 
 
 @pytest.fixture(scope="module")

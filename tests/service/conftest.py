@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+import raas.service.tenancy
 from raas.ledger.keys import generate, write_signer_key
 from raas.service.apikeys import create_api_key
 from raas.service.app import create_app
@@ -53,6 +55,16 @@ def signer_key(folder: Path) -> Path:
     write_signer_key(path, signer_text)
     (folder / "helpdesk-ai.pub").write_text(verifier_text + "\n", encoding="utf-8")
     return path
+
+
+# The service files disputes at the wall clock's time, and the tests' invoices are of November
+# 2026: the clock stands inside that month's dispute window, so the tests keep passing later on.
+FILING_MOMENT = datetime(2026, 12, 2, 12, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def filing_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(raas.service.tenancy, "utc_now", lambda: FILING_MOMENT)
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@ checkpoints and proofs, each answer checked against the ledger and the offline v
 
 from __future__ import annotations
 
-import msgspec
+from datetime import UTC, datetime, timedelta
 
+import msgspec
+import pytest
+
+import raas.service.tenancy
 from conftest import ACME_CONTRACT, Service
 from factories import conversation
 from raas.audit.bundle import decode_bundle
@@ -252,3 +256,26 @@ def test_a_query_parameter_given_twice_is_refused(service: Service) -> None:
     )
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "query.invoice_id", "reason": "is given twice"}]
+
+
+def test_a_dispute_after_the_contracts_deadline_is_refused_and_stores_nothing(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice_id = settle_acme(service)  # November 2026 in Europe/Berlin: 30 days to dispute
+    buyer = service.headers("acme", "buyer")
+    filing = {"invoice_id": invoice_id, "reason": "c2 came back", "episodes": ["c2#refund"]}
+    last_moment = datetime(2026, 12, 30, 23, tzinfo=UTC) - timedelta(microseconds=1)
+    monkeypatch.setattr(
+        raas.service.tenancy, "utc_now", lambda: last_moment + timedelta(microseconds=1)
+    )
+    with SqliteLedger(service.database) as ledger:
+        size = ledger.head("acme")
+    late = service.client.post("/v1/disputes", json=filing, headers=buyer)
+    assert late.status_code == 409, late.text
+    assert late.headers["content-type"].startswith("application/problem+json")
+    assert "2026-12-31T00:00:00+01:00" in late.json()["detail"]
+    with SqliteLedger(service.database) as ledger:
+        assert ledger.head("acme") == size
+    assert service.client.get("/v1/disputes", headers=buyer).json()["disputes"] == []
+    monkeypatch.setattr(raas.service.tenancy, "utc_now", lambda: last_moment)
+    assert service.client.post("/v1/disputes", json=filing, headers=buyer).status_code == 201

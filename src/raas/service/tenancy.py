@@ -21,7 +21,7 @@ from raas.audit.bundle import Bundle
 from raas.audit.bundle import Scope as BundleScope
 from raas.audit.receipt import Receipt
 from raas.core.contract import Contract, parse_contract
-from raas.core.disputes import dispute_event
+from raas.core.disputes import dispute_deadline, dispute_event
 from raas.core.events import DisputeFiled, DisputeRuled, Event
 from raas.core.invoice import Invoice, invoice_from_json, invoice_json
 from raas.core.periods import Period, parse_period
@@ -431,6 +431,23 @@ class TenantData:
         for episode in episodes:
             if episode not in billed:
                 raise invalid("episodes", f"episode {episode!r} is not billed on {invoice_id!r}")
+        filed_at = utc_now()
+        contract = parse_contract(
+            self._contract_document(invoice_id),
+            f"{invoice.contract} v{invoice.contract_version}",
+        )
+        deadline = dispute_deadline(contract, invoice)
+        if filed_at >= deadline:
+            zone = contract.zone
+            raise ServiceError(
+                409,
+                "dispute-deadline-passed",
+                "The dispute deadline has passed",
+                f"invoice {invoice_id!r} could be disputed until "
+                f"{deadline.astimezone(zone).isoformat()} ({contract.disputes.deadline.days} days "
+                f"after the end of its period, as contract {contract.contract} states); "
+                f"it is {filed_at.astimezone(zone).isoformat()}",
+            )
         dispute_id = uuid.uuid4().hex
         data = DisputeFiled(
             dispute_id=dispute_id,
@@ -440,7 +457,7 @@ class TenantData:
             lines=tuple(lines),
             episodes=tuple(episodes),
         )
-        self._ledger.append([self._dispute_event(data, "filed")])
+        self._ledger.append([self._dispute_event(data, "filed", filed_at)])
         self._store.add_dispute(self.tenant, dispute_id, invoice_id, self.actor)
         return self.dispute(dispute_id)
 
@@ -495,12 +512,14 @@ class TenantData:
         self.require(Action.READ_DISPUTES)
         return [self.dispute(item) for item in self._store.dispute_ids(self.tenant, invoice_id)]
 
-    def _dispute_event(self, data: DisputeFiled | DisputeRuled, what: str) -> Event:
+    def _dispute_event(
+        self, data: DisputeFiled | DisputeRuled, what: str, time: datetime | None = None
+    ) -> Event:
         return dispute_event(
             data,
             id=f"{data.dispute_id}:{what}",
             source=SERVICE_SOURCE,
-            time=utc_now(),
+            time=utc_now() if time is None else time,
             tenant=self.tenant,
         )
 
