@@ -207,6 +207,8 @@ def test_a_full_queue_blocks_then_raises_after_the_block_timeout(
     assert ledger.count("acme") == sent
 
 
+# The sending thread is made to die here; pytest would report its exception as a warning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_sending_thread_that_stops_is_reported_not_silent(url: str, key: str) -> None:
     client = _client(url, key)
     client._http.close()  # the worker's next send raises an error that is no transport error
