@@ -15,6 +15,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import statistics
@@ -159,10 +160,16 @@ def main() -> None:
     loader.start()
     started = time.monotonic()
     rss_samples: list[tuple[float, int]] = []
-    while loader.is_alive():
+    # Take the loader's result while it runs: a process that has put a large object on a queue
+    # does not exit until the object is read, so waiting for it to exit first never ends.
+    while True:
         rss_samples.append((time.monotonic() - started, _rss_bytes(server.pid)))
-        time.sleep(5)
-    outcome = results.get()
+        try:
+            outcome = results.get(timeout=5)
+            break
+        except queue.Empty:
+            if not loader.is_alive():
+                raise SystemExit("the load process ended without a result") from None
     loader.join()
     rss_end = _rss_bytes(server.pid)
     server_cpu = _cpu_seconds(server.pid) - server_cpu_before
