@@ -14,8 +14,12 @@ from raas.dashboard.app import Principal
 from raas.dashboard.data import ContractText, DashboardData
 from raas.engine.reference import settle_from_ledger
 from raas.ingest.validate import parse_batch
-from raas.ledger.keys import generate, parse_signer_key, parse_verifier_key
+from raas.ledger.keys import generate, parse_signer_key, parse_verifier_key, write_signer_key
 from raas.ledger.sqlite import SqliteLedger
+from raas.service.apikeys import create_api_key
+from raas.service.settings import ServiceSettings
+from raas.service.sql_store import SqliteServiceStore
+from raas.service.tenancy import TenantData
 from raas.sim import SimConfig, Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +66,43 @@ def contract_for(buyer: str) -> ContractText:
     item = ContractText.parse(text, f"{buyer}-support.yaml")
     assert item.contract.buyer == buyer
     return item
+
+
+# The keys people sign in with when the service serves the dashboard: (tenant, scope).
+SERVICE_HOLDERS = {
+    "key-acme": ("acme", "buyer"),
+    "key-globex": ("globex", "buyer"),
+    "key-vendor": ("acme", "vendor-admin"),
+    "key-auditor": ("acme", "auditor"),
+}
+
+
+def service_settings(workspace: Workspace) -> ServiceSettings:
+    """Settings for `raas serve` over the workspace's ledger (closed here: the service opens
+    it), its store holding both contracts and a key per holder (into `workspace.keys`)."""
+    database = workspace.folder / "ledger.db"
+    store = SqliteServiceStore(database)
+    try:
+        for item in workspace.contracts:
+            tenant = item.contract.buyer
+            TenantData(
+                workspace.ledger, store, tenant=tenant, scope="vendor-admin", key_id="setup"
+            ).add_contract(item.text)
+        workspace.keys = {
+            name: create_api_key(store, tenant, scope, name, "setup")[0]  # type: ignore[arg-type]
+            for name, (tenant, scope) in SERVICE_HOLDERS.items()
+        }
+    finally:
+        store.close()
+    workspace.ledger.close()
+    signer_path = workspace.folder / "helpdesk-ai.key"
+    write_signer_key(signer_path, workspace.signer_text)
+    return ServiceSettings(
+        database=f"sqlite:///{database}",
+        signer_key_paths=(signer_path,),
+        requests_per_second=10_000,
+        requests_burst=10_000,
+    )
 
 
 def build_workspace(folder: Path, conversations: int = 300) -> Workspace:

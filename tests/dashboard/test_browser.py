@@ -18,16 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_workload import Workspace, build_workspace
+from dashboard_workload import Workspace, build_workspace, service_settings
 
 import raas.service.tenancy
 from gateway.gateway_upstream import ServerThread
-from raas.ledger.keys import write_signer_key
-from raas.service.apikeys import create_api_key
 from raas.service.app import create_app
-from raas.service.settings import ServiceSettings
-from raas.service.sql_store import SqliteServiceStore
-from raas.service.tenancy import TenantData
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -73,15 +68,6 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-# The keys people sign in with, by who holds them: (tenant, scope).
-HOLDERS = {
-    "key-acme": ("acme", "buyer"),
-    "key-globex": ("globex", "buyer"),
-    "key-vendor": ("acme", "vendor-admin"),
-    "key-auditor": ("acme", "auditor"),
-}
-
-
 @pytest.fixture(scope="module", autouse=True)
 def filing_clock() -> Iterator[None]:
     """Disputes are filed at the wall clock's time; these invoices are of November 2026, so the
@@ -96,32 +82,10 @@ def filing_clock() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
     """The service over a ledger with two buyers' months and invoices; its store holds both
-    contracts and a key per holder (`Workspace.keys` maps the names above to them)."""
+    contracts and a key per holder (`Workspace.keys` maps `SERVICE_HOLDERS` to them)."""
     folder = tmp_path_factory.mktemp("browser")
     workspace = build_workspace(folder, conversations=200)
-    database = folder / "ledger.db"
-    store = SqliteServiceStore(database)
-    try:
-        for item in workspace.contracts:
-            tenant = item.contract.buyer
-            TenantData(
-                workspace.ledger, store, tenant=tenant, scope="vendor-admin", key_id="setup"
-            ).add_contract(item.text)
-        workspace.keys = {
-            name: create_api_key(store, tenant, scope, name, "setup")[0]  # type: ignore[arg-type]
-            for name, (tenant, scope) in HOLDERS.items()
-        }
-    finally:
-        store.close()
-    workspace.ledger.close()
-    signer_path = folder / "helpdesk-ai.key"
-    write_signer_key(signer_path, workspace.signer_text)
-    settings = ServiceSettings(
-        database=f"sqlite:///{database}",
-        signer_key_paths=(signer_path,),
-        requests_per_second=10_000,
-        requests_burst=10_000,
-    )
+    settings = service_settings(workspace)
     with ServerThread(create_app(settings), lifespan="on") as server:
         yield server.url, workspace
 

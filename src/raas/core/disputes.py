@@ -35,8 +35,10 @@ __all__ = [
     "DISPUTE_CUSTOMER",
     "Dispute",
     "DisputeError",
+    "DisputeLate",
     "audit_sample",
     "billed_episodes",
+    "check_deadline",
     "check_filing",
     "check_ruling",
     "dispute_deadline",
@@ -49,6 +51,14 @@ RATE_PLACES: Final = 6
 
 class DisputeError(RaasError):
     """A dispute or a ruling cannot be accepted: which dispute, and why."""
+
+
+class DisputeLate(DisputeError):
+    """A filing after the contract's dispute deadline, `deadline` (UTC)."""
+
+    def __init__(self, message: str, deadline: datetime) -> None:
+        super().__init__(message)
+        self.deadline = deadline
 
 
 class Dispute(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +101,23 @@ def dispute_deadline(contract: Contract, invoice: Invoice) -> datetime:
     return invoice.period_end.astimezone(UTC) + contract.disputes.deadline
 
 
+def check_deadline(
+    contract: Contract, invoice: Invoice, filed_at: datetime, where: str = ""
+) -> None:
+    """Refuse a filing of `invoice` at `filed_at` once the contract's deadline has passed,
+    naming both instants in the contract's zone; `where` names the filing in the message."""
+    deadline = dispute_deadline(contract, invoice)
+    if filed_at >= deadline:
+        zone = contract.zone
+        raise DisputeLate(
+            f"{where or f'a dispute of invoice {invoice.id}'}: filed "
+            f"{filed_at.astimezone(zone).isoformat()}, after the deadline "
+            f"{deadline.astimezone(zone).isoformat()} ({contract.disputes.deadline.days} days "
+            f"after the end of period {invoice.period}, as contract {contract.contract} states)",
+            deadline,
+        )
+
+
 def billed_episodes(invoice: Invoice) -> tuple[str, ...]:
     """Every episode the invoice's lines bill, sorted."""
     return tuple(sorted({episode for line in invoice.lines for episode in line.episodes}))
@@ -111,14 +138,7 @@ def check_filing(
         raise DisputeError(f"{where}: the invoice is of contract {invoice.contract!r}")
     if any(dispute.dispute_id == filing.dispute_id for dispute in earlier):
         raise DisputeError(f"{where}: a dispute with this id was already filed")
-    deadline = dispute_deadline(contract, invoice)
-    if filed_at >= deadline:
-        zone = contract.zone
-        raise DisputeError(
-            f"{where}: filed {filed_at.astimezone(zone).isoformat()}, after the deadline "
-            f"{deadline.astimezone(zone).isoformat()} ({contract.disputes.deadline.days} days "
-            f"after the end of period {invoice.period}, as contract {contract.contract} states)"
-        )
+    check_deadline(contract, invoice, filed_at, where)
     for line in filing.lines:
         if line >= len(invoice.lines):
             raise DisputeError(

@@ -28,7 +28,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from raas.audit.bundle import encode_bundle
 from raas.audit.verify import verify_bundle, verify_consistency_proof
-from raas.core.disputes import dispute_event
+from raas.core.contract import Contract
+from raas.core.disputes import DisputeError, check_filing, dispute_deadline, dispute_event
 from raas.core.events import DisputeFiled, DisputeRuled
 from raas.core.invoice import Invoice, invoice_json
 from raas.dashboard import views
@@ -62,14 +63,22 @@ class Principal:
 
 
 Authenticate = Callable[[str], Principal | None]
+Clock = Callable[[], datetime]
 Ruling = Literal["upheld", "rejected"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DisputeDesk(Protocol):
     """Where the dashboard's disputes and rulings are written (checked by the page first: the
-    invoice is the buyer's and bills the episode; the dispute is open and the vendor's)."""
+    invoice is the buyer's and bills the episode; the dispute is open and the vendor's).
+    `file` raises `DisputeError` for a filing the contract refuses (one past its deadline)."""
 
-    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None: ...
+    def file(
+        self, principal: Principal, contract: Contract, invoice: Invoice, episode: str, reason: str
+    ) -> None: ...
 
     def rule(
         self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
@@ -77,12 +86,16 @@ class DisputeDesk(Protocol):
 
 
 class LedgerDisputeDesk:
-    """Disputes appended to the buyer's log as they are (the dashboard served on its own)."""
+    """Disputes appended to the buyer's log as they are (the dashboard served on its own),
+    checked by the contract's rules as `raas dispute file` checks them (`check_filing`)."""
 
-    def __init__(self, data: DashboardData) -> None:
+    def __init__(self, data: DashboardData, clock: Clock = utc_now) -> None:
         self.data = data
+        self.clock = clock
 
-    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None:
+    def file(
+        self, principal: Principal, contract: Contract, invoice: Invoice, episode: str, reason: str
+    ) -> None:
         dispute_id = f"dispute-{secrets.token_hex(8)}"
         filed = DisputeFiled(
             dispute_id=dispute_id,
@@ -91,7 +104,9 @@ class LedgerDisputeDesk:
             filed_by=principal.name or principal.tenant,
             episodes=(episode,),
         )
-        self._append(invoice.buyer, filed, dispute_id)
+        filed_at = self.clock()
+        check_filing(contract, invoice, filed, filed_at)
+        self._append(invoice.buyer, filed, dispute_id, filed_at)
 
     def rule(
         self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
@@ -102,12 +117,12 @@ class LedgerDisputeDesk:
             ruled_by=principal.name or principal.tenant,
             note=note,
         )
-        self._append(tenant, ruled, f"{dispute_id}/ruling")
+        self._append(tenant, ruled, f"{dispute_id}/ruling", self.clock())
 
-    def _append(self, tenant: str, data: DisputeFiled | DisputeRuled, event_id: str) -> None:
-        event = dispute_event(
-            data, id=event_id, source=EVENT_SOURCE, time=datetime.now(UTC), tenant=tenant
-        )
+    def _append(
+        self, tenant: str, data: DisputeFiled | DisputeRuled, event_id: str, at: datetime
+    ) -> None:
+        event = dispute_event(data, id=event_id, source=EVENT_SOURCE, time=at, tenant=tenant)
         self.data.append(tenant, [event])
 
 
@@ -179,11 +194,12 @@ def dashboard_router(
     *,
     prefix: str = "/dashboard",
     desk: DisputeDesk | None = None,
+    clock: Clock = utc_now,
 ) -> APIRouter:
     """The dashboard's routes under `prefix`, reading `data`, signing in through
     `authenticate` (an API key -> its principal, or None), filing disputes at `desk` (by
-    default, straight into the ledger)."""
-    desk = LedgerDisputeDesk(data) if desk is None else desk
+    default, straight into the ledger), telling the time by `clock`."""
+    desk = LedgerDisputeDesk(data, clock) if desk is None else desk
     router = APIRouter(prefix=prefix, include_in_schema=False)
     sessions = Sessions()
 
@@ -405,6 +421,20 @@ def dashboard_router(
     ) -> HTMLResponse:
         context = signed_in(request, "vendor", "buyer")
         item = contract_of(context.principal, contract, version)
+        return episode_page(request, context, item, id, invoice)
+
+    def episode_page(
+        request: Request,
+        context: _Context,
+        item: ContractText,
+        id: str,
+        invoice: str | None,
+        *,
+        refused: str = "",
+        reason: str = "",
+    ) -> HTMLResponse:
+        """An episode, with the dispute form when its buyer may still file one (`refused`
+        says why a filing just sent was not taken, `reason` is that filing's text)."""
         try:
             detail = data.episode(item, id)
         except DashboardError:
@@ -418,7 +448,8 @@ def dashboard_router(
             ]
             billed_on = (issued, numbers[0]) if numbers else None
         disputes = [dispute for dispute in data.disputes(item) if id in dispute.episodes]
-        return render(
+        deadline = None if billed_on is None else dispute_deadline(item.contract, billed_on[0])
+        page = render(
             request,
             "episode.html",
             context,
@@ -429,11 +460,18 @@ def dashboard_router(
             local_time=views.local_time,
             billed_on=billed_on,
             disputes=disputes,
+            deadline=deadline,
+            deadline_passed=deadline is not None and clock() >= deadline,
             can_dispute=context.principal.role == "buyer"
             and billed_on is not None
             and not any(dispute.status == "open" for dispute in disputes),
+            refused=refused,
+            reason=reason,
             title=f"Episode {id}",
         )
+        if refused:
+            page.status_code = 409
+        return page
 
     @router.post("/disputes")
     def file_dispute(
@@ -455,7 +493,12 @@ def dashboard_router(
             raise HTTPException(
                 422, f"say why the episode is disputed, in 1 to {REASON_LENGTH_MAX} characters"
             )
-        desk.file(principal, issued, episode, reason)
+        try:
+            desk.file(principal, item.contract, issued, episode, reason)
+        except DisputeError as error:
+            return episode_page(
+                request, context, item, episode, issued.id, refused=str(error), reason=reason
+            )
         data.refresh(issued.buyer)
         return RedirectResponse(
             f"{prefix}/episode?contract={quote(item.contract.contract)}"
@@ -589,19 +632,22 @@ def install(
     *,
     prefix: str = "/dashboard",
     desk: DisputeDesk | None = None,
+    clock: Clock = utc_now,
 ) -> None:
     """Mount the dashboard on `app`: its routes, and the redirect to sign in."""
-    app.include_router(dashboard_router(data, authenticate, prefix=prefix, desk=desk))
+    app.include_router(dashboard_router(data, authenticate, prefix=prefix, desk=desk, clock=clock))
 
     @app.exception_handler(_SignIn)
     async def to_sign_in(request: Request, error: _SignIn) -> Response:
         return RedirectResponse(f"{prefix}/sign-in", status_code=303)
 
 
-def create_dashboard_app(data: DashboardData, authenticate: Authenticate) -> FastAPI:
+def create_dashboard_app(
+    data: DashboardData, authenticate: Authenticate, clock: Clock = utc_now
+) -> FastAPI:
     """The dashboard alone, for when it is served without the API."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    install(app, data, authenticate)
+    install(app, data, authenticate, clock=clock)
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

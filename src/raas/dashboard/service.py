@@ -15,15 +15,18 @@ from typing import Final
 
 from fastapi import FastAPI
 
+from raas.core.contract import Contract
+from raas.core.disputes import DisputeError
 from raas.core.invoice import Invoice
 from raas.dashboard.app import Principal, Role, Ruling, install
 from raas.dashboard.data import ContractText, DashboardData
 from raas.ledger.keys import SignerKey
 from raas.ledger.store import LedgerStore
 from raas.service.apikeys import verify_api_key
+from raas.service.problems import ServiceError
 from raas.service.settings import ServiceSettings, sqlite_path
 from raas.service.store import Scope, ServiceStore
-from raas.service.tenancy import TenantData
+from raas.service.tenancy import TenantData, filing_time
 
 ROLE_OF_SCOPE: Final[dict[Scope, Role]] = {
     "vendor-admin": "vendor",
@@ -50,8 +53,16 @@ class ServiceDisputeDesk:
             key_id=principal.key_id,
         )
 
-    def file(self, principal: Principal, invoice: Invoice, episode: str, reason: str) -> None:
-        self._tenant_data(principal).file_dispute(invoice.id, reason, [], [episode])
+    def file(
+        self, principal: Principal, contract: Contract, invoice: Invoice, episode: str, reason: str
+    ) -> None:
+        try:
+            self._tenant_data(principal).file_dispute(invoice.id, reason, [], [episode])
+        except ServiceError as error:
+            # A refusal the buyer can act on (the deadline passed) is shown on the page.
+            if error.status != 409:
+                raise
+            raise DisputeError(str(error)) from None
 
     def rule(
         self, principal: Principal, tenant: str, dispute_id: str, ruling: Ruling, note: str | None
@@ -113,5 +124,12 @@ def mount_dashboard(
         tables_folder(settings),
         [signer.verifier() for signer in signers],
     )
-    install(app, data, authenticate, desk=ServiceDisputeDesk(ledger, store))
+    # The page tells whether the deadline passed by the clock the API files disputes by.
+    install(
+        app,
+        data,
+        authenticate,
+        desk=ServiceDisputeDesk(ledger, store),
+        clock=filing_time,
+    )
     return data

@@ -21,7 +21,7 @@ from raas.audit.bundle import Bundle
 from raas.audit.bundle import Scope as BundleScope
 from raas.audit.receipt import Receipt
 from raas.core.contract import Contract, parse_contract
-from raas.core.disputes import dispute_deadline, dispute_event
+from raas.core.disputes import DisputeLate, check_deadline, dispute_event
 from raas.core.events import DisputeFiled, DisputeRuled, Event
 from raas.core.invoice import Invoice, invoice_from_json, invoice_json
 from raas.core.periods import Period, parse_period
@@ -41,7 +41,20 @@ from raas.service.store import (
     utc_now,
 )
 
-__all__ = ["PERMISSIONS", "SERVICE_SOURCE", "Action", "Dispute", "TenantData", "checkpoint_size"]
+__all__ = [
+    "PERMISSIONS",
+    "SERVICE_SOURCE",
+    "Action",
+    "Dispute",
+    "TenantData",
+    "checkpoint_size",
+    "filing_time",
+]
+
+
+def filing_time() -> datetime:
+    """The time a dispute filed now is filed at (the dashboard tells the deadline by it too)."""
+    return utc_now()
 
 
 class Dispute(msgspec.Struct, frozen=True, kw_only=True):
@@ -431,23 +444,17 @@ class TenantData:
         for episode in episodes:
             if episode not in billed:
                 raise invalid("episodes", f"episode {episode!r} is not billed on {invoice_id!r}")
-        filed_at = utc_now()
+        filed_at = filing_time()
         contract = parse_contract(
             self._contract_document(invoice_id),
             f"{invoice.contract} v{invoice.contract_version}",
         )
-        deadline = dispute_deadline(contract, invoice)
-        if filed_at >= deadline:
-            zone = contract.zone
+        try:
+            check_deadline(contract, invoice, filed_at)
+        except DisputeLate as late:
             raise ServiceError(
-                409,
-                "dispute-deadline-passed",
-                "The dispute deadline has passed",
-                f"invoice {invoice_id!r} could be disputed until "
-                f"{deadline.astimezone(zone).isoformat()} ({contract.disputes.deadline.days} days "
-                f"after the end of its period, as contract {contract.contract} states); "
-                f"it is {filed_at.astimezone(zone).isoformat()}",
-            )
+                409, "dispute-deadline-passed", "The dispute deadline has passed", str(late)
+            ) from None
         dispute_id = uuid.uuid4().hex
         data = DisputeFiled(
             dispute_id=dispute_id,
