@@ -19,15 +19,13 @@ read pinned to `max_seq()` sees a set that never changes afterwards, as on SQLit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import struct
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
-from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import psycopg
 
@@ -35,19 +33,20 @@ from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
 from raas.core.events import Event, entry_and_disclosures
 from raas.errors import ConflictError, RaasError, StoreError
-from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from raas.ledger.keys import SignerKey, VerifierKey
-from raas.ledger.log import (
-    VENDOR_DEFAULT,
-    LedgerCheck,
-    LedgerProblem,
-    SignedHead,
-    check_vendor,
-    extend_frontier,
-    origin_for,
-    sign_next_checkpoint,
+from raas.ledger.log import VENDOR_DEFAULT, LedgerCheck, check_vendor, extend_frontier
+from raas.ledger.merkle import MerkleFrontier
+from raas.ledger.sql import (
+    LogWalk,
+    Row,
+    SqlLedger,
+    SqlQueries,
+    check_logs,
+    frontier_checked,
+    limit,
+    log_state,
+    translated,
 )
-from raas.ledger.merkle import MerkleFrontier, MerkleTree
 from raas.ledger.store import (
     EPOCH,
     ONE_MICROSECOND,
@@ -55,15 +54,11 @@ from raas.ledger.store import (
     LogHead,
     StoredEvent,
     check_index,
-    check_size,
     existing_invoice_conflict,
 )
 
 __all__ = ["PostgresLedger"]
 
-# Trees kept in memory for proofs, all tenants together (about 150 bytes a leaf); a larger log
-# builds its tree per call instead.
-TREE_CACHE_LEAVES_MAX: Final = 1_000_000
 # Rows a streaming read fetches from its server-side cursor at a time.
 STREAM_ROWS: Final = 2_000
 CONNECT_TIMEOUT_SECONDS: Final = 10
@@ -92,12 +87,37 @@ JOIN ledger_events AS e ON e.tenant_number = k.number
     AND e.source = k.source COLLATE "C" AND e.id = k.id COLLATE "C"
 """
 _EVENT_COLUMNS: Final = "log_index, seq, entry, disclosures"
+_LOG_STATE: Final = "SELECT number, size, frontier FROM ledger_logs WHERE tenant = %s"
+_QUERIES: Final = SqlQueries(
+    log_state=_LOG_STATE,
+    head="SELECT size FROM ledger_logs WHERE tenant = %s",
+    tenants="SELECT tenant FROM ledger_logs WHERE size > 0 ORDER BY tenant",
+    max_seq="SELECT max_seq FROM ledger_meta",
+    latest_checkpoint=(
+        "SELECT note FROM ledger_checkpoints WHERE tenant = %s ORDER BY number DESC LIMIT 1"
+    ),
+    checkpoint_at=(
+        "SELECT note FROM ledger_checkpoints WHERE tenant = %s AND size = %s"
+        " ORDER BY number DESC LIMIT 1"
+    ),
+    last_signed=(
+        "SELECT origin, size, root FROM ledger_checkpoints WHERE tenant = %s"
+        " ORDER BY number DESC LIMIT 1"
+    ),
+    insert_checkpoint=(
+        "INSERT INTO ledger_checkpoints (tenant, origin, size, root, note)"
+        " VALUES (%s, %s, %s, %s, %s)"
+    ),
+    invoice_body="SELECT body FROM ledger_invoices WHERE id = %s",
+    invoice_ids="SELECT id FROM ledger_invoices WHERE tenant = %s ORDER BY id",
+    begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+)
 
-_Row = tuple[Any, ...]
-_Result = TypeVar("_Result")
+_Row = Row
+_translated = functools.partial(translated, driver_error=psycopg.Error)
 
 
-class PostgresLedger:
+class PostgresLedger(SqlLedger[psycopg.Connection[Any]]):
     """A `LedgerStore` in a PostgreSQL database; safe to share between threads and processes.
 
     `dsn` is a libpq URL or connection string (postgresql://user@host:port/database). Calls on
@@ -110,12 +130,8 @@ class PostgresLedger:
     def __init__(self, dsn: str, *, vendor: str | None = None) -> None:
         if vendor is not None:
             check_vendor(vendor)
+        super().__init__()
         self._dsn = dsn
-        self._lock = threading.Lock()
-        self._trees: dict[str, MerkleTree] = {}
-        # After a batch that held already-stored events, look keys up before inserting: a sender
-        # that retries tends to keep retrying, and a failed insert costs the whole batch again.
-        self._expect_duplicates = False
         _migrate_if_new(dsn)
         with _translated("open the ledger"):
             connection = _connect(dsn)
@@ -126,9 +142,8 @@ class PostgresLedger:
                 raise
         self._connection: psycopg.Connection[Any] | None = connection
 
-    @property
-    def vendor(self) -> str:
-        return self._vendor
+    _queries = _QUERIES
+    _driver_error = psycopg.Error
 
     @property
     def dsn(self) -> str:
@@ -179,35 +194,7 @@ class PostgresLedger:
         connection = self._open_connection()
         with self._lock, _translated("sign a checkpoint"), connection.transaction():
             _lock_tenants(connection, [tenant])
-            size, frontier = _log_state(connection, tenant)
-            root = frontier.root()
-            tree = self._tree(connection, tenant, size)
-            if tree.root(size) != root:
-                raise StoreError(
-                    f"the stored leaves of tenant {tenant!r} give root {tree.root(size).hex()} "
-                    f"at size {size}, but the log's frontier holds {root.hex()}; "
-                    "run `raas ledger check`"
-                )
-            previous = connection.execute(
-                "SELECT origin, size, root FROM ledger_checkpoints WHERE tenant = %s"
-                " ORDER BY number DESC LIMIT 1",
-                (tenant,),
-            ).fetchone()
-            note = sign_next_checkpoint(
-                tenant,
-                origin,
-                size,
-                root,
-                None if previous is None else SignedHead(previous[0], previous[1], previous[2]),
-                tree.consistency_proof,
-                signer,
-            )
-            connection.execute(
-                "INSERT INTO ledger_checkpoints (tenant, origin, size, root, note)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (tenant, origin, size, root, note),
-            )
-            return note
+            return self._signed_note(connection, tenant, origin, signer)
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
         """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
@@ -233,23 +220,6 @@ class PostgresLedger:
                 raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
 
     # -- reading ---------------------------------------------------------------------------------
-
-    def head(self, tenant: str) -> int:
-        row = self._fetch_one("SELECT size FROM ledger_logs WHERE tenant = %s", (tenant,))
-        return 0 if row is None else int(row[0])
-
-    def tenants(self) -> list[str]:
-        return [
-            str(row[0])
-            for row in self._fetch_all(
-                "SELECT tenant FROM ledger_logs WHERE size > 0 ORDER BY tenant", ()
-            )
-        ]
-
-    def max_seq(self) -> int:
-        row = self._fetch_one("SELECT max_seq FROM ledger_meta", ())
-        assert row is not None  # written when the ledger was first opened
-        return int(row[0])
 
     def count(self, tenant: str) -> int:
         row = self._fetch_one(
@@ -283,7 +253,7 @@ class PostgresLedger:
                 f"SELECT customer, {_EVENT_COLUMNS} FROM ledger_events"
                 " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
                 " AND log_index < %s AND seq <= %s ORDER BY customer, time_us, source, id",
-                (tenant, _limit(upto_size), _limit(upto_seq)),
+                (tenant, limit(upto_size), limit(upto_seq)),
             )
             for customer, group in groupby(rows, key=lambda row: str(row[0])):
                 yield customer, [_stored(tenant, row[1:]) for row in group]
@@ -301,7 +271,7 @@ class PostgresLedger:
                 f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
                 " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
                 " AND log_index < %s AND seq <= %s ORDER BY log_index",
-                (tenant, _limit(upto_size), _limit(upto_seq)),
+                (tenant, limit(upto_size), limit(upto_seq)),
             )
             for row in rows:
                 yield _stored(tenant, row)
@@ -333,124 +303,19 @@ class PostgresLedger:
             )
         return [_stored(tenant, by_index[index]) for index in indexes]
 
-    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
-        """The events with these leaf hashes, in the order asked; StoreError names one not found."""
-        wanted = sorted({bytes(leaf) for leaf in leaf_hashes})
+    def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
         rows = self._fetch_all(
             "SELECT leaf_hash, log_index FROM ledger_events"
             " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
             " AND leaf_hash = ANY(%s)",
-            (tenant, wanted),
+            (tenant, sorted(leaf_hashes)),
         )
-        index_of = {bytes(row[0]): int(row[1]) for row in rows}
-        for leaf in leaf_hashes:
-            if bytes(leaf) not in index_of:
-                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
-        return self.entries(tenant, [index_of[bytes(leaf)] for leaf in leaf_hashes])
+        return {bytes(row[0]): int(row[1]) for row in rows}
 
-    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
-        """The leaf hashes of log indexes [start, end)."""
-        with self._lock, _translated("read the ledger's leaf hashes"):
-            connection = self._open_connection()
-            size = _log_state(connection, tenant)[0]
-            check_size(tenant, end, size, "end")
-            check_size(tenant, start, end, "start")
-            return _read_leaves(connection, tenant, start, end)
-
-    def root(self, tenant: str, size: int | None = None) -> bytes:
-        """The Merkle root of the first `size` entries (default: the log as it is now).
-
-        The current root comes from the stored frontier; a past one from the stored leaves.
-        """
-        with self._lock, _translated("read a root"):
-            connection = self._open_connection()
-            log_size, frontier = _log_state(connection, tenant)
-            if size is None or size == log_size:
-                return frontier.root()
-            check_size(tenant, size, log_size)
-            return self._tree(connection, tenant, size).root(size)
-
-    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
-        return self.inclusion_proofs(tenant, [index], size)[0]
-
-    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
-        """Inclusion proofs of many entries under one tree size; the tree is built once."""
-        tree = self._tree_of_size(tenant, size)
-        for index in indexes:
-            check_index(tenant, index, size)
-        return [tree.inclusion_proof(index, size) for index in indexes]
-
-    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
-        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
-        tree = self._tree_of_size(tenant, new_size)
-        check_size(tenant, old_size, new_size, "old size")
-        return tree.consistency_proof(old_size, new_size)
-
-    # -- checkpoints and invoices ----------------------------------------------------------------
-
-    def origin(self, tenant: str) -> str:
-        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
-        return origin_for(self._vendor, tenant)
-
-    def latest_checkpoint(self, tenant: str) -> str | None:
-        row = self._fetch_one(
-            "SELECT note FROM ledger_checkpoints WHERE tenant = %s ORDER BY number DESC LIMIT 1",
-            (tenant,),
-        )
-        return None if row is None else str(row[0])
-
-    def checkpoint_at(self, tenant: str, size: int) -> str | None:
-        row = self._fetch_one(
-            "SELECT note FROM ledger_checkpoints WHERE tenant = %s AND size = %s"
-            " ORDER BY number DESC LIMIT 1",
-            (tenant, size),
-        )
-        return None if row is None else str(row[0])
-
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        row = self._fetch_one("SELECT body FROM ledger_invoices WHERE id = %s", (invoice_id,))
-        return None if row is None else bytes(row[0])
-
-    def list_invoices(self, tenant: str) -> list[str]:
-        rows = self._fetch_all(
-            "SELECT id FROM ledger_invoices WHERE tenant = %s ORDER BY id", (tenant,)
-        )
-        return [str(row[0]) for row in rows]
-
-    # -- checking --------------------------------------------------------------------------------
-
-    def check(self, verifiers: Sequence[VerifierKey] = ()) -> LedgerCheck:
-        """Re-derive what the ledger stores from its entries and compare, up to the first problem.
-
-        The same comparisons as `SqliteLedger.check`, on one read-only snapshot: each log's rows
-        are dense up to its size, hash to their stored leaf hashes, reveal and re-make to the same
-        entry with this ledger's key, and hold the key, customer and time their entry does; the
-        tree they give has every checkpoint's root and the stored frontier; every note states its
-        (size, root) under the log's origin and, with `verifiers`, carries a valid signature;
-        seqs are 1..max_seq, once each.
-        """
-        return next(self._stream(lambda reader: iter([_check(reader, verifiers)])))
-
-    # -- lifetime --------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
-            with _translated("close the ledger"):
-                connection.close()
-
-    def __enter__(self) -> PostgresLedger:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _read_leaves(
+        self, connection: psycopg.Connection[Any], tenant: str, start: int, end: int
+    ) -> list[bytes]:
+        return _read_leaves(connection, tenant, start, end)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -464,48 +329,13 @@ class PostgresLedger:
                 self._connection = _connect(self._dsn)
         return self._connection
 
-    def _fetch_one(self, query: str, parameters: _Row) -> _Row | None:
-        with self._lock, _translated("read the ledger"):
-            row: _Row | None = self._open_connection().execute(query, parameters).fetchone()
-            return row
+    def _connect_reader(self) -> psycopg.Connection[Any]:
+        return _connect(self._dsn)
 
-    def _fetch_all(self, query: str, parameters: _Row) -> list[_Row]:
-        with self._lock, _translated("read the ledger"):
-            return self._open_connection().execute(query, parameters).fetchall()
-
-    def _tree_of_size(self, tenant: str, size: int) -> MerkleTree:
-        with self._lock, _translated("read the ledger's leaf hashes"):
-            connection = self._open_connection()
-            check_size(tenant, size, _log_state(connection, tenant)[0])
-            return self._tree(connection, tenant, size)
-
-    def _tree(self, connection: psycopg.Connection[Any], tenant: str, size: int) -> MerkleTree:
-        """A tree over at least the first `size` leaves of the tenant (the caller holds the lock).
-
-        Trees are cached and extended, as logs only grow, while they fit TREE_CACHE_LEAVES_MAX.
-        """
-        tree = self._trees.get(tenant) or MerkleTree()
-        if tree.size < size:
-            tree.extend(_read_leaves(connection, tenant, tree.size, size))
-        cached = sum(kept.size for name, kept in self._trees.items() if name != tenant)
-        if cached + tree.size <= TREE_CACHE_LEAVES_MAX:
-            self._trees[tenant] = tree
-        else:
-            self._trees.pop(tenant, None)
-        return tree
-
-    def _stream(
-        self, read: Callable[[psycopg.Connection[Any]], Iterator[_Result]]
-    ) -> Iterator[_Result]:
-        self._open_connection()
-        with _translated("read the ledger"):
-            reader = _connect(self._dsn)
-        try:
-            with _translated("read the ledger"):
-                reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield from read(reader)
-        finally:
-            reader.close()
+    def _check_snapshot(
+        self, reader: psycopg.Connection[Any], verifiers: Sequence[VerifierKey]
+    ) -> LedgerCheck:
+        return _check(reader, verifiers)
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -752,32 +582,7 @@ def _log_state_for_append(
             (tenant, frontier.to_bytes()),
         ).fetchone()
         assert row is not None
-    return _frontier_checked(tenant, row)
-
-
-def _frontier_checked(tenant: str, row: _Row) -> tuple[int, int, MerkleFrontier]:
-    number, size, serialized = int(row[0]), int(row[1]), bytes(row[2])
-    try:
-        frontier = MerkleFrontier.from_bytes(serialized)
-    except ValueError as error:
-        raise StoreError(f"the stored frontier of tenant {tenant!r} is damaged: {error}") from error
-    if frontier.size != size:
-        raise StoreError(
-            f"the log of tenant {tenant!r} records {size} entries but its frontier "
-            f"{frontier.size}; run `raas ledger check`"
-        )
-    return number, size, frontier
-
-
-def _log_state(connection: psycopg.Connection[Any], tenant: str) -> tuple[int, MerkleFrontier]:
-    """(size, frontier) of the tenant's log; size 0 and an empty frontier if it has none."""
-    row = connection.execute(
-        "SELECT number, size, frontier FROM ledger_logs WHERE tenant = %s", (tenant,)
-    ).fetchone()
-    if row is None:
-        return 0, MerkleFrontier()
-    _, size, frontier = _frontier_checked(tenant, row)
-    return size, frontier
+    return frontier_checked(tenant, row)
 
 
 def _seq_at(connection: psycopg.Connection[Any], number: int, index: int) -> int:
@@ -822,16 +627,8 @@ def _stored(tenant: str, row: _Row) -> StoredEvent:
     return StoredEvent(int(row[1]), tenant, int(row[0]), leaf_hash(entry), entry, bytes(row[3]))
 
 
-def _limit(bound: int | None) -> int:
-    # bigint columns: the largest one stands for "no limit".
-    return 2**63 - 1 if bound is None else bound
-
-
-class _Found(Exception):
-    """Stops a check at its first problem."""
-
-    def __init__(self, problem: LedgerProblem) -> None:
-        self.problem = problem
+def _log_state(connection: psycopg.Connection[Any], tenant: str) -> tuple[int, MerkleFrontier]:
+    return log_state(connection, _LOG_STATE, tenant)
 
 
 def _check(reader: psycopg.Connection[Any], verifiers: Sequence[VerifierKey]) -> LedgerCheck:
@@ -842,48 +639,12 @@ def _check(reader: psycopg.Connection[Any], verifiers: Sequence[VerifierKey]) ->
     logs = reader.execute(
         "SELECT tenant, number, size, frontier FROM ledger_logs ORDER BY tenant"
     ).fetchall()
-    seqs_seen = bytearray(max_seq + 1)
-    counts = {"entries": 0, "checkpoints": 0, "verified": 0}
-    problem: LedgerProblem | None = None
-    try:
-        for tenant, number, size, frontier in logs:
-            _check_log(
-                reader,
-                str(tenant),
-                int(number),
-                int(size),
-                bytes(frontier),
-                commitment_key,
-                verifiers,
-                seqs_seen,
-                counts,
-            )
-        row = reader.execute("SELECT count(*) FROM ledger_events").fetchone()
-        rows = 0 if row is None else int(row[0])
-        if rows != counts["entries"]:
-            raise _Found(
-                LedgerProblem(
-                    None,
-                    None,
-                    None,
-                    f"{rows} event rows are stored but the logs hold {counts['entries']}",
-                )
-            )
-        if seqs_seen.count(1) != max_seq:
-            missing = seqs_seen.index(0, 1)
-            raise _Found(
-                LedgerProblem(
-                    None, None, missing, f"no event has seq {missing}, below max_seq {max_seq}"
-                )
-            )
-    except _Found as found:
-        problem = found.problem
-    return LedgerCheck(
-        tenants=len(logs),
-        entries=counts["entries"],
-        checkpoints=counts["checkpoints"],
-        signatures_verified=counts["verified"],
-        problem=problem,
+    return check_logs(
+        reader,
+        logs,
+        max_seq,
+        functools.partial(_check_log, commitment_key=commitment_key, verifiers=verifiers),
+        "SELECT count(*) FROM ledger_events",
     )
 
 
@@ -893,31 +654,17 @@ def _check_log(
     number: int,
     size: int,
     stored_frontier: bytes,
-    commitment_key: bytes,
-    verifiers: Sequence[VerifierKey],
     seqs_seen: bytearray,
     counts: dict[str, int],
+    *,
+    commitment_key: bytes,
+    verifiers: Sequence[VerifierKey],
 ) -> None:
-    def fail(what: str, index: int | None = None, seq: int | None = None) -> _Found:
-        return _Found(LedgerProblem(tenant, index, seq, what))
-
-    checkpoints: dict[int, list[tuple[str, bytes, str]]] = {}
-    for origin, checkpoint_size, root, note in reader.execute(
+    checkpoints = reader.execute(
         "SELECT origin, size, root, note FROM ledger_checkpoints WHERE tenant = %s ORDER BY number",
         (tenant,),
-    ):
-        checkpoints.setdefault(int(checkpoint_size), []).append(
-            (str(origin), bytes(root), str(note))
-        )
-    origins = {origin for notes in checkpoints.values() for origin, _, _ in notes}
-    if len(origins) > 1:
-        raise fail(f"checkpoints were signed under several origins: {sorted(origins)}")
-    beyond = [checkpoint_size for checkpoint_size in checkpoints if checkpoint_size > size]
-    if beyond:
-        raise fail(f"a checkpoint of size {beyond[0]} is beyond the log's {size} entries")
-
-    frontier = MerkleFrontier()
-    expected = 0
+    )
+    walk = LogWalk(tenant, size, checkpoints, verifiers, seqs_seen, counts)
     for row in _stream_rows(
         reader,
         "SELECT log_index, seq, source, id, customer, time_us, leaf_hash, entry, disclosures"
@@ -925,38 +672,15 @@ def _check_log(
         (number,),
     ):
         index, seq = int(row[0]), int(row[1])
-        if index != expected:
-            raise fail(f"no entry is stored at log index {expected}", expected)
-        if index >= size:
-            raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
-        expected += 1
-        if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
-            raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
-        seqs_seen[seq] = 1
-        entry, stored_leaf = bytes(row[7]), bytes(row[6])
-        leaf = leaf_hash(entry)
-        if stored_leaf != leaf:
-            raise fail(
-                f"the entry hashes to leaf {leaf.hex()}, but the stored leaf hash is "
-                f"{stored_leaf.hex()}",
-                index,
-                seq,
-            )
+        walk.index(index, seq)
+        walk.seq(index, seq)
+        leaf = walk.leaf(bytes(row[7]), bytes(row[6]), index, seq)
         what = _check_entry(tenant, row, commitment_key)
         if what is not None:
-            raise fail(what, index, seq)
-        frontier.append(leaf)
-        notes = checkpoints.get(frontier.size)
-        if notes:
-            _check_notes(frontier.size, frontier.root(), notes, verifiers, counts, fail)
-        counts["entries"] += 1
-    if expected != size:
-        raise fail(f"the log records {size} entries but only {expected} are stored", expected)
-    if frontier.to_bytes() != stored_frontier:
-        raise fail(
-            f"the stored frontier does not match the tree of the entries (root "
-            f"{frontier.root().hex()} at size {size})"
-        )
+            raise walk.fail(what, index, seq)
+        walk.add(leaf)
+    walk.all_stored()
+    walk.frontier_is(stored_frontier)
 
 
 def _check_entry(tenant: str, row: _Row, commitment_key: bytes) -> str | None:
@@ -989,45 +713,3 @@ def _check_entry(tenant: str, row: _Row, commitment_key: bytes) -> str | None:
             "reveal (a changed value, salt or encoding)"
         )
     return None
-
-
-def _check_notes(
-    size: int,
-    root: bytes,
-    notes: list[tuple[str, bytes, str]],
-    verifiers: Sequence[VerifierKey],
-    counts: dict[str, int],
-    fail: Callable[..., _Found],
-) -> None:
-    for origin, stored_root, note in notes:
-        counts["checkpoints"] += 1
-        if stored_root != root:
-            raise fail(
-                f"the checkpoint at size {size} holds root {stored_root.hex()}, but the entries "
-                f"give {root.hex()}",
-                size - 1 if size else None,
-            )
-        try:
-            stated = Checkpoint(origin, size, root).body()
-        except CheckpointError as error:
-            raise fail(f"the checkpoint at size {size} is malformed: {error}") from None
-        if not note.startswith(stated + "\n"):
-            raise fail(
-                f"the note of the checkpoint at size {size} does not state its size, root "
-                f"and origin {origin!r}"
-            )
-        if verifiers:
-            try:
-                open_checkpoint(note, verifiers, origin=origin)
-            except CheckpointError as error:
-                raise fail(f"the checkpoint at size {size}: {error}") from None
-            counts["verified"] += 1
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Driver errors become StoreError, naming what the ledger was doing."""
-    try:
-        yield
-    except psycopg.Error as error:
-        raise StoreError(f"could not {action}: {error}") from error

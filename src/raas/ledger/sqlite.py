@@ -29,14 +29,11 @@ import os
 import secrets
 import sqlite3
 import struct
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -45,19 +42,27 @@ from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
 from raas.core.events import Event, entry_and_disclosures
 from raas.errors import ConflictError, RaasError, StoreError
-from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from raas.ledger.keys import SignerKey, VerifierKey
 from raas.ledger.log import (
     VENDOR_DEFAULT,
     LedgerCheck,
     LedgerProblem,
-    SignedHead,
     check_vendor,
     extend_frontier,
-    origin_for,
-    sign_next_checkpoint,
 )
-from raas.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier, MerkleTree
+from raas.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
+from raas.ledger.sql import (
+    Found,
+    LogWalk,
+    Row,
+    SqlLedger,
+    SqlQueries,
+    check_logs,
+    frontier_checked,
+    limit,
+    log_state,
+    translated,
+)
 from raas.ledger.store import (
     EPOCH,
     ONE_MICROSECOND,
@@ -65,7 +70,6 @@ from raas.ledger.store import (
     LogHead,
     StoredEvent,
     check_index,
-    check_size,
     existing_invoice_conflict,
 )
 
@@ -92,9 +96,6 @@ LEAF_BLOCK_LEAVES: Final = 256
 # its second hash with a chance of about n^2 / 2^65 (one in 3,700 at 10^8 events); needing a
 # fifth would take hashes chosen to collide, i.e. a broken SHA-256.
 KEY_HASH_ATTEMPTS_MAX: Final = 4
-# Trees kept in memory for proofs, all tenants together (about 150 bytes a leaf); a larger log
-# builds its tree per call instead.
-TREE_CACHE_LEAVES_MAX: Final = 1_000_000
 # Positions fetched in one statement while reading a customer's events.
 FETCH_POSITIONS_MAX: Final = 10_000
 
@@ -156,8 +157,30 @@ _BY_POSITIONS: Final = f"""
 SELECT {_EVENT_COLUMNS} FROM events WHERE position IN (SELECT value FROM json_each(?)) AND seq <= ?
 """
 
-_Row = tuple[Any, ...]  # what sqlite3 hands back: column types follow the schema above
+_LOG_STATE: Final = "SELECT number, size, frontier FROM logs WHERE tenant = ?"
+_QUERIES: Final = SqlQueries(
+    log_state=_LOG_STATE,
+    head="SELECT size FROM logs WHERE tenant = ?",
+    tenants="SELECT tenant FROM logs ORDER BY tenant",
+    max_seq="SELECT value FROM meta WHERE name = 'max_seq'",
+    latest_checkpoint="SELECT note FROM checkpoints WHERE tenant = ? ORDER BY number DESC LIMIT 1",
+    checkpoint_at=(
+        "SELECT note FROM checkpoints WHERE tenant = ? AND size = ? ORDER BY number DESC LIMIT 1"
+    ),
+    last_signed=(
+        "SELECT origin, size, root FROM checkpoints WHERE tenant = ? ORDER BY number DESC LIMIT 1"
+    ),
+    insert_checkpoint=(
+        "INSERT INTO checkpoints (tenant, origin, size, root, note) VALUES (?, ?, ?, ?, ?)"
+    ),
+    invoice_body="SELECT body FROM invoices WHERE id = ?",
+    invoice_ids="SELECT id FROM invoices WHERE tenant = ? ORDER BY id",
+    begin_read="BEGIN",
+)
+
+_Row = Row  # what sqlite3 hands back: column types follow the schema above
 _Result = TypeVar("_Result")
+_translated = functools.partial(translated, driver_error=sqlite3.Error)
 _json_encoder: Final = msgspec.json.Encoder()
 _key_encoder: Final = msgspec.json.Encoder()
 _KEY_HASH_FORMAT: Final = struct.Struct(">q")
@@ -200,7 +223,7 @@ def _key_hash(tenant: str, source: str, event_id: str, attempt: int = 0) -> int:
     return key_hash
 
 
-class SqliteLedger:
+class SqliteLedger(SqlLedger[sqlite3.Connection]):
     """A `LedgerStore` in one SQLite file; safe to share between threads (writes are serialised).
 
     Reads that stream (`iter_customers`, `iter_events`, `check`) run on their own read-only
@@ -212,12 +235,8 @@ class SqliteLedger:
     def __init__(self, path: str | os.PathLike[str], *, vendor: str | None = None) -> None:
         if vendor is not None:
             check_vendor(vendor)
+        super().__init__()
         self._path = Path(path)
-        self._lock = threading.Lock()
-        self._trees: dict[str, MerkleTree] = {}
-        # After a batch that held already-stored events, look keys up before inserting: a sender
-        # that retries tends to keep retrying, and a failed insert costs the whole batch again.
-        self._expect_duplicates = False
         with _translated(f"open the ledger {self._path}"):
             connection = sqlite3.connect(
                 self._path,
@@ -232,9 +251,8 @@ class SqliteLedger:
                 raise
         self._connection: sqlite3.Connection | None = connection
 
-    @property
-    def vendor(self) -> str:
-        return self._vendor
+    _queries = _QUERIES
+    _driver_error = sqlite3.Error
 
     @property
     def path(self) -> Path:
@@ -382,39 +400,9 @@ class SqliteLedger:
         origin = self.origin(tenant) if origin is None else origin
         connection = self._open_connection()
         with self._lock, _translated("sign a checkpoint"):
-
-            def sign() -> str:
-                size, frontier = _log_state(connection, tenant)
-                root = frontier.root()
-                tree = self._tree(connection, tenant, size)
-                if tree.root(size) != root:
-                    raise StoreError(
-                        f"the stored leaves of tenant {tenant!r} give root "
-                        f"{tree.root(size).hex()} at size {size}, but the log's frontier holds "
-                        f"{root.hex()}; run `raas ledger check`"
-                    )
-                previous = connection.execute(
-                    "SELECT origin, size, root FROM checkpoints WHERE tenant = ?"
-                    " ORDER BY number DESC LIMIT 1",
-                    (tenant,),
-                ).fetchone()
-                note = sign_next_checkpoint(
-                    tenant,
-                    origin,
-                    size,
-                    root,
-                    None if previous is None else SignedHead(*previous),
-                    tree.consistency_proof,
-                    signer,
-                )
-                connection.execute(
-                    "INSERT INTO checkpoints (tenant, origin, size, root, note)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (tenant, origin, size, root, note),
-                )
-                return note
-
-            return _in_transaction(connection, sign)
+            return _in_transaction(
+                connection, lambda: self._signed_note(connection, tenant, origin, signer)
+            )
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
         """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
@@ -436,20 +424,6 @@ class SqliteLedger:
             _in_transaction(connection, store)
 
     # -- reading ---------------------------------------------------------------------------------
-
-    def head(self, tenant: str) -> int:
-        row = self._fetch_one("SELECT size FROM logs WHERE tenant = ?", (tenant,))
-        return 0 if row is None else int(row[0])
-
-    def tenants(self) -> list[str]:
-        with self._lock, _translated("read the ledger's tenants"):
-            rows = self._open_connection().execute("SELECT tenant FROM logs ORDER BY tenant")
-            return [str(row[0]) for row in rows]
-
-    def max_seq(self) -> int:
-        row = self._fetch_one("SELECT value FROM meta WHERE name = 'max_seq'", ())
-        assert row is not None  # written when the file was created
-        return int(row[0])
 
     def count(self, tenant: str) -> int:
         number = self._tenant_number(tenant)
@@ -498,8 +472,8 @@ class SqliteLedger:
             if number is None:
                 return
             base = number << LOG_INDEX_BITS
-            size_limit = _limit(upto_size)
-            seq_limit = _limit(upto_seq)
+            size_limit = limit(upto_size)
+            seq_limit = limit(upto_seq)
             groups = reader.execute(
                 "SELECT customer, places FROM customer_entries WHERE tenant_number = ?"
                 " ORDER BY customer, first_log_index",
@@ -540,7 +514,7 @@ class SqliteLedger:
             rows = reader.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE position >= ? AND position < ?"
                 " AND seq <= ? ORDER BY position",
-                (base, base + min(_limit(upto_size), LOG_SIZE_MAX), _limit(upto_seq)),
+                (base, base + min(limit(upto_size), LOG_SIZE_MAX), limit(upto_seq)),
             )
             for row in rows:
                 yield _stored(tenant, row, base)
@@ -565,7 +539,7 @@ class SqliteLedger:
             for start in range(0, len(wanted), FETCH_POSITIONS_MAX):
                 chunk = wanted[start : start + FETCH_POSITIONS_MAX]
                 for row in connection.execute(
-                    _BY_POSITIONS, (_json_encoder.encode(chunk), _limit(None))
+                    _BY_POSITIONS, (_json_encoder.encode(chunk), limit(None))
                 ):
                     by_position[row[0]] = row
         missing = [index for index in indexes if base + index not in by_position]
@@ -575,124 +549,19 @@ class SqliteLedger:
             )
         return [_stored(tenant, by_position[base + index], base) for index in indexes]
 
-    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
-        """The events with these leaf hashes, in the order asked; StoreError names one not found.
-
-        Reads the tenant's leaf hashes (32 bytes an entry), not the entries, to find them.
-        """
-        wanted = {bytes(leaf) for leaf in leaf_hashes}
+    def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
+        # Reads the tenant's leaf hashes (32 bytes an entry), not the entries, to find them.
         index_of: dict[bytes, int] = {}
-        size = self.head(tenant)
-        if wanted:
-            for index, leaf in enumerate(self.leaf_hashes(tenant, 0, size)):
-                if leaf in wanted:
+        if leaf_hashes:
+            for index, leaf in enumerate(self.leaf_hashes(tenant, 0, self.head(tenant))):
+                if leaf in leaf_hashes:
                     index_of[leaf] = index
-        for leaf in leaf_hashes:
-            if bytes(leaf) not in index_of:
-                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
-        return self.entries(tenant, [index_of[bytes(leaf)] for leaf in leaf_hashes])
+        return index_of
 
-    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
-        """The leaf hashes of log indexes [start, end)."""
-        with self._lock, _translated("read the ledger's leaf hashes"):
-            connection = self._open_connection()
-            size = _log_state(connection, tenant)[0]
-            check_size(tenant, end, size, "end")
-            check_size(tenant, start, end, "start")
-            return _read_leaves(connection, tenant, start, end)
-
-    def root(self, tenant: str, size: int | None = None) -> bytes:
-        """The Merkle root of the first `size` entries (default: the log as it is now).
-
-        The current root comes from the stored frontier; a past one from the stored leaves.
-        """
-        with self._lock, _translated("read a root"):
-            connection = self._open_connection()
-            log_size, frontier = _log_state(connection, tenant)
-            if size is None or size == log_size:
-                return frontier.root()
-            check_size(tenant, size, log_size)
-            return self._tree(connection, tenant, size).root(size)
-
-    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
-        return self.inclusion_proofs(tenant, [index], size)[0]
-
-    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
-        """Inclusion proofs of many entries under one tree size; the tree is built once."""
-        tree = self._tree_of_size(tenant, size)
-        for index in indexes:
-            check_index(tenant, index, size)
-        return [tree.inclusion_proof(index, size) for index in indexes]
-
-    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
-        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
-        tree = self._tree_of_size(tenant, new_size)
-        check_size(tenant, old_size, new_size, "old size")
-        return tree.consistency_proof(old_size, new_size)
-
-    # -- checkpoints and invoices ----------------------------------------------------------------
-
-    def origin(self, tenant: str) -> str:
-        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
-        return origin_for(self._vendor, tenant)
-
-    def latest_checkpoint(self, tenant: str) -> str | None:
-        row = self._fetch_one(
-            "SELECT note FROM checkpoints WHERE tenant = ? ORDER BY number DESC LIMIT 1",
-            (tenant,),
-        )
-        return None if row is None else str(row[0])
-
-    def checkpoint_at(self, tenant: str, size: int) -> str | None:
-        row = self._fetch_one(
-            "SELECT note FROM checkpoints WHERE tenant = ? AND size = ?"
-            " ORDER BY number DESC LIMIT 1",
-            (tenant, size),
-        )
-        return None if row is None else str(row[0])
-
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        row = self._fetch_one("SELECT body FROM invoices WHERE id = ?", (invoice_id,))
-        return None if row is None else bytes(row[0])
-
-    def list_invoices(self, tenant: str) -> list[str]:
-        with self._lock, _translated("read the ledger's invoices"):
-            rows = self._open_connection().execute(
-                "SELECT id FROM invoices WHERE tenant = ? ORDER BY id", (tenant,)
-            )
-            return [str(row[0]) for row in rows]
-
-    # -- checking --------------------------------------------------------------------------------
-
-    def check(self, verifiers: Sequence[VerifierKey] = ()) -> LedgerCheck:
-        """Re-derive what the ledger stores from its entries and compare, up to the first problem.
-
-        See `_check` for the list. `verifiers` also checks every checkpoint's signature.
-
-        Reads one snapshot on its own connection, so appends may go on meanwhile.
-        """
-        return next(self._stream(lambda reader: iter([_check(reader, verifiers)])))
-
-    # -- lifetime --------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
-            with _translated("close the ledger"):
-                connection.close()
-
-    def __enter__(self) -> SqliteLedger:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _read_leaves(
+        self, connection: sqlite3.Connection, tenant: str, start: int, end: int
+    ) -> list[bytes]:
+        return _read_leaves(connection, tenant, start, end)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -701,51 +570,22 @@ class SqliteLedger:
             raise StoreError(f"the ledger {self._path} is closed")
         return self._connection
 
-    def _fetch_one(self, query: str, parameters: _Row) -> _Row | None:
-        with self._lock, _translated("read the ledger"):
-            row: _Row | None = self._open_connection().execute(query, parameters).fetchone()
-            return row
-
     def _tenant_number(self, tenant: str) -> int | None:
         with self._lock, _translated("read the ledger"):
             return _tenant_number(self._open_connection(), tenant)
 
-    def _tree_of_size(self, tenant: str, size: int) -> MerkleTree:
-        with self._lock, _translated("read the ledger's leaf hashes"):
-            connection = self._open_connection()
-            check_size(tenant, size, _log_state(connection, tenant)[0])
-            return self._tree(connection, tenant, size)
+    def _connect_reader(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            f"{self._path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MILLISECONDS / 1000,
+        )
 
-    def _tree(self, connection: sqlite3.Connection, tenant: str, size: int) -> MerkleTree:
-        """A tree over at least the first `size` leaves of the tenant (the caller holds the lock).
-
-        Trees are cached and extended, as logs only grow, while they fit TREE_CACHE_LEAVES_MAX.
-        """
-        tree = self._trees.get(tenant) or MerkleTree()
-        if tree.size < size:
-            tree.extend(_read_leaves(connection, tenant, tree.size, size))
-        cached = sum(kept.size for name, kept in self._trees.items() if name != tenant)
-        if cached + tree.size <= TREE_CACHE_LEAVES_MAX:
-            self._trees[tenant] = tree
-        else:
-            self._trees.pop(tenant, None)
-        return tree
-
-    def _stream(self, read: Callable[[sqlite3.Connection], Iterator[_Result]]) -> Iterator[_Result]:
-        self._open_connection()
-        with _translated("read the ledger"):
-            reader = sqlite3.connect(
-                f"{self._path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                timeout=BUSY_TIMEOUT_MILLISECONDS / 1000,
-            )
-        try:
-            with _translated("read the ledger"):
-                reader.execute("BEGIN")
-                yield from read(reader)
-        finally:
-            reader.close()
+    def _check_snapshot(
+        self, reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]
+    ) -> LedgerCheck:
+        return _check(reader, verifiers)
 
 
 def _configure(connection: sqlite3.Connection, vendor: str | None) -> tuple[bytes, str]:
@@ -1168,33 +1008,12 @@ def _log_state_for_append(
             (tenant, number, frontier.to_bytes()),
         )
         return number, 0, frontier
-    number, size, frontier = _frontier_checked(tenant, row)
-    return number, size, frontier
-
-
-def _frontier_checked(tenant: str, row: _Row) -> tuple[int, int, MerkleFrontier]:
-    number, size, serialized = int(row[0]), int(row[1]), bytes(row[2])
-    try:
-        frontier = MerkleFrontier.from_bytes(serialized)
-    except ValueError as error:
-        raise StoreError(f"the stored frontier of tenant {tenant!r} is damaged: {error}") from error
-    if frontier.size != size:
-        raise StoreError(
-            f"the log of tenant {tenant!r} records {size} entries but its frontier "
-            f"{frontier.size}; run `raas ledger check`"
-        )
+    number, size, frontier = frontier_checked(tenant, row)
     return number, size, frontier
 
 
 def _log_state(connection: sqlite3.Connection, tenant: str) -> tuple[int, MerkleFrontier]:
-    """(size, frontier) of the tenant's log; size 0 and an empty frontier if it has none."""
-    row = connection.execute(
-        "SELECT number, size, frontier FROM logs WHERE tenant = ?", (tenant,)
-    ).fetchone()
-    if row is None:
-        return 0, MerkleFrontier()
-    _, size, frontier = _frontier_checked(tenant, row)
-    return size, frontier
+    return log_state(connection, _LOG_STATE, tenant)
 
 
 def _tenant_number(connection: sqlite3.Connection, tenant: str) -> int | None:
@@ -1323,13 +1142,6 @@ def _stored(tenant: str, row: _Row, base: int | None = None) -> StoredEvent:
     return StoredEvent(seq, tenant, position - base, leaf_hash(entry), entry, disclosures)
 
 
-class _Found(Exception):
-    """Stops a check at its first problem."""
-
-    def __init__(self, problem: LedgerProblem) -> None:
-        self.problem = problem
-
-
 def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> LedgerCheck:
     """Everything `SqliteLedger.check` compares, on one read snapshot; stops at the first problem.
 
@@ -1349,48 +1161,12 @@ def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> Ledg
     logs = reader.execute(
         "SELECT tenant, number, size, frontier FROM logs ORDER BY tenant"
     ).fetchall()
-    seqs_seen = bytearray(max_seq + 1)
-    counts = {"entries": 0, "checkpoints": 0, "verified": 0}
-    try:
-        for tenant, number, size, frontier in logs:
-            _check_log(
-                reader,
-                str(tenant),
-                int(number),
-                int(size),
-                bytes(frontier),
-                commitment_key,
-                verifiers,
-                seqs_seen,
-                counts,
-            )
-        rows = int(reader.execute("SELECT count(*) FROM events").fetchone()[0])
-        if rows != counts["entries"]:
-            raise _Found(
-                LedgerProblem(
-                    None,
-                    None,
-                    None,
-                    f"{rows} event rows are stored but the logs hold {counts['entries']}",
-                )
-            )
-        if seqs_seen.count(1) != max_seq:
-            missing = seqs_seen.index(0, 1)
-            raise _Found(
-                LedgerProblem(
-                    None, None, missing, f"no event has seq {missing}, below max_seq {max_seq}"
-                )
-            )
-    except _Found as found:
-        problem: LedgerProblem | None = found.problem
-    else:
-        problem = None
-    return LedgerCheck(
-        tenants=len(logs),
-        entries=counts["entries"],
-        checkpoints=counts["checkpoints"],
-        signatures_verified=counts["verified"],
-        problem=problem,
+    return check_logs(
+        reader,
+        logs,
+        max_seq,
+        functools.partial(_check_log, commitment_key=commitment_key, verifiers=verifiers),
+        "SELECT count(*) FROM events",
     )
 
 
@@ -1400,13 +1176,14 @@ def _check_log(
     number: int,
     size: int,
     stored_frontier: bytes,
-    commitment_key: bytes,
-    verifiers: Sequence[VerifierKey],
     seqs_seen: bytearray,
     counts: dict[str, int],
+    *,
+    commitment_key: bytes,
+    verifiers: Sequence[VerifierKey],
 ) -> None:
-    def fail(what: str, index: int | None = None, seq: int | None = None) -> _Found:
-        return _Found(LedgerProblem(tenant, index, seq, what))
+    def fail(what: str, index: int | None = None) -> Found:
+        return Found(LedgerProblem(tenant, index, None, what))
 
     base = number << LOG_INDEX_BITS
     # Where the customer rows place each event: (customer, time) by log index.
@@ -1424,72 +1201,38 @@ def _check_log(
             if placed[index] is not None:
                 raise fail(f"the customer rows list index {index} twice", index)
             placed[index] = (str(customer), time)
-    checkpoints: dict[int, list[tuple[str, bytes, str]]] = {}
-    for origin, checkpoint_size, root, note in reader.execute(
+    checkpoints = reader.execute(
         "SELECT origin, size, root, note FROM checkpoints WHERE tenant = ? ORDER BY number",
         (tenant,),
-    ):
-        checkpoints.setdefault(int(checkpoint_size), []).append(
-            (str(origin), bytes(root), str(note))
-        )
-    origins = {origin for notes in checkpoints.values() for origin, _, _ in notes}
-    if len(origins) > 1:
-        raise fail(f"checkpoints were signed under several origins: {sorted(origins)}")
-    beyond = [checkpoint_size for checkpoint_size in checkpoints if checkpoint_size > size]
-    if beyond:
-        raise fail(f"a checkpoint of size {beyond[0]} is beyond the log's {size} entries")
-    if 0 in checkpoints:
-        _check_notes(tenant, 0, MerkleFrontier().root(), checkpoints[0], verifiers, counts, fail)
+    )
+    walk = LogWalk(tenant, size, checkpoints, verifiers, seqs_seen, counts)
+    if 0 in walk.checkpoints:
+        walk.notes_at(0, MerkleFrontier().root())
 
     leaves = _stream_leaves(reader, base, size)
-    frontier = MerkleFrontier()
-    expected = 0
     for position, seq, key_hash, entry, disclosures in reader.execute(
         "SELECT position, seq, key_hash, entry, disclosures"
         " FROM events WHERE position >= ? AND position < ? ORDER BY position",
         (base, base + LOG_SIZE_MAX),
     ):
         index = position - base
-        if index != expected:
-            raise fail(f"no entry is stored at log index {expected}", expected)
-        if index >= size:
-            raise fail(f"an entry is stored beyond the log's recorded size {size}", index, seq)
-        expected += 1
+        walk.index(index, seq)
         if not isinstance(seq, int) or not isinstance(key_hash, int):
-            raise fail("the row's seq or key hash is not an integer", index)
-        if not 0 < seq < len(seqs_seen) or seqs_seen[seq]:
-            raise fail(f"seq {seq} is repeated or beyond max_seq {len(seqs_seen) - 1}", index, seq)
-        seqs_seen[seq] = 1
+            raise walk.fail("the row's seq or key hash is not an integer", index)
+        walk.seq(index, seq)
         try:
             entry, disclosures = _blob(entry, "entry"), _blob(disclosures, "disclosures")
         except StoreError as error:
-            raise fail(str(error), index, seq) from None
-        leaf = leaf_hash(entry)
-        stored_leaf = next(leaves, None)
-        if stored_leaf != leaf:
-            raise fail(
-                f"the entry hashes to leaf {leaf.hex()}, but the stored leaf hash is "
-                f"{stored_leaf.hex() if stored_leaf else 'missing'}",
-                index,
-                seq,
-            )
+            raise walk.fail(str(error), index, seq) from None
+        leaf = walk.leaf(entry, next(leaves, None), index, seq)
         what = _check_entry(tenant, key_hash, entry, disclosures, placed[index], commitment_key)
         if what is not None:
-            raise fail(what, index, seq)
-        frontier.append(leaf)
-        notes = checkpoints.get(frontier.size)
-        if notes:
-            _check_notes(tenant, frontier.size, frontier.root(), notes, verifiers, counts, fail)
-        counts["entries"] += 1
-    if expected != size:
-        raise fail(f"the log records {size} entries but only {expected} are stored", expected)
+            raise walk.fail(what, index, seq)
+        walk.add(leaf)
+    walk.all_stored()
     if next(leaves, None) is not None:
-        raise fail(f"more leaf hashes are stored than the log's {size} entries", size)
-    if frontier.to_bytes() != stored_frontier:
-        raise fail(
-            f"the stored frontier does not match the tree of the entries (root "
-            f"{frontier.root().hex()} at size {size})"
-        )
+        raise walk.fail(f"more leaf hashes are stored than the log's {size} entries", size)
+    walk.frontier_is(stored_frontier)
 
 
 def _check_entry(
@@ -1534,40 +1277,6 @@ def _check_entry(
     return None
 
 
-def _check_notes(
-    tenant: str,
-    size: int,
-    root: bytes,
-    notes: list[tuple[str, bytes, str]],
-    verifiers: Sequence[VerifierKey],
-    counts: dict[str, int],
-    fail: Callable[..., _Found],
-) -> None:
-    for origin, stored_root, note in notes:
-        counts["checkpoints"] += 1
-        if stored_root != root:
-            raise fail(
-                f"the checkpoint at size {size} holds root {stored_root.hex()}, but the entries "
-                f"give {root.hex()}",
-                size - 1 if size else None,
-            )
-        try:
-            stated = Checkpoint(origin, size, root).body()
-        except CheckpointError as error:
-            raise fail(f"the checkpoint at size {size} is malformed: {error}") from None
-        if not note.startswith(stated + "\n"):
-            raise fail(
-                f"the note of the checkpoint at size {size} does not state its size, root "
-                f"and origin {origin!r}"
-            )
-        if verifiers:
-            try:
-                open_checkpoint(note, verifiers, origin=origin)
-            except CheckpointError as error:
-                raise fail(f"the checkpoint at size {size}: {error}") from None
-            counts["verified"] += 1
-
-
 def _stream_leaves(reader: sqlite3.Connection, base: int, size: int) -> Iterator[bytes]:
     """The stored leaf hashes of a log in order, as they are (a short block ends them early)."""
     rows = reader.execute(
@@ -1582,17 +1291,3 @@ def _stream_leaves(reader: sqlite3.Connection, base: int, size: int) -> Iterator
         for offset in range(0, len(hashes), HASH_SIZE_BYTES):
             yield bytes(hashes[offset : offset + HASH_SIZE_BYTES])
         expected += len(hashes) // HASH_SIZE_BYTES
-
-
-def _limit(bound: int | None) -> int:
-    # SQLite integers are 64-bit: the largest one stands for "no limit".
-    return 2**63 - 1 if bound is None else bound
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Driver errors become StoreError, naming what the ledger was doing."""
-    try:
-        yield
-    except sqlite3.Error as error:
-        raise StoreError(f"could not {action}: {error}") from error

@@ -1,15 +1,18 @@
 """The ledger store boundary: the one small interface every store implements, and its plain types.
 
 The core and the engines depend on `LedgerStore` only; drivers (sqlite3, PostgreSQL) stay in
-their own modules. `MemoryLedger` is an in-memory fake with the same semantics, for tests above.
+their own modules. `MerkleLog` holds what every store computes the same way (roots, proofs,
+leaf lookups, signing the next checkpoint) over a few hooks that read its log; `MemoryLedger` is
+an in-memory fake on it with the same semantics, for tests above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
-from typing import Final, Protocol
+from typing import Final, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -25,7 +28,7 @@ from raas.ledger.log import (
     origin_for,
     sign_next_checkpoint,
 )
-from raas.ledger.merkle import MerkleTree
+from raas.ledger.merkle import MerkleFrontier, MerkleTree
 
 __all__ = [
     "EPOCH",
@@ -33,6 +36,7 @@ __all__ = [
     "LedgerStore",
     "LogHead",
     "MemoryLedger",
+    "MerkleLog",
     "StoredEvent",
     "decode_entry",
     "time_microseconds",
@@ -43,6 +47,9 @@ ONE_MICROSECOND: Final = timedelta(microseconds=1)
 # MemoryLedger's commitment key unless told otherwise: public, so that the same events give the
 # same entries in every test; a real ledger draws its own secret one.
 TEST_COMMITMENT_KEY: Final = bytes(range(COMMITMENT_KEY_SIZE_BYTES))
+
+# What a store's hooks read through: a database connection, or nothing for MemoryLedger.
+Connection = TypeVar("Connection")
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -264,7 +271,148 @@ def existing_invoice_conflict(invoice_id: str, tenant: str, stored: tuple[str, b
     )
 
 
-class MemoryLedger:
+class MerkleLog(Generic[Connection]):
+    """The Merkle-log half of a `LedgerStore`, the same for every store, over a few hooks.
+
+    A store gives `_reading` (a connection to read through, under the store's lock, its driver's
+    errors made StoreError), `_log_state` (a log's size and frontier), `_tree` (a tree over at
+    least the first `size` leaves), `_read_leaves`, `_leaf_indexes`, `_last_signed` and
+    `_keep_checkpoint`, and `entries`; it gets the leaf reads, roots, proofs and the signing of
+    the next checkpoint, so every store hands out the same bytes for the same log.
+    """
+
+    _vendor: str
+
+    @property
+    def vendor(self) -> str:
+        return self._vendor
+
+    def origin(self, tenant: str) -> str:
+        """The origin line of the tenant's checkpoints: f"{vendor}/raas/{tenant}"."""
+        return origin_for(self._vendor, tenant)
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        raise NotImplementedError
+
+    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
+        """The events with these leaf hashes, in the order asked; StoreError names one not found."""
+        index_of = self._leaf_indexes(tenant, {bytes(leaf) for leaf in leaf_hashes})
+        for leaf in leaf_hashes:
+            if bytes(leaf) not in index_of:
+                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
+        return self.entries(tenant, [index_of[bytes(leaf)] for leaf in leaf_hashes])
+
+    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of log indexes [start, end)."""
+        with self._reading("read the ledger's leaf hashes") as connection:
+            size = self._log_state(connection, tenant)[0]
+            check_size(tenant, end, size, "end")
+            check_size(tenant, start, end, "start")
+            return self._read_leaves(connection, tenant, start, end)
+
+    def root(self, tenant: str, size: int | None = None) -> bytes:
+        """The Merkle root of the first `size` entries (default: the log as it is now).
+
+        The current root comes from the log's frontier; a past one from its leaves.
+        """
+        with self._reading("read a root") as connection:
+            log_size, frontier = self._log_state(connection, tenant)
+            if size is None or size == log_size:
+                return frontier.root()
+            check_size(tenant, size, log_size)
+            return self._tree(connection, tenant, size).root(size)
+
+    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of the entry at `index` in the tree of `size` entries."""
+        return self.inclusion_proofs(tenant, [index], size)[0]
+
+    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of many entries under one tree size; the tree is built once."""
+        tree = self._tree_of_size(tenant, size)
+        for index in indexes:
+            check_index(tenant, index, size)
+        return [tree.inclusion_proof(index, size) for index in indexes]
+
+    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of `old_size` entries to that of `new_size`."""
+        tree = self._tree_of_size(tenant, new_size)
+        check_size(tenant, old_size, new_size, "old size")
+        return tree.consistency_proof(old_size, new_size)
+
+    def _tree_of_size(self, tenant: str, size: int) -> MerkleTree:
+        with self._reading("read the ledger's leaf hashes") as connection:
+            check_size(tenant, size, self._log_state(connection, tenant)[0])
+            return self._tree(connection, tenant, size)
+
+    def _signed_note(
+        self,
+        connection: Connection,
+        tenant: str,
+        origin: str,
+        signer: SignerKey | Sequence[SignerKey],
+    ) -> str:
+        """Sign the log as it is now and keep the note, in the caller's transaction.
+
+        The leaves must give the root the frontier holds, and the new (size, root) must be
+        consistent with the last checkpoint signed for the tenant (a consistency proof made from
+        the tree and checked with the auditor's verifier); StoreError otherwise.
+        """
+        size, frontier = self._log_state(connection, tenant)
+        root = frontier.root()
+        tree = self._tree(connection, tenant, size)
+        if tree.root(size) != root:
+            raise StoreError(
+                f"the stored leaves of tenant {tenant!r} give root {tree.root(size).hex()} "
+                f"at size {size}, but the log's frontier holds {root.hex()}; "
+                "run `raas ledger check`"
+            )
+        note = sign_next_checkpoint(
+            tenant,
+            origin,
+            size,
+            root,
+            self._last_signed(connection, tenant),
+            tree.consistency_proof,
+            signer,
+        )
+        self._keep_checkpoint(connection, tenant, origin, size, root, note)
+        return note
+
+    # -- the hooks -------------------------------------------------------------------------------
+
+    def _reading(self, action: str) -> AbstractContextManager[Connection]:
+        """A connection to read through while the block runs; errors name `action`."""
+        raise NotImplementedError
+
+    def _log_state(self, connection: Connection, tenant: str) -> tuple[int, MerkleFrontier]:
+        """(size, frontier) of the tenant's log; size 0 and an empty frontier if it has none."""
+        raise NotImplementedError
+
+    def _tree(self, connection: Connection, tenant: str, size: int) -> MerkleTree:
+        """A tree over at least the first `size` leaves of the tenant (size is within the log)."""
+        raise NotImplementedError
+
+    def _read_leaves(
+        self, connection: Connection, tenant: str, start: int, end: int
+    ) -> list[bytes]:
+        """The leaf hashes of log indexes [start, end), within the log."""
+        raise NotImplementedError
+
+    def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
+        """The log index of each of these leaf hashes that the tenant's log holds."""
+        raise NotImplementedError
+
+    def _last_signed(self, connection: Connection, tenant: str) -> SignedHead | None:
+        """The last checkpoint signed for the tenant, or None."""
+        raise NotImplementedError
+
+    def _keep_checkpoint(
+        self, connection: Connection, tenant: str, origin: str, size: int, root: bytes, note: str
+    ) -> None:
+        raise NotImplementedError
+
+
+class MemoryLedger(MerkleLog[None]):
     """An in-memory `LedgerStore` with the real stores' semantics, for tests above the ledger.
 
     Its commitment key defaults to the public TEST_COMMITMENT_KEY, so two fakes given the same
@@ -292,10 +440,6 @@ class MemoryLedger:
             str, list[tuple[int, bytes, str, str]]
         ] = {}  # size, root, origin, note
         self._invoices: dict[str, tuple[str, bytes]] = {}
-
-    @property
-    def vendor(self) -> str:
-        return self._vendor
 
     def append(self, events: Sequence[Event]) -> AppendReceipt:
         new: dict[tuple[str, str, str], tuple[Event, bytes, bytes]] = {}
@@ -385,49 +529,24 @@ class MemoryLedger:
             check_index(tenant, index, len(log))
         return [self._rows[log[index]] for index in indexes]
 
-    def entries_by_leaf_hash(self, tenant: str, leaf_hashes: Sequence[bytes]) -> list[StoredEvent]:
-        by_leaf = self._by_leaf.get(tenant, {})
-        indexes = []
-        for leaf in leaf_hashes:
-            index = by_leaf.get(bytes(leaf))
-            if index is None:
-                raise StoreError(f"no entry of tenant {tenant!r} has leaf hash {bytes(leaf).hex()}")
-            indexes.append(index)
-        return self.entries(tenant, indexes)
+    def _reading(self, action: str) -> AbstractContextManager[None]:
+        return nullcontext()
 
-    def leaf_hashes(self, tenant: str, start: int, end: int) -> list[bytes]:
-        size = self.head(tenant)
-        check_size(tenant, end, size, "end")
-        check_size(tenant, start, end, "start")
+    def _log_state(self, connection: None, tenant: str) -> tuple[int, MerkleFrontier]:
+        tree = self._tree(connection, tenant, 0)
+        return tree.size, tree.frontier()
+
+    def _tree(self, connection: None, tenant: str, size: int) -> MerkleTree:
+        return self._trees.get(tenant) or MerkleTree()
+
+    def _read_leaves(self, connection: None, tenant: str, start: int, end: int) -> list[bytes]:
         return [row.leaf_hash for row in self.entries(tenant, range(start, end))]
 
-    def root(self, tenant: str, size: int | None = None) -> bytes:
-        return self._tree(tenant, size).root(size)
-
-    def inclusion_proof(self, tenant: str, index: int, size: int) -> list[bytes]:
-        return self.inclusion_proofs(tenant, [index], size)[0]
-
-    def inclusion_proofs(self, tenant: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
-        tree = self._tree(tenant, size)
-        for index in indexes:
-            check_index(tenant, index, size)
-        return [tree.inclusion_proof(index, size) for index in indexes]
-
-    def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
-        tree = self._tree(tenant, new_size)
-        check_size(tenant, old_size, new_size, "old size")
-        return tree.consistency_proof(old_size, new_size)
-
-    def _tree(self, tenant: str, size: int | None) -> MerkleTree:
-        tree = self._trees.get(tenant, MerkleTree())
-        if size is not None:
-            check_size(tenant, size, tree.size)
-        return tree
+    def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
+        by_leaf = self._by_leaf.get(tenant, {})
+        return {leaf: by_leaf[leaf] for leaf in leaf_hashes if leaf in by_leaf}
 
     # -- checkpoints and invoices ------------------------------------------------------------
-
-    def origin(self, tenant: str) -> str:
-        return origin_for(self._vendor, tenant)
 
     def sign_checkpoint(
         self,
@@ -436,20 +555,16 @@ class MemoryLedger:
         origin: str | None = None,
     ) -> str:
         origin = self.origin(tenant) if origin is None else origin
-        size = self.head(tenant)
-        signed = self._checkpoints.setdefault(tenant, [])
-        previous = SignedHead(signed[-1][2], signed[-1][0], signed[-1][1]) if signed else None
-        note = sign_next_checkpoint(
-            tenant,
-            origin,
-            size,
-            self.root(tenant, size),
-            previous,
-            lambda old_size, new_size: self.consistency_proof(tenant, old_size, new_size),
-            signer,
-        )
-        signed.append((size, self.root(tenant, size), origin, note))
-        return note
+        return self._signed_note(None, tenant, origin, signer)
+
+    def _last_signed(self, connection: None, tenant: str) -> SignedHead | None:
+        signed = self._checkpoints.get(tenant)
+        return SignedHead(signed[-1][2], signed[-1][0], signed[-1][1]) if signed else None
+
+    def _keep_checkpoint(
+        self, connection: None, tenant: str, origin: str, size: int, root: bytes, note: str
+    ) -> None:
+        self._checkpoints.setdefault(tenant, []).append((size, root, origin, note))
 
     def latest_checkpoint(self, tenant: str) -> str | None:
         signed = self._checkpoints.get(tenant)
