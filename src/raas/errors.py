@@ -29,7 +29,21 @@ from __future__ import annotations
 
 
 class RaasError(Exception):
-    """Base of every error raas raises on purpose."""
+    """Base of every error raas raises on purpose.
+
+    Pickles with its fields (to and from worker processes): an error is re-made from its class,
+    its message arguments and its attributes, without calling its own __init__, whose arguments
+    are the fields rather than the message.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_remade, (type(self), self.args), vars(self) or None)
+
+
+def _remade(kind: type[RaasError], args: tuple[object, ...]) -> RaasError:
+    error = kind.__new__(kind)
+    error.args = args
+    return error
 
 
 class EventError(RaasError):

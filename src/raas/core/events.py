@@ -28,6 +28,10 @@ SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "dev.raas."
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# A string with no NUL character (U+0000): PostgreSQL text cannot hold one, so ids and the
+# envelope's attributes refuse it at the boundary, the same on every store.
+NO_NUL_PATTERN: Final = "^[^\\x00]*$"
+Attribute = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL_PATTERN)]
 LongText = Annotated[str, msgspec.Meta(max_length=64_000)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
 Milliseconds = Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 3600 * 1000)]
@@ -253,16 +257,16 @@ class Event(
     """
 
     specversion: Literal["1.0"]
-    id: Text
-    source: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    id: Attribute
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=1024, pattern=NO_NUL_PATTERN)]
     type: Text
     time: UtcTime
-    tenant: Text
-    customer: Text
-    conversation: Text
+    tenant: Attribute
+    customer: Attribute
+    conversation: Attribute
     data: Any
-    intent: Text | None = None
-    subject: Text | None = None
+    intent: Attribute | None = None
+    subject: Attribute | None = None
     datacontenttype: Literal["application/json"] | None = None
     traceparent: Text | None = None
 

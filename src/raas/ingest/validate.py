@@ -13,7 +13,14 @@ from typing import Any, Final
 
 import msgspec
 
-from raas.core.events import DATA_TYPES, DISPUTE_CUSTOMER, DisputeFiled, DisputeRuled, Event
+from raas.core.events import (
+    DATA_TYPES,
+    DISPUTE_CUSTOMER,
+    NO_NUL_PATTERN,
+    DisputeFiled,
+    DisputeRuled,
+    Event,
+)
 from raas.errors import BatchRejected, EventError
 
 BATCH_EVENTS_MAX: Final = 10_000
@@ -264,6 +271,8 @@ def _event_error(item: bytes, error: Exception, index: int | None) -> EventError
             reason = "is not a field of this event type"
         else:
             reason = named.group("rest")
+    if reason == f"Expected `str` matching regex {NO_NUL_PATTERN!r}":
+        reason = "holds a NUL character (U+0000), which no ledger store can keep in an id"
     if field == "type" and reason.startswith("Invalid value"):
         reason = (
             f"{_type_of(item)!r} is not a raas event type; expected one of: {_EVENT_TYPES_TEXT}"
