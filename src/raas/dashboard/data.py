@@ -29,6 +29,7 @@ from raas.core.invoice import Invoice, invoice_from_json
 from raas.core.judge import Judge, Outcome
 from raas.core.plan import plan_of
 from raas.dashboard.disputes import Dispute, fold_disputes
+from raas.dashboard.figures import FigureKeeper, KeptTotals
 from raas.engine.duckdb_engine import PlanSql, compile_plan
 from raas.engine.episode_table import build_episode_table
 from raas.errors import RaasError
@@ -162,6 +163,18 @@ def fold_figures(
     )
 
 
+def fold_kept(contract: Contract, plan: PlanSql, totals: KeptTotals) -> ContractFigures:
+    """The contract's figures from its kept totals (`FigureKeeper.update`). Pure."""
+    return fold_figures(
+        contract,
+        [verdict.name for verdict in plan.verdicts],
+        [verdict.billable for verdict in plan.verdicts],
+        [FigureGroup(*group, *sums) for group, sums in totals.groups.items()],
+        totals.latency_p95_ms,
+        totals.size,
+    )
+
+
 class PeriodCost(msgspec.Struct, frozen=True):
     invoice_id: str
     period: str
@@ -240,6 +253,7 @@ class DashboardData:
         self._refreshed: dict[Path, float] = {}
         self._plans: dict[tuple[str, int], PlanSql] = {}
         self._figures: dict[tuple[str, int, int, str], ContractFigures] = {}
+        self._keepers: dict[tuple[str, int], FigureKeeper] = {}
 
     # -- contracts and invoices -------------------------------------------------------------
 
@@ -289,9 +303,8 @@ class DashboardData:
     def table(self, item: ContractText) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on the buyer's episode table (linked with the contract's window), first
         brought up to the ledger's head when it was last refreshed a while ago."""
+        path = self._table_path(item.contract)
         contract = item.contract
-        horizon = int(contract.window.total_seconds())
-        path = self.tables / f"{contract.buyer}-{horizon}.duckdb"
         with self._lock:
             connection = self._connections.get(path)
             stale = time.monotonic() - self._refreshed.get(path, -1e9) > TABLE_REFRESH_SECONDS_MIN
@@ -311,6 +324,10 @@ class DashboardData:
         finally:
             cursor.close()
 
+    def _table_path(self, contract: Contract) -> Path:
+        horizon = int(contract.window.total_seconds())
+        return self.tables / f"{contract.buyer}-{horizon}.duckdb"
+
     def _plan(self, contract: Contract) -> PlanSql:
         key = (contract.contract, contract.version)
         plan = self._plans.get(key)
@@ -319,41 +336,32 @@ class DashboardData:
         return plan
 
     def contract_figures(self, item: ContractText) -> ContractFigures:
-        """The vendor's figures for one contract, over every episode of its buyer's table: one
-        scan that classifies each episode once and groups by (day, verdict, handed off, tiers),
-        folded by `fold_figures`, and the latency percentile. A table at one state always gives
-        the same figures, so they are kept until the table changes."""
+        """The vendor's figures for one contract, over every episode of its buyer's table:
+        each episode classified once and grouped by (day, verdict, handed off, tiers), folded
+        by `fold_figures`, with the latency percentile. The groups are kept per customer
+        (`FigureKeeper`), so after the log grows only the changed customers are grouped again;
+        figures are kept per table state."""
         contract = item.contract
         plan = self._plan(contract)
-        zone = contract.time_zone.replace("'", "''")
         with self.table(item) as cursor:
             state = cursor.execute("SELECT size, last_leaf FROM episode_table").fetchone()
-            assert state is not None
-            key = (contract.contract, contract.version, int(state[0]), str(state[1]))
-            with self._lock:
-                cached = self._figures.get(key)
+        assert state is not None
+        key = (contract.contract, contract.version, int(state[0]), str(state[1]))
+        with self._lock:
+            cached = self._figures.get(key)
             if cached is not None:
                 return cached
-            groups = cursor.execute(
-                f"SELECT CAST(timezone('{zone}', started_at) AS DATE), {plan.verdict}, "
-                "handed_off, tiers, count(*), coalesce(sum(csat), 0), count(csat), "
-                "coalesce(sum(model_cost), 0) FROM episodes GROUP BY ALL"
-            ).fetchall()
-            latency = cursor.execute(
-                "SELECT quantile_disc(latency_ms_max, 0.95) FILTER (model_calls > 0) FROM episodes"
-            ).fetchone()
-        assert latency is not None
-        figures = fold_figures(
-            contract,
-            [verdict.name for verdict in plan.verdicts],
-            [verdict.billable for verdict in plan.verdicts],
-            [
-                FigureGroup(day.isoformat(), int(verdict), bool(handed_off), str(tiers), *rest)
-                for day, verdict, handed_off, tiers, *rest in groups
-            ],
-            None if latency[0] is None else int(latency[0]),
-            int(state[0]),
-        )
+            keeper = self._keepers.get(key[:2])
+            if keeper is None:
+                keeper = self._keepers[key[:2]] = FigureKeeper(
+                    self.tables / f"{contract.buyer}-{contract.contract}-v{contract.version}"
+                    ".figures.duckdb",
+                    plan.verdict,
+                    contract.time_zone,
+                )
+            totals = keeper.update(self.ledger, contract.buyer, self._table_path(contract))
+        figures = fold_kept(contract, plan, totals)
+        key = (contract.contract, contract.version, totals.size, totals.last_leaf)
         with self._lock:
             if len(self._figures) >= FIGURES_CACHED_MAX:
                 self._figures.clear()
@@ -551,6 +559,9 @@ class DashboardData:
             for connection in self._connections.values():
                 connection.close()
             self._connections.clear()
+            for keeper in self._keepers.values():
+                keeper.close()
+            self._keepers.clear()
 
 
 def note_size_and_root(note: str) -> tuple[int, bytes]:

@@ -61,6 +61,7 @@ __all__ = [
     "EpisodeTableBuild",
     "EpisodeTableState",
     "build_episode_table",
+    "changed_customers",
     "export_parquet",
     "read_episode_table_state",
 ]
@@ -370,6 +371,12 @@ def _derive(batches: Iterator[_Batch], options: _Options) -> Iterator[_Derived]:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def changed_customers(ledger: LedgerStore, tenant: str, old_size: int, size: int) -> set[str]:
+    """The customers with entries at log indexes [old_size, size): those whose rows an update
+    of the table from old_size to size replaces."""
+    return set(_new_indexes_by_customer(ledger, tenant, old_size, size))
 
 
 def _new_indexes_by_customer(
