@@ -17,7 +17,10 @@ once), then the median of `--runs` requests, with CPU time beside wall time and 
 average (the machine is shared). Then the ledger grows `--growths` times by
 `--growth-conversations` new conversations (of known customers, as customers come back), and
 the first vendor overview after each growth is timed: it brings the episode table and the
-kept figures up to the new head before it renders. Target: under 300 ms per page. Writes
+kept figures up to the new head before it renders. The growth is new customers by default
+(their ids renamed from the simulation's); with `--returning` the month's own customers come
+back, and the episode table derives each one's whole month again (the heaviest customers of a
+large simulated month have thousands of entries). Target: under 300 ms per page. Writes
 bench/results/dashboard.json.
 
     .venv/bin/python bench/dashboard.py [--conversations 20000] [--runs 7] [--growths 5]
@@ -116,10 +119,16 @@ def build(workdir: Path, ledger_path: Path, table_path: Path) -> dict[str, Any]:
 
 
 def measure(
-    workdir: Path, built: dict[str, Any], runs: int, growths: int, growth_conversations: int
+    workdir: Path,
+    built: dict[str, Any],
+    runs: int,
+    growths: int,
+    growth_conversations: int,
+    returning: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each main page: its first request, then the median of `runs` requests; then the first
-    vendor overview after each of `growths` growths of the ledger."""
+    vendor overview after each of `growths` growths of the ledger (by new customers, or by
+    customers of the month coming back when `returning`)."""
     from fastapi.testclient import TestClient
 
     from raas.core.invoice import invoice_from_json
@@ -200,6 +209,8 @@ def measure(
         )
         head = ledger.head(TENANT)
         for batch in simulation.ndjson_batches():
+            if not returning:
+                batch = batch.replace(b'"customer":"customer-', f'"customer":"g{growth}-'.encode())
             ledger.append(parse_batch(batch, ndjson=True))
         appended.append(ledger.head(TENANT) - head)
         data.refresh(TENANT)  # as a write through the dashboard does; else within 10 s
@@ -214,6 +225,7 @@ def measure(
         "page": "vendor overview, first request after the ledger grew",
         "url": "/dashboard/vendor",
         "growth_conversations": growth_conversations,
+        "growth_customers": "returning" if returning else "new",
         "events_appended": appended,
     }
     if grown:
@@ -243,6 +255,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--growths", type=int, default=5)
     parser.add_argument("--growth-conversations", type=int, default=200)
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="grow by the month's customers coming back (each one's month is derived again)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/raas-bench-dashboard"))
     arguments = parser.parse_args()
     if (arguments.ledger is None) != (arguments.table is None):
@@ -255,7 +272,12 @@ def main() -> None:
     print(json.dumps(built))
     load_before = os.getloadavg()
     pages, growth = measure(
-        arguments.workdir, built, arguments.runs, arguments.growths, arguments.growth_conversations
+        arguments.workdir,
+        built,
+        arguments.runs,
+        arguments.growths,
+        arguments.growth_conversations,
+        arguments.returning,
     )
     document = {
         "benchmark": "dashboard pages: server time per main page",
