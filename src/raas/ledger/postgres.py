@@ -24,17 +24,18 @@ import hashlib
 import secrets
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import groupby
 from typing import Any, Final
 
 import psycopg
 
 from raas.core.canonical import leaf_hash
-from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
+from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
 from raas.core.events import Event, entry_and_disclosures
-from raas.errors import ConflictError, RaasError, StoreError
-from raas.ledger.keys import SignerKey, VerifierKey
-from raas.ledger.log import VENDOR_DEFAULT, LedgerCheck, check_vendor, extend_frontier
+from raas.errors import ConflictError, StoreError
+from raas.ledger.keys import VerifierKey
+from raas.ledger.log import VENDOR_DEFAULT, LedgerCheck, check_vendor
 from raas.ledger.merkle import MerkleFrontier
 from raas.ledger.sql import (
     LogWalk,
@@ -43,8 +44,10 @@ from raas.ledger.sql import (
     SqlQueries,
     check_logs,
     frontier_checked,
-    limit,
     log_state,
+    moved_frontier,
+    remade_problem,
+    revealed,
     translated,
 )
 from raas.ledger.store import (
@@ -53,7 +56,6 @@ from raas.ledger.store import (
     AppendReceipt,
     LogHead,
     StoredEvent,
-    check_index,
     existing_invoice_conflict,
 )
 
@@ -177,33 +179,18 @@ class PostgresLedger(SqlLedger[psycopg.Connection[Any]]):
             if events:
                 yield self.append(events)
 
-    def sign_checkpoint(
-        self,
-        tenant: str,
-        signer: SignerKey | Sequence[SignerKey],
-        origin: str | None = None,
-    ) -> str:
-        """Sign and store a checkpoint of the tenant's log as it is now; returns the signed note.
-
-        In one transaction holding the tenant's lock: the stored leaves must give the root the
-        frontier holds, the new (size, root) must be consistent with the last checkpoint signed
-        for the tenant (checked with the auditor's verifier), and the note is stored before the
-        transaction commits. Raises StoreError otherwise.
-        """
-        origin = self.origin(tenant) if origin is None else origin
+    @contextmanager
+    def _writing(
+        self, action: str, tenants: Sequence[str] = ()
+    ) -> Iterator[psycopg.Connection[Any]]:
         connection = self._open_connection()
-        with self._lock, _translated("sign a checkpoint"), connection.transaction():
-            _lock_tenants(connection, [tenant])
-            return self._signed_note(connection, tenant, origin, signer)
+        with self._lock, _translated(action), connection.transaction():
+            _lock_tenants(connection, tenants)
+            yield connection
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
         """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
-        connection = self._open_connection()
-        with (
-            self._lock,
-            _translated(f"store invoice {invoice_id!r}"),
-            connection.transaction(),
-        ):
+        with self._writing(f"store invoice {invoice_id!r}") as connection:
             inserted = connection.execute(
                 "INSERT INTO ledger_invoices (id, tenant, body) VALUES (%s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -238,70 +225,44 @@ class PostgresLedger(SqlLedger[psycopg.Connection[Any]]):
         )
         return None if row is None else _stored(tenant, row)
 
-    def iter_customers(
-        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    def _read_customers(
+        self, reader: psycopg.Connection[Any], tenant: str, seq_max: int, size: int
     ) -> Iterator[tuple[str, list[StoredEvent]]]:
-        """Each customer's events, customers sorted, a customer's events by (time, source, id).
+        rows = _stream_rows(
+            reader,
+            f"SELECT customer, {_EVENT_COLUMNS} FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+            " AND log_index < %s AND seq <= %s ORDER BY customer, time_us, source, id",
+            (tenant, size, seq_max),
+        )
+        for customer, group in groupby(rows, key=lambda row: str(row[0])):
+            yield customer, [_stored(tenant, row[1:]) for row in group]
 
-        `upto_seq` and `upto_size` bound the read as in `LedgerStore`. Streams: one customer's
-        events are in memory at a time.
-        """
-
-        def read(reader: psycopg.Connection[Any]) -> Iterator[tuple[str, list[StoredEvent]]]:
-            rows = _stream_rows(
-                reader,
-                f"SELECT customer, {_EVENT_COLUMNS} FROM ledger_events"
-                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
-                " AND log_index < %s AND seq <= %s ORDER BY customer, time_us, source, id",
-                (tenant, limit(upto_size), limit(upto_seq)),
-            )
-            for customer, group in groupby(rows, key=lambda row: str(row[0])):
-                yield customer, [_stored(tenant, row[1:]) for row in group]
-
-        return self._stream(read)
-
-    def iter_events(
-        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    def _read_events(
+        self, reader: psycopg.Connection[Any], tenant: str, seq_max: int, size: int
     ) -> Iterator[StoredEvent]:
-        """The tenant's events in log order (log_index 0, 1, 2, ...), bounded as above."""
-
-        def read(reader: psycopg.Connection[Any]) -> Iterator[StoredEvent]:
-            rows = _stream_rows(
-                reader,
-                f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
-                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
-                " AND log_index < %s AND seq <= %s ORDER BY log_index",
-                (tenant, limit(upto_size), limit(upto_seq)),
-            )
-            for row in rows:
-                yield _stored(tenant, row)
-
-        return self._stream(read)
+        rows = _stream_rows(
+            reader,
+            f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+            " AND log_index < %s AND seq <= %s ORDER BY log_index",
+            (tenant, size, seq_max),
+        )
+        for row in rows:
+            yield _stored(tenant, row)
 
     # -- the Merkle log ------------------------------------------------------------------------
 
-    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
-        """The events at these log indexes, in the order asked; StoreError for one not stored."""
-        with self._lock, _translated("read the ledger"):
-            connection = self._open_connection()
-            size = _log_state(connection, tenant)[0]
-            for index in indexes:
-                check_index(tenant, index, size)
-            if not indexes:
-                return []
-            rows = connection.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
-                " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
-                " AND log_index = ANY(%s)",
-                (tenant, sorted(set(indexes))),
-            ).fetchall()
-        by_index = {int(row[0]): row for row in rows}
-        missing = [index for index in indexes if index not in by_index]
-        if missing:
-            raise StoreError(
-                f"the log of tenant {tenant!r} has {size} entries but no row at index {missing[0]}"
-            )
-        return [_stored(tenant, by_index[index]) for index in indexes]
+    def _entries_at(
+        self, connection: psycopg.Connection[Any], tenant: str, indexes: list[int]
+    ) -> dict[int, StoredEvent]:
+        rows = connection.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM ledger_events"
+            " WHERE tenant_number = (SELECT number FROM ledger_logs WHERE tenant = %s)"
+            " AND log_index = ANY(%s)",
+            (tenant, indexes),
+        ).fetchall()
+        return {int(row[0]): _stored(tenant, row) for row in rows}
 
     def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
         rows = self._fetch_all(
@@ -520,12 +481,7 @@ def _insert(
     for tenant, (number, size_before, frontier) in states.items():
         size = next_index[tenant]
         if size != size_before:
-            frontier = extend_frontier(frontier, leaves[tenant])
-            if frontier.size != size:
-                raise StoreError(
-                    f"the frontier of tenant {tenant!r} reached size {frontier.size}, "
-                    f"but its log reached {size}"
-                )
+            frontier = moved_frontier(tenant, frontier, leaves[tenant], size)
             connection.execute(
                 "UPDATE ledger_logs SET size = %s, frontier = %s WHERE number = %s",
                 (size, frontier.to_bytes(), number),
@@ -688,12 +644,9 @@ def _check_entry(tenant: str, row: _Row, commitment_key: bytes) -> str | None:
     disclosures), or None."""
     source, event_id, customer, time = str(row[2]), str(row[3]), str(row[4]), int(row[5])
     entry, disclosures = bytes(row[7]), bytes(row[8])
-    try:
-        event = reveal(entry, disclosures)  # checks the disclosures against the entry first
-    except (DisclosureError, StoreError) as error:
-        return str(error)
-    if event.tenant != tenant:
-        return f"the entry is event {event.id!r} of tenant {event.tenant!r}"
+    event = revealed(tenant, entry, disclosures)
+    if isinstance(event, str):
+        return event
     if (event.source, event.id) != (source, event_id):
         return (
             f"the row is keyed as event {event_id!r} from {source!r}, but its entry is event "
@@ -703,13 +656,4 @@ def _check_entry(tenant: str, row: _Row, commitment_key: bytes) -> str | None:
         return f"the entry is customer {event.customer!r}'s but its row says {customer!r}"
     if (event.time - EPOCH) // ONE_MICROSECOND != time:
         return f"the row places the entry at another time ({time} us since the epoch)"
-    try:
-        rebuilt = entry_and_disclosures(event, commitment_key)
-    except RaasError as error:
-        return f"the revealed event cannot be made an entry again: {error}"
-    if rebuilt != (entry, disclosures):
-        return (
-            "the entry or its disclosures are not what this ledger makes of the event they "
-            "reveal (a changed value, salt or encoding)"
-        )
-    return None
+    return remade_problem(event, entry, disclosures, commitment_key)

@@ -14,12 +14,14 @@ from types import TracebackType
 from typing import Any, ClassVar, Final, NamedTuple, Protocol, Self, TypeVar
 
 from raas.core.canonical import leaf_hash
-from raas.errors import StoreError
+from raas.core.commitments import DisclosureError, reveal
+from raas.core.events import Event, entry_and_disclosures
+from raas.errors import RaasError, StoreError
 from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from raas.ledger.keys import VerifierKey
-from raas.ledger.log import LedgerCheck, LedgerProblem, SignedHead
+from raas.ledger.log import LedgerCheck, LedgerProblem, SignedHead, extend_frontier
 from raas.ledger.merkle import MerkleFrontier, MerkleTree
-from raas.ledger.store import MerkleLog
+from raas.ledger.store import MerkleLog, StoredEvent, check_index
 
 __all__ = [
     "TREE_CACHE_LEAVES_MAX",
@@ -32,6 +34,9 @@ __all__ = [
     "frontier_checked",
     "limit",
     "log_state",
+    "moved_frontier",
+    "remade_problem",
+    "revealed",
     "translated",
 ]
 
@@ -111,6 +116,40 @@ class SqlLedger(MerkleLog[_Connection]):
         row = self._fetch_one(self._queries.max_seq, ())
         assert row is not None  # written when the ledger was first opened
         return int(row[0])
+
+    def iter_customers(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """Each customer's events, customers sorted, a customer's events by (time, source, id).
+
+        `upto_seq` and `upto_size` bound the read as in `LedgerStore`. Streams, on its own
+        connection and snapshot: one customer's events are in memory at a time.
+        """
+        return self._stream(
+            lambda reader: self._read_customers(reader, tenant, limit(upto_seq), limit(upto_size))
+        )
+
+    def iter_events(
+        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """The tenant's events in log order (log_index 0, 1, 2, ...), bounded as above."""
+        return self._stream(
+            lambda reader: self._read_events(reader, tenant, limit(upto_seq), limit(upto_size))
+        )
+
+    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
+        """The events at these log indexes, in the order asked; StoreError for one not stored."""
+        with self._reading("read the ledger") as connection:
+            size = self._log_state(connection, tenant)[0]
+            for index in indexes:
+                check_index(tenant, index, size)
+            found = self._entries_at(connection, tenant, sorted(set(indexes))) if indexes else {}
+        missing = [index for index in indexes if index not in found]
+        if missing:
+            raise StoreError(
+                f"the log of tenant {tenant!r} has {size} entries but no row at index {missing[0]}"
+            )
+        return [found[index] for index in indexes]
 
     def latest_checkpoint(self, tenant: str) -> str | None:
         row = self._fetch_one(self._queries.latest_checkpoint, (tenant,))
@@ -211,6 +250,24 @@ class SqlLedger(MerkleLog[_Connection]):
         """A new connection for one snapshot read."""
         raise NotImplementedError
 
+    def _entries_at(
+        self, connection: _Connection, tenant: str, indexes: list[int]
+    ) -> dict[int, StoredEvent]:
+        """The stored events at these indexes of the tenant's log (sorted, within it), by index."""
+        raise NotImplementedError
+
+    def _read_customers(
+        self, reader: _Connection, tenant: str, seq_max: int, size: int
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """`iter_customers` on a snapshot: events with seq <= seq_max among the first `size`."""
+        raise NotImplementedError
+
+    def _read_events(
+        self, reader: _Connection, tenant: str, seq_max: int, size: int
+    ) -> Iterator[StoredEvent]:
+        """`iter_events` on a snapshot: events with seq <= seq_max among the first `size`."""
+        raise NotImplementedError
+
     def _check_snapshot(self, reader: _Connection, verifiers: Sequence[VerifierKey]) -> LedgerCheck:
         raise NotImplementedError
 
@@ -248,6 +305,20 @@ def log_state(
         return 0, MerkleFrontier()
     _, size, frontier = frontier_checked(tenant, row)
     return size, frontier
+
+
+def moved_frontier(
+    tenant: str, frontier: MerkleFrontier, leaves: Sequence[bytes], size: int
+) -> MerkleFrontier:
+    """The log's frontier after its new leaves, which must reach the log's new `size`: the
+    frontier and the log move together, or the batch does not happen."""
+    frontier = extend_frontier(frontier, leaves)
+    if frontier.size != size:
+        raise StoreError(
+            f"the frontier of tenant {tenant!r} reached size {frontier.size}, "
+            f"but its log reached {size}"
+        )
+    return frontier
 
 
 def frontier_checked(tenant: str, row: Row) -> tuple[int, int, MerkleFrontier]:
@@ -457,3 +528,32 @@ def check_notes(
             except CheckpointError as error:
                 raise fail(f"the checkpoint at size {size}: {error}") from None
             counts["verified"] += 1
+
+
+def revealed(tenant: str, entry: bytes, disclosures: bytes) -> Event | str:
+    """The event a stored entry and its disclosures reveal, if it is the tenant's; else what is
+    wrong with them."""
+    try:
+        event = reveal(entry, disclosures)  # checks the disclosures against the entry first
+    except (DisclosureError, StoreError) as error:
+        return str(error)
+    if event.tenant != tenant:
+        return f"the entry is event {event.id!r} of tenant {event.tenant!r}"
+    return event
+
+
+def remade_problem(
+    event: Event, entry: bytes, disclosures: bytes, commitment_key: bytes
+) -> str | None:
+    """What is wrong when the revealed event, made an entry again with the ledger's key, does
+    not give the stored entry and disclosures; None when it does."""
+    try:
+        rebuilt = entry_and_disclosures(event, commitment_key)
+    except RaasError as error:
+        return f"the revealed event cannot be made an entry again: {error}"
+    if rebuilt != (entry, disclosures):
+        return (
+            "the entry or its disclosures are not what this ledger makes of the event they "
+            "reveal (a changed value, salt or encoding)"
+        )
+    return None

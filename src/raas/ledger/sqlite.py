@@ -31,6 +31,7 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -39,16 +40,15 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from raas.core.canonical import leaf_hash
-from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES, DisclosureError, reveal
+from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
 from raas.core.events import Event, entry_and_disclosures
-from raas.errors import ConflictError, RaasError, StoreError
-from raas.ledger.keys import SignerKey, VerifierKey
+from raas.errors import ConflictError, StoreError
+from raas.ledger.keys import VerifierKey
 from raas.ledger.log import (
     VENDOR_DEFAULT,
     LedgerCheck,
     LedgerProblem,
     check_vendor,
-    extend_frontier,
 )
 from raas.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
 from raas.ledger.sql import (
@@ -61,6 +61,9 @@ from raas.ledger.sql import (
     frontier_checked,
     limit,
     log_state,
+    moved_frontier,
+    remade_problem,
+    revealed,
     translated,
 )
 from raas.ledger.store import (
@@ -69,7 +72,6 @@ from raas.ledger.store import (
     AppendReceipt,
     LogHead,
     StoredEvent,
-    check_index,
     existing_invoice_conflict,
 )
 
@@ -384,44 +386,32 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         self._expect_duplicates = receipt.duplicates > batch.repeats_inside
         return receipt
 
-    def sign_checkpoint(
-        self,
-        tenant: str,
-        signer: SignerKey | Sequence[SignerKey],
-        origin: str | None = None,
-    ) -> str:
-        """Sign and store a checkpoint of the tenant's log as it is now; returns the signed note.
-
-        In one write transaction: the stored leaves must give the root the frontier holds, the
-        new (size, root) must be consistent with the last checkpoint signed for the tenant (a
-        consistency proof made from the stored tree and checked with the auditor's verifier),
-        and the note is stored before the transaction commits. Raises StoreError otherwise.
-        """
-        origin = self.origin(tenant) if origin is None else origin
+    @contextmanager
+    def _writing(self, action: str, tenants: Sequence[str] = ()) -> Iterator[sqlite3.Connection]:
+        # One writer at a time holds every log.
         connection = self._open_connection()
-        with self._lock, _translated("sign a checkpoint"):
-            return _in_transaction(
-                connection, lambda: self._signed_note(connection, tenant, origin, signer)
-            )
+        with self._lock, _translated(action):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                _roll_back(connection)
+                raise
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
         """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
-        connection = self._open_connection()
-        with self._lock, _translated(f"store invoice {invoice_id!r}"):
-
-            def store() -> None:
-                stored = connection.execute(
-                    "SELECT tenant, body FROM invoices WHERE id = ?", (invoice_id,)
-                ).fetchone()
-                if stored is None:
-                    connection.execute(
-                        "INSERT INTO invoices (id, tenant, body) VALUES (?, ?, ?)",
-                        (invoice_id, tenant, bytes(body)),
-                    )
-                elif (stored[0], bytes(stored[1])) != (tenant, bytes(body)):
-                    raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
-
-            _in_transaction(connection, store)
+        with self._writing(f"store invoice {invoice_id!r}") as connection:
+            stored = connection.execute(
+                "SELECT tenant, body FROM invoices WHERE id = ?", (invoice_id,)
+            ).fetchone()
+            if stored is None:
+                connection.execute(
+                    "INSERT INTO invoices (id, tenant, body) VALUES (?, ?, ?)",
+                    (invoice_id, tenant, bytes(body)),
+                )
+            elif (stored[0], bytes(stored[1])) != (tenant, bytes(body)):
+                raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -458,96 +448,65 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
                     return stored
         return None
 
-    def iter_customers(
-        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    def _read_customers(
+        self, reader: sqlite3.Connection, tenant: str, seq_max: int, size: int
     ) -> Iterator[tuple[str, list[StoredEvent]]]:
-        """Each customer's events, customers sorted, a customer's events by (time, source, id).
+        number = _tenant_number(reader, tenant)
+        if number is None:
+            return
+        base = number << LOG_INDEX_BITS
+        groups = reader.execute(
+            "SELECT customer, places FROM customer_entries WHERE tenant_number = ?"
+            " ORDER BY customer, first_log_index",
+            (number,),
+        )
+        for customer, rows in groupby(groups, key=lambda row: str(row[0])):
+            places = [
+                (time, base + index)
+                for _, packed in rows
+                for index, time in _unpack_places(packed)
+                if index < size
+            ]
+            found: dict[int, _Row] = {}
+            for start in range(0, len(places), FETCH_POSITIONS_MAX):
+                chunk = [position for _, position in places[start : start + FETCH_POSITIONS_MAX]]
+                for row in reader.execute(_BY_POSITIONS, (_json_encoder.encode(chunk), seq_max)):
+                    found[row[0]] = row
+            if found:
+                ordered = _in_time_order(places, found)
+                yield customer, [_stored(tenant, found[position], base) for position in ordered]
 
-        `upto_seq` and `upto_size` bound the read as in `LedgerStore`. Streams: one customer's
-        events are in memory at a time.
-        """
-
-        def read(reader: sqlite3.Connection) -> Iterator[tuple[str, list[StoredEvent]]]:
-            number = _tenant_number(reader, tenant)
-            if number is None:
-                return
-            base = number << LOG_INDEX_BITS
-            size_limit = limit(upto_size)
-            seq_limit = limit(upto_seq)
-            groups = reader.execute(
-                "SELECT customer, places FROM customer_entries WHERE tenant_number = ?"
-                " ORDER BY customer, first_log_index",
-                (number,),
-            )
-            for customer, rows in groupby(groups, key=lambda row: str(row[0])):
-                places = [
-                    (time, base + index)
-                    for _, packed in rows
-                    for index, time in _unpack_places(packed)
-                    if index < size_limit
-                ]
-                found: dict[int, _Row] = {}
-                for start in range(0, len(places), FETCH_POSITIONS_MAX):
-                    chunk = [
-                        position for _, position in places[start : start + FETCH_POSITIONS_MAX]
-                    ]
-                    for row in reader.execute(
-                        _BY_POSITIONS, (_json_encoder.encode(chunk), seq_limit)
-                    ):
-                        found[row[0]] = row
-                if found:
-                    ordered = _in_time_order(places, found)
-                    yield customer, [_stored(tenant, found[position], base) for position in ordered]
-
-        return self._stream(read)
-
-    def iter_events(
-        self, tenant: str, *, upto_seq: int | None = None, upto_size: int | None = None
+    def _read_events(
+        self, reader: sqlite3.Connection, tenant: str, seq_max: int, size: int
     ) -> Iterator[StoredEvent]:
-        """The tenant's events in log order (log_index 0, 1, 2, ...), bounded as above."""
-
-        def read(reader: sqlite3.Connection) -> Iterator[StoredEvent]:
-            number = _tenant_number(reader, tenant)
-            if number is None:
-                return
-            base = number << LOG_INDEX_BITS
-            rows = reader.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position >= ? AND position < ?"
-                " AND seq <= ? ORDER BY position",
-                (base, base + min(limit(upto_size), LOG_SIZE_MAX), limit(upto_seq)),
-            )
-            for row in rows:
-                yield _stored(tenant, row, base)
-
-        return self._stream(read)
+        number = _tenant_number(reader, tenant)
+        if number is None:
+            return
+        base = number << LOG_INDEX_BITS
+        rows = reader.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE position >= ? AND position < ?"
+            " AND seq <= ? ORDER BY position",
+            (base, base + min(size, LOG_SIZE_MAX), seq_max),
+        )
+        for row in rows:
+            yield _stored(tenant, row, base)
 
     # -- the Merkle log ------------------------------------------------------------------------
 
-    def entries(self, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
-        """The events at these log indexes, in the order asked; StoreError for one not stored."""
-        with self._lock, _translated("read the ledger"):
-            connection = self._open_connection()
-            number = _tenant_number(connection, tenant)
-            size = 0 if number is None else _log_state(connection, tenant)[0]
-            for index in indexes:
-                check_index(tenant, index, size)
-            if number is None or not indexes:
-                return []
-            base = number << LOG_INDEX_BITS
-            by_position = {}
-            wanted = sorted({base + index for index in indexes})
-            for start in range(0, len(wanted), FETCH_POSITIONS_MAX):
-                chunk = wanted[start : start + FETCH_POSITIONS_MAX]
-                for row in connection.execute(
-                    _BY_POSITIONS, (_json_encoder.encode(chunk), limit(None))
-                ):
-                    by_position[row[0]] = row
-        missing = [index for index in indexes if base + index not in by_position]
-        if missing:
-            raise StoreError(
-                f"the log of tenant {tenant!r} has {size} entries but no row at index {missing[0]}"
-            )
-        return [_stored(tenant, by_position[base + index], base) for index in indexes]
+    def _entries_at(
+        self, connection: sqlite3.Connection, tenant: str, indexes: list[int]
+    ) -> dict[int, StoredEvent]:
+        number = _tenant_number(connection, tenant)
+        assert number is not None  # the indexes are within its log
+        base = number << LOG_INDEX_BITS
+        found = {}
+        for start in range(0, len(indexes), FETCH_POSITIONS_MAX):
+            chunk = [base + index for index in indexes[start : start + FETCH_POSITIONS_MAX]]
+            for row in connection.execute(
+                _BY_POSITIONS, (_json_encoder.encode(chunk), limit(None))
+            ):
+                found[row[0] - base] = _stored(tenant, row, base)
+        return found
 
     def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
         # Reads the tenant's leaf hashes (32 bytes an entry), not the entries, to find them.
@@ -834,17 +793,6 @@ def _raised(prepared: Iterable[bytes | _Failure | None]) -> Iterator[_Batch]:
             yield _from_wire(item)
 
 
-def _in_transaction(connection: sqlite3.Connection, work: Callable[[], _Result]) -> _Result:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = work()
-        connection.execute("COMMIT")
-    except BaseException:
-        _roll_back(connection)
-        raise
-    return result
-
-
 def _roll_back(connection: sqlite3.Connection) -> None:
     if connection.in_transaction:
         connection.execute("ROLLBACK")
@@ -967,13 +915,7 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
     for tenant, (number, size_before, frontier) in states.items():
         size = next_index[tenant]
         _append_leaves(connection, number, size_before, leaves[tenant])
-        frontier = extend_frontier(frontier, leaves[tenant])
-        # The frontier and the log move together, or the batch does not happen.
-        if frontier.size != size:
-            raise StoreError(
-                f"the frontier of tenant {tenant!r} reached size {frontier.size}, "
-                f"but its log reached {size}"
-            )
+        frontier = moved_frontier(tenant, frontier, leaves[tenant], size)
         connection.execute(
             "UPDATE logs SET size = ?, frontier = ? WHERE tenant = ?",
             (size, frontier.to_bytes(), tenant),
@@ -1244,12 +1186,9 @@ def _check_entry(
     commitment_key: bytes,
 ) -> str | None:
     """What is wrong with one stored entry, its row and its place in the customer rows, or None."""
-    try:
-        event = reveal(entry, disclosures)  # checks the disclosures against the entry first
-    except (DisclosureError, StoreError) as error:
-        return str(error)
-    if event.tenant != tenant:
-        return f"the entry is event {event.id!r} of tenant {event.tenant!r}"
+    event = revealed(tenant, entry, disclosures)
+    if isinstance(event, str):
+        return event
     if key_hash not in {
         _key_hash(tenant, event.source, event.id, attempt)
         for attempt in range(KEY_HASH_ATTEMPTS_MAX)
@@ -1265,16 +1204,7 @@ def _check_entry(
         )
     if (event.time - EPOCH) // ONE_MICROSECOND != time:
         return f"the customer rows place the entry at another time ({time} us since the epoch)"
-    try:
-        rebuilt = entry_and_disclosures(event, commitment_key)
-    except RaasError as error:
-        return f"the revealed event cannot be made an entry again: {error}"
-    if rebuilt != (entry, disclosures):
-        return (
-            "the entry or its disclosures are not what this ledger makes of the event they "
-            "reveal (a changed value, salt or encoding)"
-        )
-    return None
+    return remade_problem(event, entry, disclosures, commitment_key)
 
 
 def _stream_leaves(reader: sqlite3.Connection, base: int, size: int) -> Iterator[bytes]:

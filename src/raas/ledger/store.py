@@ -277,8 +277,9 @@ class MerkleLog(Generic[Connection]):
     A store gives `_reading` (a connection to read through, under the store's lock, its driver's
     errors made StoreError), `_log_state` (a log's size and frontier), `_tree` (a tree over at
     least the first `size` leaves), `_read_leaves`, `_leaf_indexes`, `_last_signed` and
-    `_keep_checkpoint`, and `entries`; it gets the leaf reads, roots, proofs and the signing of
-    the next checkpoint, so every store hands out the same bytes for the same log.
+    `_keep_checkpoint`, `_writing` (a write transaction), and `entries`; it gets the leaf reads,
+    roots, proofs and the signing of the next checkpoint, so every store hands out the same bytes
+    for the same log.
     """
 
     _vendor: str
@@ -344,44 +345,54 @@ class MerkleLog(Generic[Connection]):
             check_size(tenant, size, self._log_state(connection, tenant)[0])
             return self._tree(connection, tenant, size)
 
-    def _signed_note(
+    def sign_checkpoint(
         self,
-        connection: Connection,
         tenant: str,
-        origin: str,
         signer: SignerKey | Sequence[SignerKey],
+        origin: str | None = None,
     ) -> str:
-        """Sign the log as it is now and keep the note, in the caller's transaction.
+        """Sign and store a checkpoint of the tenant's log as it is now; returns the signed note.
 
-        The leaves must give the root the frontier holds, and the new (size, root) must be
-        consistent with the last checkpoint signed for the tenant (a consistency proof made from
-        the tree and checked with the auditor's verifier); StoreError otherwise.
+        In one write transaction holding the tenant's log: the stored leaves must give the root
+        the frontier holds, the new (size, root) must be consistent with the last checkpoint
+        signed for the tenant (a consistency proof made from the stored tree and checked with the
+        auditor's verifier), and the note is stored before the transaction commits. Raises
+        StoreError otherwise.
         """
-        size, frontier = self._log_state(connection, tenant)
-        root = frontier.root()
-        tree = self._tree(connection, tenant, size)
-        if tree.root(size) != root:
-            raise StoreError(
-                f"the stored leaves of tenant {tenant!r} give root {tree.root(size).hex()} "
-                f"at size {size}, but the log's frontier holds {root.hex()}; "
-                "run `raas ledger check`"
+        origin = self.origin(tenant) if origin is None else origin
+        with self._writing("sign a checkpoint", [tenant]) as connection:
+            size, frontier = self._log_state(connection, tenant)
+            root = frontier.root()
+            tree = self._tree(connection, tenant, size)
+            if tree.root(size) != root:
+                raise StoreError(
+                    f"the stored leaves of tenant {tenant!r} give root {tree.root(size).hex()} "
+                    f"at size {size}, but the log's frontier holds {root.hex()}; "
+                    "run `raas ledger check`"
+                )
+            note = sign_next_checkpoint(
+                tenant,
+                origin,
+                size,
+                root,
+                self._last_signed(connection, tenant),
+                tree.consistency_proof,
+                signer,
             )
-        note = sign_next_checkpoint(
-            tenant,
-            origin,
-            size,
-            root,
-            self._last_signed(connection, tenant),
-            tree.consistency_proof,
-            signer,
-        )
-        self._keep_checkpoint(connection, tenant, origin, size, root, note)
-        return note
+            self._keep_checkpoint(connection, tenant, origin, size, root, note)
+            return note
 
     # -- the hooks -------------------------------------------------------------------------------
 
     def _reading(self, action: str) -> AbstractContextManager[Connection]:
         """A connection to read through while the block runs; errors name `action`."""
+        raise NotImplementedError
+
+    def _writing(
+        self, action: str, tenants: Sequence[str] = ()
+    ) -> AbstractContextManager[Connection]:
+        """A connection in a write transaction, committed when the block ends (rolled back if it
+        raises), holding these tenants' logs; errors name `action`."""
         raise NotImplementedError
 
     def _log_state(self, connection: Connection, tenant: str) -> tuple[int, MerkleFrontier]:
@@ -532,6 +543,9 @@ class MemoryLedger(MerkleLog[None]):
     def _reading(self, action: str) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def _writing(self, action: str, tenants: Sequence[str] = ()) -> AbstractContextManager[None]:
+        return nullcontext()
+
     def _log_state(self, connection: None, tenant: str) -> tuple[int, MerkleFrontier]:
         tree = self._tree(connection, tenant, 0)
         return tree.size, tree.frontier()
@@ -547,15 +561,6 @@ class MemoryLedger(MerkleLog[None]):
         return {leaf: by_leaf[leaf] for leaf in leaf_hashes if leaf in by_leaf}
 
     # -- checkpoints and invoices ------------------------------------------------------------
-
-    def sign_checkpoint(
-        self,
-        tenant: str,
-        signer: SignerKey | Sequence[SignerKey],
-        origin: str | None = None,
-    ) -> str:
-        origin = self.origin(tenant) if origin is None else origin
-        return self._signed_note(None, tenant, origin, signer)
 
     def _last_signed(self, connection: None, tenant: str) -> SignedHead | None:
         signed = self._checkpoints.get(tenant)
