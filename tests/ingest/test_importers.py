@@ -123,7 +123,7 @@ def test_otlp_json_file_as_one_document_or_one_a_line() -> None:
         "span skipped: operation 'invoke_agent' is neither a model call nor a tool call": 1,
         "span skipped: not a GenAI span: no gen_ai.operation.name": 1,
         "span skipped: no gen_ai.conversation.id": 1,
-        "span stored with a warning: no raas.cost and no price for the model: cost 0": 1,
+        "span stored with a warning: no raas.cost and no price for model 'claude-haiku': cost 0": 1,
     }
     compact = b" ".join(document.split())
     two = import_otlp_json(compact + b"\n" + compact + b"\n", tenant="acme")

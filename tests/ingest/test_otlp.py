@@ -63,7 +63,7 @@ def test_fixture_maps_genai_spans_and_counts_every_other_span_by_reason() -> Non
         "not a GenAI span: no gen_ai.operation.name": 1,
         "no gen_ai.conversation.id": 1,
     }
-    assert conversion.warnings == {"no raas.cost and no price for the model: cost 0": 1}
+    assert conversion.warnings == {"no raas.cost and no price for model 'claude-haiku': cost 0": 1}
     chat, tool, older = conversion.events
     assert chat.id == "5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174"
     assert chat.source == EVENT_SOURCE
@@ -204,7 +204,7 @@ def test_spans_from_the_opentelemetry_sdk() -> None:
     }
     assert conversion.warnings == {
         "no raas.customer, user.id or enduser.id: the conversation id is the customer": 1,
-        "no raas.cost and no price for the model: cost 0": 1,
+        "no raas.cost and no price for model 'bge-small': cost 0": 1,
     }
 
 

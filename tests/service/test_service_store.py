@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
+from click.testing import CliRunner
 
+from raas.cli.main import main
+from raas.ingest.otlp import ModelPrice
+from raas.migrations import current, heads, upgrade
 from raas.service.apikeys import create_api_key, verify_api_key
 from raas.service.sql_store import PostgresServiceStore, SqliteServiceStore
 from raas.service.store import (
@@ -122,3 +128,43 @@ def test_a_key_of_an_unknown_tenant_is_refused(store: ServiceStore) -> None:
         )
     assert [tenant.name for tenant in store.tenants()] == ["acme"]
     assert verify_api_key(store, token) is not None
+
+
+def test_price_tables_keep_exact_decimals_are_replaced_whole_and_stay_in_their_tenant(
+    store: ServiceStore,
+) -> None:
+    small = ModelPrice(
+        tier="small",
+        input_token_price=Decimal("0.000000150"),
+        output_token_price=Decimal("0.0000006"),
+    )
+    large = ModelPrice(
+        tier="large",
+        input_token_price=Decimal("0.0000025"),
+        output_token_price=Decimal("0.00001"),
+        currency="EUR",
+    )
+    assert store.model_prices("acme") == {}
+    store.set_model_prices("acme", {"gpt-4o-mini": small, "gpt-4o": large}, "key:a")
+    read = store.model_prices("acme")
+    assert read == {"gpt-4o-mini": small, "gpt-4o": large}
+    # Exact to the digit written: 0.000000150 is not turned into a float on either database.
+    assert read["gpt-4o-mini"].input_token_price.as_tuple().exponent == -9
+    assert store.model_prices("globex") == {}
+    store.set_model_prices("acme", {"gpt-4o": small}, "key:a")
+    assert store.model_prices("acme") == {"gpt-4o": small}
+    store.set_model_prices("globex", {"gpt-4o": large}, "key:g")
+    assert store.model_prices("acme") == {"gpt-4o": small}
+    assert [record.action for record in store.audit_log("acme")] == ["prices.set"] * 2
+
+
+def test_raas_db_upgrade_adds_the_price_table_to_a_database_of_the_revision_before(
+    empty_postgres_url: str,
+) -> None:
+    upgrade(empty_postgres_url, "0003_disputes")
+    done = CliRunner().invoke(main, ["db", "upgrade", "--db", empty_postgres_url])
+    assert done.exit_code == 0, done.output
+    assert current(empty_postgres_url) == heads()[0] == "0004_prices"
+    with psycopg.connect(empty_postgres_url) as connection:
+        row = connection.execute("SELECT to_regclass('service_model_prices')").fetchone()
+    assert row is not None and row[0] is not None

@@ -58,6 +58,8 @@ def populate(service: Service, tenant: str) -> Holdings:
     created = post("/v1/contracts", json={"document": contract_document(tenant)}, headers=admin)
     assert created.status_code == 201, created.text
     assert post("/v1/checkpoints", headers=admin).status_code == 201
+    priced = service.client.put("/v1/prices", json=price_table(tenant), headers=admin)
+    assert priced.status_code == 200, priced.text
     contract = f"{tenant}-support"
     run = post("/v1/settlements", json={"contract": contract, "period": "2026-11"}, headers=admin)
     assert run.status_code == 201, run.text
@@ -73,6 +75,11 @@ def populate(service: Service, tenant: str) -> Holdings:
         dispute_id=dispute.json()["dispute_id"],
         size=len(events),
     )
+
+
+def price_table(tenant: str) -> dict[str, Any]:
+    price = {"input_token_price": "0.000001", "output_token_price": "0.000002"}
+    return {"models": {f"{tenant}-model": price}}
 
 
 def otlp_span_of(victim: Holdings) -> bytes:
@@ -140,6 +147,8 @@ def requests_against(victim: Holdings) -> list[tuple[str, str, dict[str, Any]]]:
             {"path": f"/v1/proofs/consistency?old_size=1&new_size={victim.size}"},
         ),
         ("GET", "/v1/audit", {}),
+        ("PUT", "/v1/prices", {"json": price_table("stolen")}),
+        ("GET", "/v1/prices", {}),
         (
             "POST",
             "/v1/disputes",
@@ -171,6 +180,7 @@ def snapshot(service: Service, tenant: str) -> dict[str, Any]:
             "runs": store.settlement_runs(tenant),
             "disputes": store.dispute_ids(tenant),
             "keys": store.api_keys(tenant),
+            "prices": store.model_prices(tenant),
         }
     finally:
         store.close()
@@ -201,7 +211,7 @@ def test_no_key_of_one_tenant_reads_or_changes_the_others_data(
     victim = holdings[next(tenant for tenant in TENANTS if tenant != attacker)]
     before = snapshot(service, victim.tenant)
     secrets = [victim.invoice_id, victim.run_id, victim.dispute_id, victim.contract]
-    secrets += [key.key_id for key in before["keys"]]
+    secrets += [key.key_id for key in before["keys"]] + [f"{victim.tenant}-model"]
     for scope in SCOPES:
         headers = service.headers(attacker, scope)
         for method, route, request in requests_against(victim):

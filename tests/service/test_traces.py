@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -135,3 +137,113 @@ def test_bad_requests_get_a_problem_and_store_nothing(service: Service) -> None:
         assert detail in json.loads(response.content)["detail"]
     with SqliteLedger(service.database) as ledger:
         assert ledger.count("acme") == 0
+
+
+def _chat_span(span_id: str, model: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    attributes: dict[str, str | int] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": model,
+        "gen_ai.conversation.id": "conv-priced",
+        "raas.customer": "cust-priced",
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+    }
+    return {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "startTimeUnixNano": "1793700000000000000",
+        "endTimeUnixNano": "1793700000500000000",
+        "attributes": [
+            {
+                "key": key,
+                "value": {"intValue": str(value)}
+                if isinstance(value, int)
+                else {"stringValue": value},
+            }
+            for key, value in attributes.items()
+        ],
+    }
+
+
+def _export(*spans: dict[str, Any]) -> bytes:
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+PRICES = {
+    "models": {
+        "llama-3.1-8b": {
+            "tier": "small",
+            "input_token_price": "0.0000001",
+            "output_token_price": "0.0000004",
+        },
+        "gpt-4o": {"input_token_price": 0.0000025, "output_token_price": "0.00001"},
+    }
+}
+
+
+def test_the_price_table_costs_spans_and_a_model_without_price_is_named(service: Service) -> None:
+    admin = service.headers("acme", "vendor-admin")
+    stored = service.client.put("/v1/prices", json=PRICES, headers=admin)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["models"]["gpt-4o"] == {
+        "tier": "gpt-4o",  # no tier given: the model's name
+        "input_token_price": "0.0000025",
+        "output_token_price": "0.00001",
+        "currency": "USD",
+    }
+    assert service.client.get("/v1/prices", headers=admin).json() == stored.json()
+    body = _export(
+        _chat_span("eee19b7ec3c1b171", "llama-3.1-8b", 1000, 250),
+        _chat_span("eee19b7ec3c1b172", "gpt-4o", 3, 7),
+        _chat_span("eee19b7ec3c1b173", "mistral-large", 10, 10),
+    )
+    response = service.client.post(
+        "/v1/traces", content=body, headers={**service.headers("acme", "ingest"), **JSON}
+    )
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "0"
+    assert (
+        "1 span stored with a warning: no raas.cost and no price for model 'mistral-large'"
+        in partial["errorMessage"]
+    )
+    assert "llama" not in partial["errorMessage"]
+    with SqliteLedger(service.database) as ledger:
+        calls = {
+            event.data.model: event.data
+            for event in (entry.event for entry in ledger.iter_events("acme"))
+            if isinstance(event.data, ModelCall)
+        }
+    assert (calls["llama-3.1-8b"].cost, calls["llama-3.1-8b"].tier) == (Decimal("0.0002"), "small")
+    assert calls["gpt-4o"].cost == Decimal("0.0000775")
+    assert (calls["mistral-large"].cost, calls["mistral-large"].tier) == (0, "mistral-large")
+
+
+def test_the_price_table_is_set_by_a_vendor_admin_and_checked_field_by_field(
+    service: Service,
+) -> None:
+    put, get = service.client.put, service.client.get
+    assert (
+        put("/v1/prices", json=PRICES, headers=service.headers("acme", "buyer")).status_code == 403
+    )
+    assert get("/v1/prices", headers=service.headers("acme", "ingest")).status_code == 403
+    admin = service.headers("acme", "vendor-admin")
+    bad = [
+        ({"tier": "s", "input_token_price": "-1", "output_token_price": "0"}, "input_token_price"),
+        ({"input_token_price": "0.0000000000001", "output_token_price": "0"}, "input_token_price"),
+        ({"input_token_price": "0", "output_token_price": "NaN"}, "output_token_price"),
+        ({"input_token_price": "0", "output_token_price": "1", "currency": "usd"}, "currency"),
+        ({"input_token_price": "0", "output_token_price": "1", "typo": 1}, "typo"),
+    ]
+    for price, field in bad:
+        response = put("/v1/prices", json={"models": {"m": price}}, headers=admin)
+        assert response.status_code == 422, (price, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"][0]["field"] == f"body.models.m.{field}", response.text
+    assert get("/v1/prices", headers=admin).json() == {"models": {}}
+    assert put("/v1/prices", json=PRICES, headers=admin).status_code == 200
+    auditor = get("/v1/prices", headers=service.headers("acme", "auditor"))
+    assert set(auditor.json()["models"]) == {"llama-3.1-8b", "gpt-4o"}
+    assert get("/v1/prices", headers=service.headers("globex", "vendor-admin")).json() == {
+        "models": {}
+    }

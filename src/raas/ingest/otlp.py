@@ -17,7 +17,8 @@ Which attributes are read (semantic conventions for GenAI spans, status "Develop
 
 Span and resource attributes are read alike (the span's win). Without `raas.tier` the tier is the
 price table's tier for the model, else the model's own name; without `raas.cost` the cost comes
-from the price table, else it is 0 and counted as a warning. The provider
+from the price table (the response model's price, else the requested model's), else it is 0 and
+counted as a warning naming the model. The provider
 (`gen_ai.provider.name`, or the older `gen_ai.system`) goes into the event's `subject`.
 
 Event ids come from the trace and span ids, so exporting the same spans again stores nothing twice.
@@ -52,6 +53,7 @@ EVENT_SOURCE: Final = "urn:raas:otlp"
 SPANS_MAX: Final = 100_000
 # A reason or warning text is cut to this length, so a sender cannot grow the report unbounded.
 REASON_CHARACTERS_MAX: Final = 160
+SUMMARY_REASONS_MAX: Final = 20
 CONTENT_TYPE_PROTOBUF: Final = "application/x-protobuf"
 CONTENT_TYPE_JSON: Final = "application/json"
 
@@ -471,7 +473,9 @@ def _model_call(
     if cost is None and price is not None:
         cost = price.input_token_price * input_tokens + price.output_token_price * output_tokens
     if cost is None:
-        warnings.append("no raas.cost and no price for the model: cost 0")
+        warnings.append(
+            f"no raas.cost and no price for model {model!r}: cost 0"[:REASON_CHARACTERS_MAX]
+        )
         cost = Decimal(0)
     tier = _text(span, "raas.tier") or (price.tier if price is not None else model)
     currency = _text(span, "raas.currency") or (price.currency if price is not None else "USD")
@@ -567,7 +571,8 @@ def export_response(conversion: TraceConversion, *, json: bool) -> bytes:
 
 
 def summary(conversion: TraceConversion) -> str:
-    """One line: each skip reason and each warning with its count, most frequent first."""
+    """One line: each skip reason and each warning with its count, most frequent first (at most
+    SUMMARY_REASONS_MAX of them: warnings name models, and a sender may use many)."""
     parts = [
         f"{count} span{'s' if count != 1 else ''} skipped: {reason}"
         for reason, count in sorted(conversion.skipped.items(), key=lambda item: -item[1])
@@ -576,4 +581,6 @@ def summary(conversion: TraceConversion) -> str:
         f"{count} span{'s' if count != 1 else ''} stored with a warning: {warning}"
         for warning, count in sorted(conversion.warnings.items(), key=lambda item: -item[1])
     ]
+    if len(parts) > SUMMARY_REASONS_MAX:
+        parts[SUMMARY_REASONS_MAX:] = [f"and {len(parts) - SUMMARY_REASONS_MAX} more reasons"]
     return "; ".join(parts)

@@ -305,6 +305,8 @@ Anyone = Annotated[Tenant, Depends(access(Action.READ_OWN_KEY))]
 DisputeFiler = Annotated[Tenant, Depends(access(Action.FILE_DISPUTES))]
 DisputeRuler = Annotated[Tenant, Depends(access(Action.RULE_DISPUTES))]
 DisputeReader = Annotated[Tenant, Depends(access(Action.READ_DISPUTES))]
+PriceSetter = Annotated[Tenant, Depends(access(Action.SET_PRICES))]
+PriceReader = Annotated[Tenant, Depends(access(Action.READ_PRICES))]
 Name = Annotated[str, Path(min_length=1, max_length=256)]
 Size = Annotated[int, Path(ge=0, le=models.LOG_SIZE_MAX)]
 
@@ -629,6 +631,22 @@ def _add_routes(app: FastAPI) -> None:
         """Rule on an open dispute (dev.raas.dispute.ruled); upheld disputes are credited on a
         later invoice as an adjustment."""
         return models.DisputeOut.of(data.rule_dispute(dispute_id, ruling.ruling, ruling.note))
+
+    # -- the price table --------------------------------------------------------------------
+
+    @app.put("/v1/prices", tags=["prices"])
+    def set_prices(table: models.PriceTableIn, data: PriceSetter) -> models.PriceTable:
+        """Replace the tenant's price table: what each model costs per input and output token.
+
+        `POST /v1/traces` costs a GenAI span by it unless the span carries `raas.cost`; a span
+        whose model has no price is stored at cost 0 and counted as a warning naming the model.
+        """
+        return models.PriceTable.of(data.set_model_prices(table.prices()))
+
+    @app.get("/v1/prices", tags=["prices"])
+    def read_prices(data: PriceReader) -> models.PriceTable:
+        """The tenant's price table, by model name."""
+        return models.PriceTable.of(data.model_prices())
 
     # -- administration ---------------------------------------------------------------------
 

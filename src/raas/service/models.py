@@ -7,12 +7,14 @@ core encodes them; their schemas come from msgspec (`core_schemas`), not from a 
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from raas.core.invoice import Invoice, InvoiceLine
+from raas.ingest.otlp import ModelPrice
 from raas.ingest.validate import batch_json_schema
 from raas.service.store import ContractVersion, Scope, SettlementRun
 from raas.service.tenancy import Dispute
@@ -22,6 +24,11 @@ SCHEMA_REF_TEMPLATE = "#/components/schemas/{name}"
 VERSION_MAX: Final = 2**31 - 1
 LOG_SIZE_MAX: Final = 2**40
 ID_MAX: Final = 2**62
+# A token's price: at most 1,000 and 12 decimal places, so a price times any token count stays
+# within Decimal's 28 digits (exact), and within what a NUMERIC column holds.
+TOKEN_PRICE_MAX: Final = Decimal(1000)
+TOKEN_PRICE_PLACES: Final = 12
+PRICED_MODELS_MAX: Final = 10_000
 
 
 def core_schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -206,3 +213,75 @@ class DisputeOut(BaseModel):
 
 class DisputeList(BaseModel):
     disputes: list[DisputeOut]
+
+
+TokenPrice = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=TOKEN_PRICE_MAX,
+        decimal_places=TOKEN_PRICE_PLACES,
+        allow_inf_nan=False,
+        description="Per token; a decimal string (exact) or a JSON number.",
+    ),
+]
+ModelName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class ModelPriceIn(BaseModel):
+    """What one model costs per token, and the tier its calls count as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Default: the model's name."
+    )
+    input_token_price: TokenPrice
+    output_token_price: TokenPrice
+    currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+
+
+class PriceTableIn(BaseModel):
+    """The whole price table, by model name: it replaces the one stored. An OTLP span is costed
+    by its response model's price, else its requested model's (`gen_ai.response.model`,
+    `gen_ai.request.model`), unless it carries `raas.cost`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[ModelName, ModelPriceIn] = Field(max_length=PRICED_MODELS_MAX)
+
+    def prices(self) -> dict[str, ModelPrice]:
+        return {
+            name: ModelPrice(
+                tier=price.tier or name,
+                input_token_price=price.input_token_price,
+                output_token_price=price.output_token_price,
+                currency=price.currency,
+            )
+            for name, price in self.models.items()
+        }
+
+
+class ModelPriceOut(BaseModel):
+    tier: str
+    input_token_price: str = Field(description="Per token, as decimal text.")
+    output_token_price: str = Field(description="Per token, as decimal text.")
+    currency: str
+
+
+class PriceTable(BaseModel):
+    models: dict[str, ModelPriceOut]
+
+    @classmethod
+    def of(cls, prices: dict[str, ModelPrice]) -> PriceTable:
+        return cls(
+            models={
+                name: ModelPriceOut(
+                    tier=price.tier,
+                    input_token_price=format(price.input_token_price, "f"),
+                    output_token_price=format(price.output_token_price, "f"),
+                    currency=price.currency,
+                )
+                for name, price in prices.items()
+            }
+        )

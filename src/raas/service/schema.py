@@ -1,6 +1,7 @@
 """The service store's tables, in SQLite's and PostgreSQL's words.
 
-The PostgreSQL statements are what the Alembic revision `0002_service` runs; the SQLite ones run
+The PostgreSQL statements are what the Alembic revisions `0002_service` and later run; the SQLite
+ones run
 when a SQLite store opens (SQLite files have no migrations: `CREATE ... IF NOT EXISTS`).
 """
 
@@ -67,6 +68,15 @@ CREATE TABLE IF NOT EXISTS service_disputes (
     filed_at TEXT NOT NULL,
     PRIMARY KEY (tenant, dispute_id)
 );
+CREATE TABLE IF NOT EXISTS service_model_prices (
+    tenant TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    input_token_price TEXT NOT NULL,
+    output_token_price TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    PRIMARY KEY (tenant, model)
+);
 """
 
 POSTGRES_SCHEMA: Final = """
@@ -131,6 +141,20 @@ CREATE TABLE service_disputes (
     invoice_id TEXT NOT NULL,
     filed_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (tenant, dispute_id)
+);
+"""
+
+# Revision 0004_prices: each tenant's price table, by which OTLP spans are costed. Prices are
+# exact decimals kept as written (NUMERIC keeps the scale it is given).
+POSTGRES_PRICES: Final = """
+CREATE TABLE service_model_prices (
+    tenant TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    input_token_price NUMERIC NOT NULL CHECK (input_token_price >= 0),
+    output_token_price NUMERIC NOT NULL CHECK (output_token_price >= 0),
+    currency TEXT NOT NULL,
+    PRIMARY KEY (tenant, model)
 );
 """
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Protocol, cast
 
 import msgspec
 
+from raas.ingest.otlp import ModelPrice
 from raas.service.schema import SQLITE_SCHEMA, statements
 from raas.service.store import (
     AUDIT_RECORDS_MAX,
@@ -391,6 +393,44 @@ class _SqlServiceStore:
                 )
             )
 
+    # -- the price table ----------------------------------------------------------------------
+
+    def set_model_prices(self, tenant: str, prices: Mapping[str, ModelPrice], actor: str) -> None:
+        with self._transaction(write=True) as cursor:
+            cursor.run("DELETE FROM service_model_prices WHERE tenant = ?", (tenant,))
+            for model, price in sorted(prices.items()):
+                # Text, which both databases take exactly (SQLite would round a number to a float).
+                cursor.run(
+                    "INSERT INTO service_model_prices (tenant, model, tier, input_token_price, "
+                    "output_token_price, currency) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant,
+                        model,
+                        price.tier,
+                        str(price.input_token_price),
+                        str(price.output_token_price),
+                        price.currency,
+                    ),
+                )
+            self._audit(cursor, tenant, actor, "prices.set", "price table", f"{len(prices)} models")
+
+    def model_prices(self, tenant: str) -> dict[str, ModelPrice]:
+        with self._transaction() as cursor:
+            rows = cursor.run(
+                "SELECT model, tier, input_token_price, output_token_price, currency "
+                "FROM service_model_prices WHERE tenant = ? ORDER BY model",
+                (tenant,),
+            )
+        return {
+            row[0]: ModelPrice(
+                tier=row[1],
+                input_token_price=Decimal(str(row[2])),
+                output_token_price=Decimal(str(row[3])),
+                currency=row[4],
+            )
+            for row in rows
+        }
+
     def ping(self) -> None:
         with self._transaction() as cursor:
             cursor.run("SELECT 1")
@@ -479,7 +519,7 @@ class _PostgresCursor:
 
 
 class PostgresServiceStore(_SqlServiceStore):
-    """The service tables in PostgreSQL (created by the Alembic revision `0002_service`).
+    """The service tables in PostgreSQL (created by the Alembic revisions `0002_service` and later).
 
     One connection, used by one transaction at a time: these tables see few writes (keys,
     contracts, runs), and each request reads one key row.

@@ -1,6 +1,6 @@
-"""The service's own records beside the ledger: tenants, API keys, the audit log, contract versions
-and settlement runs, behind one small interface (`ServiceStore`) with SQLite and PostgreSQL
-implementations.
+"""The service's own records beside the ledger: tenants, API keys, the audit log, contract versions,
+settlement runs and price tables, behind one small interface (`ServiceStore`) with SQLite and
+PostgreSQL implementations.
 
 Every read and write of tenant data takes the tenant as its first argument and filters by it in
 the query itself, so no caller can read another tenant's rows by passing a stolen identifier.
@@ -9,12 +9,14 @@ Only API-key lookup by key id (authentication, before a tenant is known) is tena
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Final, Literal, Protocol
 
 import msgspec
 
 from raas.errors import RaasError
+from raas.ingest.otlp import ModelPrice
 
 __all__ = [
     "SCOPES",
@@ -179,6 +181,16 @@ class ServiceStore(Protocol):
         ...
 
     def has_dispute(self, tenant: str, dispute_id: str) -> bool: ...
+
+    # -- the price table: what each model costs the tenant (OTLP spans are costed by it) ------
+
+    def set_model_prices(self, tenant: str, prices: Mapping[str, ModelPrice], actor: str) -> None:
+        """Replace the tenant's whole price table, atomically (audited)."""
+        ...
+
+    def model_prices(self, tenant: str) -> dict[str, ModelPrice]:
+        """The tenant's price table, by model name (empty when none was set)."""
+        ...
 
     def ping(self) -> None:
         """Raise if the store cannot be reached (readiness)."""

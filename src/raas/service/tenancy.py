@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Final, Literal
 
@@ -27,6 +27,7 @@ from raas.core.invoice import Invoice, invoice_from_json, invoice_json
 from raas.core.periods import Period, parse_period
 from raas.engine.reference import settle_from_ledger
 from raas.errors import BatchRejected, EventError, RaasError
+from raas.ingest.otlp import ModelPrice
 from raas.ledger.evidence import EvidenceError, export_bundle, export_receipt
 from raas.ledger.keys import SignerKey
 from raas.ledger.store import AppendReceipt, LedgerStore, StoredEvent
@@ -90,6 +91,8 @@ class Action(enum.Enum):
     FILE_DISPUTES = "file disputes"
     RULE_DISPUTES = "rule on disputes"
     READ_DISPUTES = "read disputes"
+    SET_PRICES = "set the price table"
+    READ_PRICES = "read the price table"
 
 
 _READERS: Final[frozenset[Scope]] = frozenset({"vendor-admin", "buyer", "auditor"})
@@ -108,6 +111,8 @@ PERMISSIONS: Final[dict[Action, frozenset[Scope]]] = {
     Action.FILE_DISPUTES: frozenset({"buyer"}),
     Action.RULE_DISPUTES: frozenset({"vendor-admin"}),
     Action.READ_DISPUTES: _READERS,
+    Action.SET_PRICES: frozenset({"vendor-admin"}),
+    Action.READ_PRICES: frozenset({"vendor-admin", "auditor"}),
 }
 # The source of the dispute events this service appends (CloudEvents `source`).
 SERVICE_SOURCE: Final = "urn:raas:service"
@@ -531,6 +536,24 @@ class TenantData:
         )
 
     # -- the audit log ------------------------------------------------------------------------
+
+    # -- the price table ----------------------------------------------------------------------
+
+    def set_model_prices(self, prices: Mapping[str, ModelPrice]) -> dict[str, ModelPrice]:
+        """Replace the price table (audited); the table as stored."""
+        self.require(Action.SET_PRICES)
+        self._store.set_model_prices(self.tenant, prices, self.actor)
+        return self._store.model_prices(self.tenant)
+
+    def model_prices(self) -> dict[str, ModelPrice]:
+        self.require(Action.READ_PRICES)
+        return self._store.model_prices(self.tenant)
+
+    def ingest_prices(self) -> dict[str, ModelPrice]:
+        """The price table ingest costs model calls by: a key that may append may use it,
+        which is not reading it (an ingest key cannot read it out)."""
+        self.require(Action.INGEST)
+        return self._store.model_prices(self.tenant)
 
     def audit_log(self, after_id: int, limit: int) -> list[AuditRecord]:
         self.require(Action.READ_AUDIT_LOG)

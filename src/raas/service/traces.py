@@ -95,7 +95,9 @@ def add_traces_route(app: FastAPI, settings: ServiceSettings) -> None:
         def work() -> bytes:
             try:
                 plain = decompressed(body, encoding, bytes_max=settings.ingest_body_bytes_max)
-                conversion = convert_traces(plain, media_type, tenant=data.tenant)
+                conversion = convert_traces(
+                    plain, media_type, tenant=data.tenant, prices=data.ingest_prices()
+                )
             except OtlpError as error:
                 raise ServiceError(
                     400, "invalid-otlp", "Not an OTLP trace export", error.reason
