@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 from rich.console import Console
@@ -33,7 +34,13 @@ from raas.core.contract import Contract, load_contract
 from raas.core.invoice import invoice_json
 from raas.core.periods import Period, parse_period, period_containing
 from raas.core.settle import Settlement
-from raas.engine.reference import settle_over_time_from_ledger
+from raas.engine.on_ledger import (
+    ENGINE_DEFAULT,
+    ENGINES,
+    Engine,
+    episode_tables_beside,
+    settle_on_engine,
+)
 from raas.errors import RaasError
 from raas.ingest.files import ingest_file
 from raas.ingest.validate import parse_batch
@@ -93,6 +100,23 @@ database_option = click.option(
     show_default=True,
     envvar="RAAS_DB",
     help="The ledger: a SQLite file, or postgresql://user@host:port/database.",
+)
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=ENGINE_DEFAULT,
+    show_default=True,
+    envvar="RAAS_ENGINE",
+    help="Settle on DuckDB (in-process, from episode tables kept beside the ledger and "
+    "updated incrementally), on Spark (when one machine is not enough), or with the pure "
+    "reference judge. The invoice is the same byte for byte.",
+)
+spark_master_option = click.option(
+    "--spark-master",
+    default="local[*]",
+    show_default=True,
+    envvar="RAAS_SPARK_MASTER",
+    help="With --engine spark: local[*], local[N], or a cluster's URL (spark://host:7077).",
 )
 
 
@@ -159,12 +183,16 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
     help="Signer key: sign a checkpoint of the buyer's log now and settle at it. "
     "Default: settle at the latest signed checkpoint.",
 )
+@engine_option
+@spark_master_option
 @database_option
 def settle(
     contract_paths: tuple[Path, ...],
     period_label: str,
     out: Path,
     key_path: Path | None,
+    engine: Engine,
+    spark_master: str,
     database: str,
 ) -> None:
     """Settle CONTRACT for one billing period at a signed checkpoint; issue and write the invoice.
@@ -174,6 +202,9 @@ def settle(
     contract, each rates the part of the period it is in force for. What changed since the
     contract's earlier invoices were issued (late events, reopened outcomes, upheld disputes)
     becomes the invoice's adjustments.
+
+    DuckDB and Spark settle from episode tables kept beside a SQLite ledger (for PostgreSQL, in
+    the current folder): the first settlement builds them, later ones add only what changed.
     """
     versions = [load_contract(path) for path in contract_paths]
     contract = max(versions, key=lambda version: version.version)
@@ -183,7 +214,13 @@ def settle(
         raise click.BadParameter(str(error), param_hint="--period") from error
     signer = load_signer_key(key_path) if key_path is not None else None
     with open_ledger(database) as ledger:
-        settlement, note = _settle(ledger, versions, period, signer)
+        settlement, note = _settle(
+            ledger,
+            versions,
+            period,
+            signer,
+            _Where(engine, episode_tables_beside(database), spark_master),
+        )
     _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
     stdout.print(f"settled at checkpoint\n{note}", end="")
@@ -205,7 +242,16 @@ def settle(
     default=None,
     help=f"Default: {DEMO_CONTRACT.relative_to(REPOSITORY_ROOT)}",
 )
-def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -> None:
+@engine_option
+@spark_master_option
+def demo(
+    conversations: int,
+    seed: int,
+    out: Path,
+    contract_path: Path | None,
+    engine: Engine,
+    spark_master: str,
+) -> None:
     """Simulate a month, ingest it, settle it at a signed checkpoint and write the invoice.
 
     Starts afresh in OUT each time: a new ledger and a new signing key for the vendor.
@@ -216,7 +262,14 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     keys_folder = out / "keys"
     signer_path = keys_folder / f"{contract.vendor}.key"
     verifier_path = keys_folder / f"{contract.vendor}.pub"
-    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), signer_path):
+    tables = episode_tables_beside(database)
+    for path in (
+        database,
+        Path(f"{database}-wal"),
+        Path(f"{database}-shm"),
+        signer_path,
+        *out.glob(f"{database.name}.*.episodes.duckdb*"),
+    ):
         path.unlink(missing_ok=True)
     keys_folder.mkdir(exist_ok=True)
     signer_text, verifier_text = generate_keys(contract.vendor)
@@ -226,7 +279,13 @@ def demo(conversations: int, seed: int, out: Path, contract_path: Path | None) -
     with open_ledger(database, vendor=contract.vendor) as ledger:
         _simulate_into(ledger, simulation)
         period = period_containing(simulation.config.start_utc, contract.time_zone)
-        settlement, note = _settle(ledger, [contract], period, load_signer_key(signer_path))
+        settlement, note = _settle(
+            ledger,
+            [contract],
+            period,
+            load_signer_key(signer_path),
+            _Where(engine, tables, spark_master),
+        )
     json_path, html_path = _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=simulation.summary.conversations)
     invoice = settlement.invoice
@@ -290,11 +349,20 @@ def _write_workload(simulation: Simulation, out: Path) -> None:
     stdout.print(f"wrote {out}")
 
 
+class _Where(NamedTuple):
+    """Which engine settles, where its episode tables live, and which Spark it runs on."""
+
+    engine: Engine
+    tables: tuple[Path, str]
+    spark_master: str
+
+
 def _settle(
     ledger: Ledger,
     versions: Sequence[Contract],
     period: Period,
     signer: SignerKey | None,
+    where: _Where,
 ) -> tuple[Settlement, str]:
     """Settle at a signed checkpoint of the buyer's log, with adjustments of the invoices issued
     before, and store the invoice as issued."""
@@ -311,16 +379,28 @@ def _settle(
         note = latest
     read = stated_checkpoint(note)
     size = read.size
-    with _progress() as progress:
-        task = progress.add_task(f"settle {period.label}", total=size)
-        settlement = settle_over_time_from_ledger(
+    with ExitStack() as stack:
+        spark = None
+        if where.engine == "spark":
+            from raas.engine.spark_engine import spark_for_a_while
+
+            spark = stack.enter_context(spark_for_a_while(where.spark_master))
+        progress = stack.enter_context(_progress())
+        # On DuckDB and Spark the bar counts the entries derived into the episode tables: only
+        # the new part of the log once they exist.
+        task = progress.add_task(f"settle {period.label} ({where.engine})", total=size)
+        settlement = settle_on_engine(
+            where.engine,
             ledger,
             versions,
             period,
             size=size,
             root=read.root,
-            on_customer=lambda events: progress.advance(task, events),
+            tables=where.tables,
+            on_entries=lambda events: progress.advance(task, events),
+            spark=spark,
         )
+        progress.update(task, completed=size)
     ledger.store_invoice(settlement.invoice.id, tenant, invoice_json(settlement.invoice))
     return settlement, note
 

@@ -1,11 +1,12 @@
-"""Settlement over time on DuckDB: contract versions and adjustments of earlier invoices
+"""Settlement over time on the SQL engines: contract versions and adjustments of earlier invoices
 (`raas.core.adjust`) with every period settled from the episode table. The logic is the pure
-core's; this module only says how DuckDB settles one part and reads episodes' features."""
+core's; this module only says how an engine settles one part and reads episodes' features."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,22 @@ from raas.core.periods import Period
 from raas.core.settle import Settlement
 from raas.engine.duckdb_engine import _connect, settle_contract_with_duckdb
 
-__all__ = ["episode_rows_from_table", "settle_over_time_with_duckdb"]
+__all__ = [
+    "SettlePart",
+    "episode_rows_from_table",
+    "settle_over_time_from_tables",
+    "settle_over_time_with_duckdb",
+    "window_seconds",
+]
+
+# Settle one version over one part from an episode table: (version, table, part, as_of,
+# prepaid balance before) -> settlement. DuckDB's is the default; Spark's is another.
+SettlePart = Callable[[Contract, Path, Period, datetime, Decimal | None], Settlement]
+
+
+def window_seconds(contract: Contract) -> int:
+    """The link horizon, in whole seconds, of the episode table `contract` settles from."""
+    return int(contract.window.total_seconds())
 
 
 def episode_rows_from_table(
@@ -52,20 +68,61 @@ def settle_over_time_with_duckdb(
     """`raas.engine.reference.settle_over_time_from_ledger` over the episode table at
     `table_path` (built with the contract's window), given the issued invoices and dispute
     events the caller read from the ledger at the table's size."""
-    connection = _connect(Path(table_path))
-    try:
+    tables = {window_seconds(version): table_path for version in versions}
+    return settle_over_time_from_tables(
+        versions,
+        tables,
+        period,
+        issued=issued,
+        dispute_events=dispute_events,
+        as_of=as_of,
+        prepaid_balance=prepaid_balance,
+    )
+
+
+def settle_over_time_from_tables(
+    versions: Sequence[Contract],
+    tables: Mapping[int, str | os.PathLike[str]],
+    period: Period,
+    *,
+    issued: Sequence[Invoice],
+    dispute_events: Iterable[Event] = (),
+    as_of: datetime | None = None,
+    prepaid_balance: Decimal | None = None,
+    settle_part: SettlePart | None = None,
+) -> Settlement:
+    """Settlement over time from episode tables of one ledger size: `tables` maps each link
+    horizon the versions need (`window_seconds`) to the table built with it, since versions
+    may state different windows. Each part is settled by `settle_part` (default: DuckDB);
+    reopened episodes are read from the latest version's table, as the reference derives them
+    with the latest version's window."""
+    latest = max(versions, key=lambda version: version.version)
+    with ExitStack() as stack:
+        connections: dict[int, duckdb.DuckDBPyConnection] = {}
+
+        def connection(window: int) -> duckdb.DuckDBPyConnection:
+            if window not in connections:
+                connections[window] = stack.enter_context(_connect(Path(tables[window])))
+            return connections[window]
+
+        def on_duckdb(
+            version: Contract, table: Path, part: Period, moment: datetime, balance: Decimal | None
+        ) -> Settlement:
+            return settle_contract_with_duckdb(
+                version,
+                table,
+                part,
+                as_of=moment,
+                prepaid_balance=balance,
+                connection=connection(window_seconds(version)),
+            )
+
+        settle = on_duckdb if settle_part is None else settle_part
 
         def settle_one(
             version: Contract, part: Period, moment: datetime, balance: Decimal | None
         ) -> Settlement:
-            return settle_contract_with_duckdb(
-                version,
-                table_path,
-                part,
-                as_of=moment,
-                prepaid_balance=balance,
-                connection=connection,
-            )
+            return settle(version, Path(tables[window_seconds(version)]), part, moment, balance)
 
         return settle_with_adjustments(
             versions,
@@ -73,9 +130,9 @@ def settle_over_time_with_duckdb(
             settle_one,
             issued=issued,
             dispute_events=dispute_events,
-            episode_rows=lambda ids: episode_rows_from_table(connection, ids),
+            episode_rows=lambda ids: episode_rows_from_table(
+                connection(window_seconds(latest)), ids
+            ),
             as_of=as_of,
             prepaid_balance=prepaid_balance,
         )
-    finally:
-        connection.close()

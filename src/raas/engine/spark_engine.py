@@ -61,6 +61,7 @@ __all__ = [
     "export_for_spark",
     "settle_contract_with_spark",
     "settle_with_spark",
+    "spark_for_a_while",
     "spark_session",
 ]
 
@@ -115,6 +116,24 @@ def spark_session(
         session.conf.set(key, value)
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@contextmanager
+def spark_for_a_while(master: str = SPARK_MASTER_DEFAULT) -> Iterator[SparkSession]:
+    """`spark_session(master)` for the length of a `with` block: stopped at its end if the
+    block started it, left running if it was already (a caller's session is the caller's)."""
+    try:
+        from pyspark.sql import SparkSession
+
+        running = SparkSession.getActiveSession()
+    except ImportError:  # pragma: no cover - spark_session says what is missing
+        running = None
+    session = spark_session(master)
+    try:
+        yield session
+    finally:
+        if running is None:
+            session.stop()
 
 
 def export_for_spark(
