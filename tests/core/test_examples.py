@@ -276,10 +276,8 @@ def test_ecommerce_order_share(settled: Settled) -> None:
     assert invoice.not_billed == {"excluded": 1, "handed_off": 1, "no_answer": 0}
 
 
-def test_bank_marketing_net_increase_against_the_holdout(settled: Settled) -> None:
-    """Treated customers (the AI talked to them) bought 1,000 + 3,000 + 2,000 = 6,000; the
-    control group, held out, 1,000 + 1,500 + 500 = 3,000 over as many customers. Net increase
-    (point estimate) = 6,000 - 3,000 x 3/3 = 3,000; 0.1% of it = 3.00 EUR."""
+def holdout_month() -> list[Event]:
+    """Three treated customers (the AI talked to them) and three held out, with their orders."""
     events: list[Event] = []
     for customer, amount in (("t1", "1000"), ("t2", "3000"), ("t3", "2000")):
         events.append(holdout(customer, "treatment"))
@@ -293,6 +291,14 @@ def test_bank_marketing_net_increase_against_the_holdout(settled: Settled) -> No
     for customer, amount in (("c1", "1000"), ("c2", "1500"), ("c3", "500")):
         events.append(holdout(customer, "control"))
         events += business(f"{customer}-branch", [amount], customer=customer, currency="EUR")
+    return events
+
+
+def test_bank_marketing_net_increase_against_the_holdout(settled: Settled) -> None:
+    """Treated customers (the AI talked to them) bought 1,000 + 3,000 + 2,000 = 6,000; the
+    control group, held out, 1,000 + 1,500 + 500 = 3,000 over as many customers. Net increase
+    (point estimate) = 6,000 - 3,000 x 3/3 = 3,000; 0.1% of it = 3.00 EUR."""
+    events = holdout_month()
     contract = example("bank-marketing-uplift")
     settlement = settled(contract, events)
     [line] = settlement.invoice.lines
@@ -315,6 +321,25 @@ def test_bank_marketing_net_increase_against_the_holdout(settled: Settled) -> No
     [lower] = settled(cautious, events).invoice.lines
     assert lower.quantity == max(lower.basis["lower_bound"], Decimal(0))
     assert lower.amount < line.amount
+
+
+def test_a_customer_assigned_twice_is_in_the_group_of_its_last_assignment(
+    settled: Settled,
+) -> None:
+    """t2 was first held out, then treated; c1 the other way round. Every engine reads a
+    customer's group as the reference does, from its last assignment (whatever the order the
+    events were delivered in), so the invoice is the one of the single assignments above: 3.00.
+    Read from the first assignment, treated would buy 4,000 against 5,000 held out: nothing."""
+    events = holdout_month()
+    # The earlier assignments, delivered last.
+    for customer, group in (("t2", "control"), ("c1", "treatment")):
+        earlier = holdout(customer, group, at=NOVEMBER - timedelta(days=20))
+        events.append(msgspec.structs.replace(earlier, id=f"holdout-{customer}-first"))
+    settlement = settled(example("bank-marketing-uplift"), events)
+    [line] = settlement.invoice.lines
+    assert (line.basis["treated_units"], line.basis["control_units"]) == (Decimal(3), Decimal(3))
+    assert line.basis["point_estimate"] == Decimal(3000)
+    assert settlement.invoice.total == Decimal("3.00")
 
 
 def test_savings_share_with_an_sla_credit(settled: Settled) -> None:

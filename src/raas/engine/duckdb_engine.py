@@ -506,7 +506,10 @@ SELECT
     ) AS orders,
     (
         -- Per holdout group, the customers whose net amount is a plain 0 (most of them: one
-        -- list of names), and the others with their amounts.
+        -- list of names), and the others with their amounts. A customer's group is the one its
+        -- last assignment names, as the reference reads it: `derive_episodes` gives it to
+        -- every episode of the customer, so min() picks that one group, and stays
+        -- deterministic where any_value() would not be.
         SELECT COALESCE(list({{
             'group': holdout_group, 'zero': zero, 'measured': measured
         }} ORDER BY holdout_group), [])
@@ -516,7 +519,7 @@ SELECT
                 COALESCE(list({{'customer': customer, 'amount': amount, 'places': places}})
                     FILTER (WHERE amount <> 0 OR places <> 0), []) AS measured
             FROM (
-                SELECT m.customer, any_value(m.holdout_group) AS holdout_group,
+                SELECT m.customer, min(m.holdout_group) AS holdout_group,
                     COALESCE(sum(n.amount), 0) AS amount, COALESCE(max(n.places), 0) AS places
                 FROM (SELECT DISTINCT customer, holdout_group FROM members
                       WHERE measured AND holdout_group IS NOT NULL) AS m

@@ -419,7 +419,8 @@ SELECT
                 collect_list(named_struct('customer', customer, 'amount', amount,
                     'places', places)) FILTER (WHERE amount <> 0 OR places <> 0) AS measured
             FROM (
-                SELECT m.customer, any_value(m.holdout_group) AS holdout_group,
+                -- min(): the customer's one group, as in the DuckDB engine (deterministic).
+                SELECT m.customer, min(m.holdout_group) AS holdout_group,
                     COALESCE(sum(n.amount), 0) AS amount, COALESCE(max(n.places), 0) AS places
                 FROM (SELECT DISTINCT customer, holdout_group FROM {members}
                       WHERE measured AND holdout_group IS NOT NULL) AS m
