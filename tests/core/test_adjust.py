@@ -23,6 +23,7 @@ from raas.core.adjust import (
     LATE_EVENTS,
     REOPENED,
     adjustments,
+    resettle_horizon,
     settle_with_adjustments,
 )
 from raas.core.contract import Contract, DisputeTerms
@@ -116,6 +117,78 @@ def test_late_events_become_a_debit_on_the_next_invoice_pointing_at_the_line() -
     )
     assert line.amount == Decimal("0.99") and line.episodes == ("c3#refund",)
     assert december.due == december.total + Decimal("0.99")
+
+
+def settled_periods(
+    contract: Contract,
+    period: Period,
+    events: Sequence[Event],
+    issued: Sequence[Invoice],
+    disputes: Sequence[Event] = (),
+) -> tuple[Invoice, list[str]]:
+    """The next invoice, and the periods settled to make it (its own and those re-settled)."""
+    settled: list[str] = []
+    one = settle_one_from(events)
+
+    def counting(
+        version: Contract, part: Period, as_of: datetime, balance: Decimal | None
+    ) -> Settlement:
+        settled.append(part.label)
+        return one(version, part, as_of, balance)
+
+    invoice = settle_with_adjustments(
+        [contract],
+        period,
+        counting,
+        issued=issued,
+        dispute_events=disputes,
+        episode_rows=lambda ids: {},  # nobody came back in this workload
+    ).invoice
+    return invoice, settled
+
+
+def test_an_invoice_is_settled_again_only_while_its_outcomes_can_change() -> None:
+    """Window 72h, no reopen, disputes until 14 days after the period: the bound is 14 days.
+    December (it starts at November's end) settles November again and bills its late events;
+    January, a month after, leaves November alone (the late events are past the terms). With a
+    reopen of 60 days the bound is 63 days: January still corrects November."""
+    contract = rules_contract(disputes=DisputeTerms(deadline=timedelta(days=14)))
+    assert resettle_horizon([contract]) == timedelta(days=14)
+    events = four_problems()
+    on_time = [event for event in events if event.conversation != "c3"]
+    november = next_invoice(contract, NOV, on_time)
+
+    december, settled = settled_periods(contract, DEC, events, [november])
+    assert settled == ["2026-12", "2026-11"]
+    assert [line.amount for line in december.adjustments] == [Decimal("0.99")]
+    january, settled = settled_periods(contract, JAN, events, [november])
+    assert settled == ["2027-01"] and january.adjustments == ()
+
+    reopening = rules_contract(
+        disputes=DisputeTerms(deadline=timedelta(days=14)), reopen=timedelta(days=60)
+    )
+    assert resettle_horizon([reopening]) == timedelta(days=63)
+    january, settled = settled_periods(reopening, JAN, events, [november])
+    assert settled == ["2027-01", "2026-11"]
+    assert [line.amount for line in january.adjustments] == [Decimal("0.99")]
+
+
+def test_a_dispute_upheld_after_the_bound_is_still_credited_once() -> None:
+    contract = rules_contract(disputes=DisputeTerms(deadline=timedelta(days=14)))
+    events = four_problems()
+    november = next_invoice(contract, NOV, events)
+    disputes = [
+        filing(1, november, at=DEC.start + timedelta(days=10), episodes=["c1#refund"]),
+        ruling(1, "upheld", at=DEC.start + timedelta(days=20)),  # after the 14-day bound
+    ]
+    january, settled = settled_periods(contract, JAN, events, [november], disputes)
+    assert settled == ["2027-01", "2026-11"]
+    [credit] = january.adjustments
+    assert credit.amount == Decimal("-0.99") and credit.episodes == ("c1#refund",)
+    february, _ = settled_periods(
+        contract, month_period("Europe/Berlin", 2027, 2), events, [november, january], disputes
+    )
+    assert february.adjustments == ()
 
 
 def test_an_upheld_dispute_credits_once_however_often_settlement_runs() -> None:

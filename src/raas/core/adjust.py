@@ -30,7 +30,7 @@ what settling its period with full hindsight gives (less what disputes and reope
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -54,6 +54,7 @@ __all__ = [
     "EpisodeRows",
     "adjustments",
     "reopened_episodes",
+    "resettle_horizon",
     "settle_with_adjustments",
 ]
 
@@ -103,8 +104,23 @@ def settle_with_adjustments(
     ]
     if not earlier:
         return settlement
+    disputes = disputes_of(
+        (event for event in dispute_events if event.time <= as_of),
+        contract,
+        {invoice.id: invoice for invoice in earlier},
+    )
+    horizon = resettle_horizon(versions)
+    late_rulings = {
+        dispute.invoice_id
+        for dispute in disputes
+        if dispute.upheld and dispute.ruled_at is not None
+        for invoice in earlier
+        if invoice.id == dispute.invoice_id and dispute.ruled_at >= invoice.period_end + horizon
+    }
     hindsight = {}
     for invoice in earlier:
+        if period.start >= invoice.period_end + horizon and invoice.id not in late_rulings:
+            continue  # nothing can change its outcomes any more: see `resettle_horizon`
         try:
             hindsight[invoice.id] = settle_versions(
                 versions,
@@ -118,17 +134,16 @@ def settle_with_adjustments(
                 f"cannot adjust the issued invoice {invoice.id} ({error}): settle with every "
                 f"version of contract {contract.contract} in force since period {invoice.period}"
             ) from error
-    disputes = disputes_of(
-        (event for event in dispute_events if event.time <= as_of),
-        contract,
-        {invoice.id: invoice for invoice in earlier},
-    )
     reopened: set[str] = set()
     if contract.reopen is not None:
         if episode_rows is None:
             raise ValueError("a contract that states `reopen` needs the episodes' rows")
         billed = {
-            episode for invoice in earlier for line in invoice.lines for episode in line.episodes
+            episode
+            for invoice in earlier
+            if invoice.id in hindsight
+            for line in invoice.lines
+            for episode in line.episodes
         }
         reopened = reopened_episodes(contract, episode_rows(billed))
     lines = adjustments(contract, earlier, hindsight, reopened=reopened, disputes=disputes)
@@ -142,6 +157,30 @@ def settle_with_adjustments(
     )
     invoice = msgspec.structs.replace(settlement.invoice, adjustments=lines, audits=audits)
     return msgspec.structs.replace(settlement, invoice=invoice)
+
+
+def resettle_horizon(versions: Sequence[Contract]) -> timedelta:
+    """How long after its period ends an issued invoice is still settled again for adjustments:
+    as long as its outcomes can still change under the contract's own terms.
+
+    - Late events and reopens: an outcome final in the period had its window close by the
+      period's end; a customer coming back reopens it up to `reopen` after that, and events of
+      the period delivered late are looked for as long (one `window` at least, when the
+      contract states no `reopen`). Hence window + reopen.
+    - Disputes: the buyer may file until `disputes.deadline` after the period's end.
+
+    The longest of these over the contract's versions (an earlier one may state longer terms).
+    Settling a period that starts at or after an invoice's period end + this horizon leaves
+    that invoice alone, unless a dispute of it was upheld after the horizon (a ruling may come
+    after the deadline the filing met): then it is settled again so the credit is billed. Events
+    delivered later than the horizon no longer adjust the invoice: the terms end there."""
+    return max(
+        max(
+            version.window + (version.reopen or timedelta(0)),
+            version.disputes.deadline,
+        )
+        for version in versions
+    )
 
 
 def _billed(invoice: Invoice) -> set[str]:
