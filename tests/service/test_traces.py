@@ -1,6 +1,6 @@
 """`POST /v1/traces`: a real OpenTelemetry exporter's spans reach the ledger as model and tool
 calls, re-exporting stores nothing twice, the OTLP answer counts the spans not stored, and bad
-requests get a problem naming what was wrong."""
+exports get a google.rpc.Status (protobuf or JSON, as the request was) naming what was wrong."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
@@ -120,23 +122,63 @@ def test_json_and_gzip_json_exports(service: Service) -> None:
         assert {entry.event.tenant for entry in ledger.iter_events("acme")} == {"acme"}
 
 
-def test_bad_requests_get_a_problem_and_store_nothing(service: Service) -> None:
+def _status_of(response: Any) -> Status:
+    """The google.rpc.Status of a refused export, decoded as its content type says."""
+    if response.headers["content-type"] == "application/json":
+        return json_format.Parse(response.content, Status())
+    assert response.headers["content-type"] == "application/x-protobuf"
+    return Status.FromString(response.content)
+
+
+def test_refused_exports_get_a_status_in_the_requests_encoding_and_store_nothing(
+    service: Service,
+) -> None:
     ingest = service.headers("acme", "ingest")
     cases = [
         ({**ingest, **PROTOBUF}, b"\xff\xff\xff", 400, "not a protobuf ExportTraceServiceRequest"),
         ({**ingest, **JSON}, b'{"resourceSpans": 7}', 400, "not an OTLP JSON"),
-        ({**ingest, "content-type": "text/plain"}, b"x", 415, "is not one of"),
+        ({**ingest, "content-type": "text/plain"}, b"x", 415, "'text/plain' is not one of"),
         ({**ingest, **JSON, "content-encoding": "gzip"}, b"plain", 400, "not valid gzip"),
-        ({**service.headers("acme", "buyer"), **JSON}, FIXTURE.read_bytes(), 403, ""),
-        (JSON, FIXTURE.read_bytes(), 401, ""),
+        ({**service.headers("acme", "buyer"), **JSON}, FIXTURE.read_bytes(), 403, "buyer key"),
+        ({**service.headers("acme", "buyer"), **PROTOBUF}, _sdk_spans(), 403, "buyer key"),
+        (JSON, FIXTURE.read_bytes(), 401, "send an API key"),
+        (PROTOBUF, _sdk_spans(), 401, "send an API key"),
     ]
+    codes = {400: 3, 401: 16, 403: 7, 415: 3}  # google.rpc.Code
     for headers, body, status, detail in cases:
         response = service.client.post("/v1/traces", content=body, headers=headers)
         assert response.status_code == status, (headers, response.text)
-        assert response.headers["content-type"] == "application/problem+json"
-        assert detail in json.loads(response.content)["detail"]
+        expected = (
+            "application/json"
+            if headers.get("content-type") == JSON["content-type"]
+            else (
+                "application/x-protobuf"  # the OTLP default, also for a type raas does not take
+            )
+        )
+        assert response.headers["content-type"] == expected
+        answer = _status_of(response)
+        assert answer.code == codes[status]
+        assert detail in answer.message, answer.message
     with SqliteLedger(service.database) as ledger:
         assert ledger.count("acme") == 0
+
+
+def test_a_span_id_reused_with_other_content_refuses_the_export_with_a_status(
+    service: Service,
+) -> None:
+    headers = {**service.headers("acme", "ingest"), **JSON}
+    first = _export(_chat_span("eee19b7ec3c1b171", "m", 1, 1))
+    again = _export(
+        _chat_span("eee19b7ec3c1b171", "m", 2, 1), _chat_span("eee19b7ec3c1b172", "m", 1, 1)
+    )
+    assert service.client.post("/v1/traces", content=first, headers=headers).status_code == 200
+    response = service.client.post("/v1/traces", content=again, headers=headers)
+    assert response.status_code == 409
+    answer = _status_of(response)
+    assert answer.code == 10  # ABORTED
+    assert "5b8efff798038103d269b633813fc60c-eee19b7ec3c1b171" in answer.message
+    with SqliteLedger(service.database) as ledger:
+        assert ledger.count("acme") == 1
 
 
 def _chat_span(span_id: str, model: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:

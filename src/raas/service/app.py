@@ -30,12 +30,13 @@ from raas.ledger.store import LedgerStore
 from raas.service import models
 from raas.service.auth import Services, access, services_of
 from raas.service.limits import RequestLimits, TokenBuckets
+from raas.service.otlp_status import OTLP_PATHS, TRACES_PATH, status_schema
 from raas.service.problems import (
     PROBLEM_MEDIA_TYPE,
     FieldError,
     Problem,
     ServiceError,
-    problem_body,
+    error_body,
     problem_of,
 )
 from raas.service.settings import ServiceSettings, open_stores
@@ -47,9 +48,10 @@ __all__ = ["INGEST_PATHS", "create_app"]
 
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
+PROTOBUF: Final = "application/x-protobuf"
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml")
 # Routes whose bodies may be as large as a batch of events; every other body is smaller.
-INGEST_PATHS: Final = ("/v1/events", "/v1/traces")
+INGEST_PATHS: Final = ("/v1/events", TRACES_PATH)
 _PROBLEM_STATUSES: Final = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
 _PROBLEM_DESCRIPTIONS: Final = {
     400: "The request cannot be read",
@@ -69,12 +71,8 @@ Tenant = TenantData
 
 
 def _problem_response(error: ServiceError, request: Request) -> Response:
-    return Response(
-        problem_body(error, request.url.path),
-        status_code=error.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=error.headers,
-    )
+    body, media_type = error_body(error, request.url.path, request.headers.get("content-type", ""))
+    return Response(body, status_code=error.status, media_type=media_type, headers=error.headers)
 
 
 def _b64(data: bytes) -> str:
@@ -216,18 +214,25 @@ def _document_problems(app: FastAPI) -> None:
         problem = {
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         }
+        schemas["Status"] = status_schema()
+        status = {
+            "content": {
+                JSON: {"schema": {"$ref": "#/components/schemas/Status"}},
+                PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
-                for status in _PROBLEM_STATUSES:
-                    responses[str(status)] = {
-                        "description": _PROBLEM_DESCRIPTIONS[status],
-                        **problem,
+                for code in _PROBLEM_STATUSES:
+                    responses[str(code)] = {
+                        "description": _PROBLEM_DESCRIPTIONS[code],
+                        **(status if path in OTLP_PATHS else problem),
                     }
                 if path in ("/healthz", "/readyz", "/openapi.json"):
-                    for status in _PROBLEM_STATUSES:
-                        if status not in (404, 408, 413, 503):
-                            responses.pop(str(status), None)
+                    for code in _PROBLEM_STATUSES:
+                        if code not in (404, 408, 413, 503):
+                            responses.pop(str(code), None)
                 _insert_core_schema(operation, invoice, lines)
                 body = operation.get("requestBody", {}).get("content", {}).get(JSON)
                 if body is not None and body["schema"] == _EVENTS_PLACEHOLDER:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-from raas.service.problems import PROBLEM_MEDIA_TYPE, ServiceError, problem_body
+from raas.service.problems import ServiceError, error_body
 
 __all__ = ["RequestLimits", "TokenBuckets"]
 
@@ -117,11 +117,11 @@ class RequestLimits:
                     "Request body too slow",
                     f"the body did not arrive within {self._body_timeout_seconds:g} s",
                 ),
-                path,
+                scope,
             )
             return
         except ServiceError as error:
-            await _send_problem(send, error, path)
+            await _send_problem(send, error, scope)
             return
         if body is None:  # the client went away
             return
@@ -156,20 +156,27 @@ class RequestLimits:
                     "work it started may still finish: read it back before retrying",
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS_MIN)},
                 ),
-                path,
+                scope,
             )
 
 
-def _content_length(scope: _Scope) -> int | None:
+def _header(scope: _Scope, wanted: bytes) -> bytes | None:
     for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                raise ServiceError(
-                    400, "bad-request", "Bad request", "Content-Length is not a number"
-                ) from None
+        if name == wanted:
+            return bytes(value)
     return None
+
+
+def _content_length(scope: _Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ServiceError(
+            400, "bad-request", "Bad request", "Content-Length is not a number"
+        ) from None
 
 
 def _too_large(limit: int, found: str) -> ServiceError:
@@ -197,10 +204,11 @@ async def _read_body(receive: _Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send_problem(send: _Send, error: ServiceError, path: str) -> None:
-    body = problem_body(error, path)
+async def _send_problem(send: _Send, error: ServiceError, scope: _Scope) -> None:
+    content_type = _header(scope, b"content-type") or b""
+    body, media_type = error_body(error, str(scope.get("path", "")), content_type.decode("latin-1"))
     headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-type", media_type.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]

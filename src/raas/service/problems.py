@@ -20,12 +20,14 @@ from raas.errors import (
     RaasError,
     SettlementError,
 )
+from raas.service.otlp_status import OTLP_PATHS, status_body
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "FieldError",
     "Problem",
     "ServiceError",
+    "error_body",
     "problem_body",
     "problem_of",
 ]
@@ -160,3 +162,14 @@ def problem_body(error: ServiceError, instance: str | None = None) -> bytes:
     if instance is not None:
         body["instance"] = instance
     return _encoder.encode(body)
+
+
+def error_body(error: ServiceError, path: str, request_content_type: str) -> tuple[bytes, str]:
+    """The body and media type answering `error`: a problem, except on an OTLP path, where the
+    OTLP specification asks for a google.rpc.Status in the request's encoding."""
+    if path in OTLP_PATHS:
+        message = error.detail
+        if error.errors:
+            message += "; " + "; ".join(f"{item.field}: {item.reason}" for item in error.errors)
+        return status_body(error.status, f"{error.title}: {message}", request_content_type)
+    return problem_body(error, path), PROBLEM_MEDIA_TYPE

@@ -4,6 +4,8 @@ needs only an exporter address and an ingest key to record its model and tool ca
 The body (protobuf or JSON, plain or gzip) goes through `raas.ingest.otlp`; the events are
 appended to the key's tenant log all or nothing, and the answer is an ExportTraceServiceResponse
 in the request's own encoding whose partial_success counts the spans not stored, and says why.
+A refused export (4xx, 5xx) is answered with a google.rpc.Status, in that encoding too (see
+`otlp_status`), as the OTLP specification asks, not with the API's problem+json.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from raas.ingest.otlp import (
     export_response,
 )
 from raas.service.auth import access
+from raas.service.otlp_status import TRACES_PATH
 from raas.service.problems import ServiceError
 from raas.service.settings import ServiceSettings
 from raas.service.tenancy import Action, TenantData
 
 __all__ = ["TRACES_PATH", "add_traces_route"]
 
-TRACES_PATH: Final = "/v1/traces"
 _MEDIA_TYPES: Final = (CONTENT_TYPE_PROTOBUF, CONTENT_TYPE_JSON)
 
 _TRACES_OPENAPI: Final[dict[str, Any]] = {
