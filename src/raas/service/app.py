@@ -8,7 +8,8 @@ OpenAPI document is at /openapi.json, and the limits of `settings` wrap every re
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
@@ -88,10 +89,12 @@ def create_app(
     *,
     ledger: LedgerStore | None = None,
     store: ServiceStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The API over `settings.database`, or over the stores given (both, already open).
 
     Stores opened here are closed when the app shuts down; stores given stay the caller's.
+    `clock` (monotonic seconds) refills the keys' token buckets; tests give their own.
     """
     signers: tuple[SignerKey, ...] = tuple(
         load_signer_key(path) for path in settings.signer_key_paths
@@ -103,7 +106,7 @@ def create_app(
         ledger=ledger,
         store=store,
         signers=signers,
-        buckets=TokenBuckets(settings.requests_per_second, settings.requests_burst),
+        buckets=TokenBuckets(settings.requests_per_second, settings.requests_burst, clock),
     )
 
     @asynccontextmanager
