@@ -50,6 +50,16 @@ def served(tmp_path: Path, clock: Clock | None = None, **limits: Any) -> tuple[F
     return app, headers
 
 
+def retry_problem(response: Any, status: int, retry_after: str, kind: str) -> dict[str, Any]:
+    """The problem body of a response that says when to retry."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["retry-after"] == retry_after
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"urn:raas:problem:{kind}"
+    return problem
+
+
 def events_body(count: int) -> bytes:
     events = [event for i in range(count) for event in conversation(f"c{i}", tenant="acme")]
     return msgspec.json.encode(events)
@@ -106,12 +116,7 @@ def test_each_key_has_a_token_bucket_and_429_says_when_to_retry(tmp_path: Path) 
     acme, globex = headers[("acme", "buyer")], headers[("globex", "buyer")]
     with TestClient(app) as client:
         assert [client.get("/v1/me", headers=acme).status_code for _ in range(2)] == [200, 200]
-        refused = client.get("/v1/me", headers=acme)
-        assert refused.status_code == 429
-        assert refused.headers["content-type"] == PROBLEM
-        assert refused.headers["retry-after"] == "2"
-        problem = refused.json()
-        assert problem["type"] == "urn:raas:problem:rate-limited"
+        problem = retry_problem(client.get("/v1/me", headers=acme), 429, "2", "rate-limited")
         assert "0.5 requests per second (bursts of 2); retry after 2 s" in problem["detail"]
         # Another key (of another tenant, or of the same) has its own bucket.
         assert client.get("/v1/me", headers=globex).status_code == 200
@@ -142,11 +147,7 @@ def test_a_handler_past_the_request_timeout_gets_503_with_retry_after(tmp_path: 
     with TestClient(app) as client:
         response = client.get("/v1/slow")
         assert client.get("/healthz").status_code == 200, "the server still answers"
-    assert response.status_code == 503
-    assert response.headers["content-type"] == PROBLEM
-    assert response.headers["retry-after"] == "1"
-    problem = response.json()
-    assert problem["type"] == "urn:raas:problem:request-timeout"
+    problem = retry_problem(response, 503, "1", "request-timeout")
     assert "handling took more than 0.05 s" in problem["detail"]
     assert problem["instance"] == "/v1/slow"
     assert finished == []
