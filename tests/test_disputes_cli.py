@@ -103,6 +103,12 @@ def test_disputes_and_late_events_become_adjustments_on_the_next_invoice(tmp_pat
     page = (tmp_path / "invoice-acme-support-v1-2026-12.html").read_text()
     assert "Adjustments of earlier invoices" in page and "late events" in page
     assert 'Due (total and adjustments)</td><td class="number">' in page
+    # The auditor recomputes the adjustments from a bundle of the whole log.
+    bundle = tmp_path / "december.bundle.json"
+    ok("evidence", "export", "acme-support-v1-2026-12", "--complete", "--out", bundle,
+       *common, cwd=tmp_path)  # fmt: skip
+    verified = ok("verify", bundle, "--key", tmp_path / "keys" / "helpdesk-ai.pub", cwd=tmp_path)
+    assert verified.startswith("verified") and "taken as stated" not in verified
 
     ok("settle", "--period", "2027-01", "--key", key, "--out", tmp_path, *common, cwd=tmp_path)
     assert invoice(tmp_path, "acme-support-v1-2027-01")["adjustments"] == []

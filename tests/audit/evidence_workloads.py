@@ -69,6 +69,9 @@ class FakeEvidenceStore:
     def get_invoice(self, invoice_id: str) -> bytes | None:
         return self.invoices.get(invoice_id)
 
+    def list_invoices(self, tenant: str) -> list[str]:
+        return sorted(self.invoices)
+
     def checkpoint_at(self, tenant: str, size: int) -> str | None:
         return self.checkpoints.get((tenant, size))
 

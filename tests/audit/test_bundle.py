@@ -84,7 +84,7 @@ def test_file_format_names_the_kind_of_file(data: bytes) -> None:
     [
         (lambda plain: plain.update(format="raas-receipt"), "format is 'raas-receipt'"),
         (lambda plain: plain.pop("format"), "format is None"),
-        (lambda plain: plain.update(version=2), "version 2: this raas reads version 1"),
+        (lambda plain: plain.update(version=3), "version 3: this raas reads versions 1 and 2"),
         (lambda plain: plain.update(scope="some"), "scope"),
         (lambda plain: plain.update(extra=1), "extra"),
         (lambda plain: plain.pop("contract"), "contract"),

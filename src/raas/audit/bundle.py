@@ -8,7 +8,8 @@ but readers must not depend on whitespace or key order. Every byte string is sta
 base64 (RFC 4648 section 4) in its canonical spelling: unused padding bits are zero.
 
     format      "raas-evidence-bundle"
-    version     1. A reader refuses a version it does not know.
+    version     1, or 2 when `versions` or `earlier` are there (raas writes 1 otherwise). A
+                reader refuses a version it does not know.
     scope       which entries the bundle holds:
                 "customers": every entry, up to the checkpoint's size, of every customer with an
                   episode on one of the invoice's lines (a customer's whole history, because the
@@ -23,7 +24,14 @@ base64 (RFC 4648 section 4) in its canonical spelling: unused padding bits are z
                 root hash, a blank line, signature lines).
     invoice     text: the invoice's JSON exactly as issued; its UTF-8 bytes are the invoice's
                 bytes (`raas.core.invoice.invoice_json`). Its `ledger` names the log and size.
-    contract    text: the contract version's YAML exactly as given, read with raas's loader.
+    contract    text: the contract version's YAML exactly as given, read with raas's loader:
+                the version the invoice names (`contract_version`).
+    versions    (version 2) a list of text: the contract's other versions' YAML, when the
+                invoice's period is split by versions or an earlier period it adjusts was
+                settled under another version. Absent in version 1.
+    earlier     (version 2) a list of text: the contract's invoices issued for earlier periods,
+                each its JSON exactly as issued, which the invoice's `adjustments` correct and
+                its `audits` sample. Absent in version 1.
     entries     a list, in ascending `index` order, one object per ledger entry:
       index       integer: the entry's 0-based position in the log.
       entry       base64: the entry's canonical bytes (RFC 8785 JSON of the CloudEvents event),
@@ -44,7 +52,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Final, Literal
 
@@ -56,6 +64,7 @@ __all__ = [
     "BUNDLE_BYTES_MAX",
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
+    "BUNDLE_VERSION_OVER_TIME",
     "Bundle",
     "BundleEntry",
     "BundleError",
@@ -69,6 +78,8 @@ __all__ = [
 
 BUNDLE_FORMAT: Final = "raas-evidence-bundle"
 BUNDLE_VERSION: Final = 1
+# The version of a bundle that holds other contract versions or earlier invoices.
+BUNDLE_VERSION_OVER_TIME: Final = 2
 # One buyer's month fits far below this; a larger file is refused before it is read into memory.
 BUNDLE_BYTES_MAX: Final = 2**31
 
@@ -99,6 +110,8 @@ class Bundle(msgspec.Struct, frozen=True, kw_only=True):
     invoice: bytes
     contract: str
     entries: tuple[BundleEntry, ...]
+    versions: tuple[str, ...] = ()
+    earlier: tuple[bytes, ...] = ()
     version: int = BUNDLE_VERSION
 
 
@@ -114,13 +127,17 @@ class _WireEntry(
     disclosures: str | None = None
 
 
-class _WireBundle(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _WireBundle(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     format: str
     version: int
     scope: Scope
     checkpoint: str
     invoice: str
     contract: str
+    versions: list[str] = msgspec.field(default_factory=list)
+    earlier: list[str] = msgspec.field(default_factory=list)
     entries: list[_WireEntry]
 
 
@@ -159,6 +176,8 @@ def encode_bundle(bundle: Bundle) -> bytes:
         checkpoint=bundle.checkpoint,
         invoice=bundle.invoice.decode("utf-8"),
         contract=bundle.contract,
+        versions=list(bundle.versions),
+        earlier=[invoice.decode("utf-8") for invoice in bundle.earlier],
         entries=[
             _WireEntry(
                 index=item.index,
@@ -197,9 +216,10 @@ def decode_bundle(data: bytes) -> Bundle:
         raise BundleError(
             f"not an evidence bundle: format is {header.format!r}, not {BUNDLE_FORMAT!r}"
         )
-    if header.version != BUNDLE_VERSION:
+    if header.version not in (BUNDLE_VERSION, BUNDLE_VERSION_OVER_TIME):
         raise BundleError(
-            f"evidence bundle version {header.version!r}: this raas reads version {BUNDLE_VERSION}"
+            f"evidence bundle version {header.version!r}: this raas reads versions "
+            f"{BUNDLE_VERSION} and {BUNDLE_VERSION_OVER_TIME}"
         )
     try:
         wire = msgspec.json.decode(data, type=_WireBundle)
@@ -230,6 +250,8 @@ def decode_bundle(data: bytes) -> Bundle:
         invoice=wire.invoice.encode("utf-8"),
         contract=wire.contract,
         entries=tuple(entries),
+        versions=tuple(wire.versions),
+        earlier=tuple(invoice.encode("utf-8") for invoice in wire.earlier),
     )
 
 
@@ -241,8 +263,11 @@ def assemble_bundle(
     contract: str,
     entries: Iterable[BundleEntry],
     redact: bool = False,
+    versions: Sequence[str] = (),
+    earlier: Sequence[bytes] = (),
 ) -> Bundle:
-    """A bundle from its parts: entries sorted by index, disclosures dropped when `redact`.
+    """A bundle from its parts: entries sorted by index, disclosures dropped when `redact`;
+    of version 2 when it holds other contract `versions` or `earlier` invoices.
 
     Raises BundleError if two entries share an index or the invoice is not UTF-8 text.
     """
@@ -262,4 +287,7 @@ def assemble_bundle(
         invoice=invoice,
         contract=contract,
         entries=tuple(ordered),
+        versions=tuple(versions),
+        earlier=tuple(earlier),
+        version=BUNDLE_VERSION_OVER_TIME if versions or earlier else BUNDLE_VERSION,
     )

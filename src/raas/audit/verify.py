@@ -22,9 +22,14 @@ contract text is signed by nobody (pass the auditor's own copy to compare its te
 "customers" bundle `not_billed` and `provisional` count customers the bundle does not hold, so
 only a lower bound is checked, and an entry of a bundled customer left out of the bundle cannot be
 noticed; a "log" bundle closes both gaps.
-An invoice's `adjustments` and `audits` (of earlier invoices, `raas.core.adjust`) are taken as
-stated, and an invoice whose period contract versions split (`raas.core.versions`) does not
-verify against one contract.
+Contract versions (`raas.core.versions`): with the bundle's other `versions`, a period they
+split is settled part by part, each by its version, and every line's `part` is compared. An
+invoice's `adjustments` and `audits` (of earlier invoices, `raas.core.adjust`) are recomputed in
+a bundle of the whole log: its earlier issued invoices (`earlier`, taken as issued: each has a
+bundle of its own) settled again from the entries at this invoice's checkpoint, with the
+disputes and rulings the log holds, and compared line by line ("adjustment line <n>"). In a
+"customers" bundle they are taken as stated (settling earlier periods again needs every
+customer), and the report says so.
 
 Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
 invoice field <name>) and what was expected against what was found.
@@ -33,7 +38,7 @@ invoice field <name>) and what was expected against what was found.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -43,15 +48,18 @@ import msgspec
 from raas.audit.bundle import Bundle
 from raas.audit.proofs import ProofError, verify_consistency, verify_inclusion
 from raas.audit.receipt import Receipt
+from raas.core.adjust import settle_with_adjustments
 from raas.core.canonical import leaf_hash
 from raas.core.commitments import DisclosureError, verify_disclosure
 from raas.core.contract import Contract, parse_contract
 from raas.core.episodes import UNSPECIFIED_INTENT, Entry, Episode, derive_episodes
-from raas.core.events import DATA_TYPES, Event
+from raas.core.events import DATA_TYPES, DisputeFiled, DisputeRuled, Event
+from raas.core.features import episode_features
 from raas.core.invoice import Invoice, InvoiceLine, invoice_from_json, invoice_json
 from raas.core.judge import Outcome, judge_episode
 from raas.core.periods import Period, parse_period
-from raas.core.settle import settle
+from raas.core.settle import Settlement, settle
+from raas.core.versions import settle_versions
 from raas.errors import ContractError, SettlementError
 from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from raas.ledger.keys import VerifierKey
@@ -149,6 +157,7 @@ class BundleReport(Findings, kw_only=True):
     episodes: int = 0  # derived from the entries
     rederived: bool = False  # the invoice was re-derived (only from evidence that verified)
     counts_checked: bool = False  # not_billed and provisional were compared too
+    adjustments_checked: bool = False  # adjustments and audits recomputed (a "log" bundle)
     line_totals: list[LineTotal] = msgspec.field(default_factory=list)
     total: Decimal | None = None
     currency: str | None = None
@@ -265,7 +274,21 @@ def verify_bundle(
     contract = _read_contract(report, bundle.contract, contract_text)
     if contract is None:
         return report
-    _rederive(report, bundle, contract, invoice, customers)
+    versions = [contract]
+    for number, text in enumerate(bundle.versions, start=1):
+        try:
+            versions.append(parse_contract(text, f"the bundle's contract version {number}"))
+        except ContractError as error:
+            report.add(f"contract versions[{number}]", str(error))
+    earlier = []
+    for number, body in enumerate(bundle.earlier, start=1):
+        try:
+            earlier.append(invoice_from_json(body))
+        except _DECODE_ERRORS as error:
+            report.add(f"earlier invoice {number}", f"does not decode as a raas invoice: {error}")
+    if report.findings_total:
+        return report
+    _rederive(report, bundle, versions, earlier, invoice, customers)
     return report
 
 
@@ -368,23 +391,50 @@ def _read_contract(report: BundleReport, text: str, auditor_text: str | None) ->
 def _rederive(
     report: BundleReport,
     bundle: Bundle,
-    contract: Contract,
+    versions: Sequence[Contract],
+    earlier: Sequence[Invoice],
     claimed: Invoice,
     customers: Mapping[str, list[Entry]],
 ) -> None:
+    contract = versions[0]
     try:
         period = parse_period(claimed.period, contract.time_zone)
     except ValueError as error:
         report.add("invoice field period", str(error))
         return
-    try:
-        settlement = settle(
-            contract,
-            (customers[name] for name in sorted(customers)),
-            period=period,
+    ordered = [customers[name] for name in sorted(customers)]
+
+    def settle_one(
+        version: Contract, part: Period, moment: datetime, balance: Decimal | None
+    ) -> Settlement:
+        return settle(
+            version,
+            ordered,
+            period=part,
             ledger=claimed.ledger,
-            as_of=claimed.as_of,
+            as_of=moment,
+            prepaid_balance=balance,
         )
+
+    report.adjustments_checked = bundle.scope == "log"
+    try:
+        if report.adjustments_checked:
+            settlement = settle_with_adjustments(
+                versions,
+                period,
+                settle_one,
+                issued=earlier,
+                dispute_events=[
+                    entry.event
+                    for entries in ordered
+                    for entry in entries
+                    if isinstance(entry.event.data, DisputeFiled | DisputeRuled)
+                ],
+                episode_rows=lambda ids: _episode_rows(versions, ordered, ids),
+                as_of=claimed.as_of,
+            )
+        else:
+            settlement = settle_versions(versions, period, settle_one, as_of=claimed.as_of)
     except SettlementError as error:
         report.add("settlement", str(error))
         return
@@ -427,15 +477,72 @@ def _rederive(
         found, wanted = getattr(claimed, name), getattr(expected, name)
         if found != wanted:
             report.add(f"invoice field {name}", f"expected {_show(wanted)}, found {_show(found)}")
-    expected = msgspec.structs.replace(
-        expected, **{name: getattr(claimed, name) for name in _STATED_FIELDS}
-    )
+    if report.adjustments_checked:
+        _compare_adjustments(report, claimed.adjustments, expected.adjustments)
+        if claimed.audits != expected.audits:
+            report.add(
+                "invoice field audits",
+                f"expected {_show(expected.audits)}, found {_show(claimed.audits)}",
+            )
+    else:
+        expected = msgspec.structs.replace(
+            expected, **{name: getattr(claimed, name) for name in _STATED_FIELDS}
+        )
     if not report.findings_total and invoice_json(expected) != bundle.invoice:
         report.add(
             "invoice",
             "its bytes are not those raas issues for what it states (raas.core.invoice."
             "invoice_json): it was edited after issue",
         )
+
+
+def _episode_rows(
+    versions: Sequence[Contract], customers: Sequence[list[Entry]], ids: Collection[str]
+) -> dict[str, dict[str, object]]:
+    """The features of these episodes, derived with the latest version's window (as every
+    engine reads reopened episodes)."""
+    wanted = set(ids)
+    horizon = max(versions, key=lambda version: version.version).window
+    return {
+        episode.id: episode_features(episode)
+        for entries in customers
+        for episode in derive_episodes(entries, link_horizon=horizon)
+        if episode.id in wanted
+    }
+
+
+def _compare_adjustments(
+    report: BundleReport, claimed: Sequence[InvoiceLine], expected: Sequence[InvoiceLine]
+) -> None:
+    """The invoice's adjustment lines against those recomputed, field by field; a line names
+    the invoice and line it corrects."""
+    for number in range(1, max(len(claimed), len(expected)) + 1):
+        found = claimed[number - 1] if number <= len(claimed) else None
+        wanted = expected[number - 1] if number <= len(expected) else None
+        line = found if found is not None else wanted
+        assert line is not None
+        where = f"adjustment line {number} ({line.outcome}{_correcting(line)})"
+        if found is None:
+            report.add(where, "is missing from the invoice: the evidence adjusts this")
+            continue
+        if wanted is None:
+            report.add(where, "adjusts nothing the evidence changes")
+            continue
+        for name in InvoiceLine.__struct_fields__:
+            if getattr(found, name) != getattr(wanted, name):
+                report.add(
+                    where,
+                    f"{name}: expected {_show(getattr(wanted, name))}, "
+                    f"found {_show(getattr(found, name))}",
+                )
+
+
+def _correcting(line: InvoiceLine) -> str:
+    corrects = line.corrects
+    if corrects is None:
+        return ""
+    which = "a new line" if corrects.line is None else f"line {corrects.line + 1}"
+    return f", correcting {which} of {corrects.invoice} for {corrects.reason}"
 
 
 def _check_count_bounds(report: BundleReport, claimed: Invoice, partial: Invoice) -> None:

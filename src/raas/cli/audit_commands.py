@@ -74,6 +74,20 @@ contract_option = click.option(
 )
 
 
+def contract_versions_option(
+    help_text: str,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`--contract`, repeated for each version of a contract (`contract_paths`)."""
+    return click.option(
+        "--contract",
+        "contract_paths",
+        required=True,
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 def _out_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     return click.option(
         "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help_text
@@ -117,7 +131,10 @@ def evidence() -> None:
 @evidence.command("export")
 @click.argument("invoice_id")
 @existing_database
-@contract_option
+@contract_versions_option(
+    "The contract version the invoice was settled under (YAML); repeat it for every "
+    "version when versions split its period or it adjusts periods of other versions."
+)
 @_out_option("The bundle file to write (JSON).")
 @click.option(
     "--redact",
@@ -133,7 +150,7 @@ def evidence() -> None:
 def export(
     invoice_id: str,
     database: str,
-    contract_path: Path,
+    contract_paths: tuple[Path, ...],
     out: Path,
     redact: bool,
     complete: bool,
@@ -146,8 +163,9 @@ def export(
     """
     from raas.ledger.evidence import export_bundle
 
-    contract_text = _read_text(contract_path)
+    texts = [_read_text(path) for path in contract_paths]
     with _ledger(database) as ledger, _entries_progress("export evidence") as advance:
+        contract_text, versions = _invoice_version_first(ledger, invoice_id, texts)
         bundle = export_bundle(
             ledger,
             invoice_id,
@@ -155,6 +173,7 @@ def export(
             redact=redact,
             scope="log" if complete else "customers",
             on_customer=advance,
+            versions=versions,
         )
     _write_atomically(out, encode_bundle(bundle))
     disclosed = sum(1 for item in bundle.entries if item.disclosures is not None)
@@ -163,6 +182,23 @@ def export(
         f"({'the whole log' if complete else 'the invoice customers'}), "
         f"{'redacted' if redact else f'{disclosed:,} with disclosures'}"
     )
+
+
+def _invoice_version_first(
+    ledger: Ledger, invoice_id: str, texts: Sequence[str]
+) -> tuple[str, list[str]]:
+    """The text of the version the invoice names, and the others (the first given when none
+    or the invoice is unknown: the export then says what is wrong)."""
+    from raas.core.contract import parse_contract
+    from raas.core.invoice import invoice_from_json
+
+    body = ledger.get_invoice(invoice_id)
+    chosen = 0
+    if body is not None and len(texts) > 1:
+        wanted = invoice_from_json(body).contract_version
+        numbers = [parse_contract(text, "a contract").version for text in texts]
+        chosen = numbers.index(wanted) if wanted in numbers else 0
+    return texts[chosen], [text for index, text in enumerate(texts) if index != chosen]
 
 
 @evidence.command("receipt")
@@ -416,6 +452,11 @@ def _render_bundle(report: BundleReport) -> None:
             f"{line.amount} {report.currency}"
         )
     stdout.print(f"  total       {report.total} {report.currency}")
+    if not report.adjustments_checked:
+        stdout.print(
+            "  adjustments and audits of earlier invoices are taken as stated here: they need "
+            "every customer (export with --complete to check them)"
+        )
     if not report.counts_checked:
         stdout.print(
             "  not_billed and provisional are lower bounds here: they count customers outside "

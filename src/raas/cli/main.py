@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from raas.cli.audit_commands import evidence, verify
+from raas.cli.audit_commands import contract_versions_option, evidence, verify
 from raas.cli.db_commands import db
 from raas.cli.dispute_commands import dispute
 from raas.cli.gateway_commands import gateway
@@ -160,14 +160,7 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
 
 
 @main.command()
-@click.option(
-    "--contract",
-    "contract_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A contract file; repeat it for each version of the contract.",
-)
+@contract_versions_option("A contract file; repeat it for each version of the contract.")
 @click.option("--period", "period_label", required=True, help="The billing month, YYYY-MM.")
 @click.option(
     "--out",

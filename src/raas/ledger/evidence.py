@@ -42,6 +42,10 @@ class EvidenceSource(Protocol):
         """The issued invoice's JSON bytes, or None."""
         ...
 
+    def list_invoices(self, tenant: str) -> list[str]:
+        """The ids of the invoices issued for the buyer `tenant`."""
+        ...
+
     def checkpoint_at(self, tenant: str, size: int) -> str | None:
         """The signed checkpoint note of the tenant's log at `size`, if one was signed."""
         ...
@@ -132,11 +136,15 @@ def export_bundle(
     redact: bool = False,
     scope: Scope = "customers",
     on_customer: Callable[[int], None] | None = None,
+    versions: Sequence[str] = (),
 ) -> Bundle:
     """The evidence bundle of an issued invoice (see `raas.audit.bundle` for what it holds).
 
     `redact` leaves out every disclosure (the entries keep their commitments, so every proof
     still verifies). `on_customer` is told how many entries each customer read had.
+    `versions` are the contract's other versions' texts, for an invoice split by versions or
+    adjusting periods settled under them. The invoices of the contract issued for earlier
+    periods go with an invoice that has adjustments or audits (what they correct).
     """
     issued = _Issued(source, invoice_id, contract_text)
     billed = {episode for line in issued.invoice.lines for episode in line.episodes}
@@ -166,7 +174,25 @@ def export_bundle(
         contract=contract_text,
         entries=_bundle_entries(source, issued.tenant, issued.size, selected),
         redact=redact,
+        versions=versions,
+        earlier=_earlier_invoices(source, issued.invoice),
     )
+
+
+def _earlier_invoices(source: EvidenceSource, invoice: Invoice) -> list[bytes]:
+    """The contract's invoices issued for periods before `invoice`'s, oldest first, when
+    `invoice` adjusts or audits earlier ones (otherwise none is needed)."""
+    if not invoice.adjustments and not invoice.audits:
+        return []
+    found = []
+    for invoice_id in source.list_invoices(invoice.ledger.tenant):
+        body = source.get_invoice(invoice_id)
+        if body is None:
+            continue
+        other = invoice_from_json(body)
+        if other.contract == invoice.contract and other.period_end <= invoice.period_start:
+            found.append((other.period_start, other.id, body))
+    return [body for _, _, body in sorted(found)]
 
 
 def _require_found(missing: Iterable[str], issued: _Issued) -> None:

@@ -575,6 +575,9 @@ class _TenantEvidence:
     def get_invoice(self, invoice_id: str) -> bytes | None:
         return self._data._own_invoice(invoice_id)
 
+    def list_invoices(self, tenant: str) -> list[str]:
+        return self._ledger.list_invoices(self._own(tenant))
+
     def checkpoint_at(self, tenant: str, size: int) -> str | None:
         return self._ledger.checkpoint_at(self._own(tenant), size)
 
