@@ -26,6 +26,7 @@ import raas
 from raas.core.events import ConversationStarted, Event, ModelCall
 from raas.ingest.otlp import EVENT_SOURCE
 from raas.ledger.sqlite import SqliteLedger
+from settlement_runs import ended_run
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CONTRACT = REPOSITORY / "examples" / "contracts" / "acme-support.yaml"
@@ -157,12 +158,12 @@ def test_serve_ingest_through_sdk_and_otlp_settle_and_read_the_invoice(
         )
         assert created.status_code == 201, created.text
         assert http.post("/v1/checkpoints", headers=admin).status_code == 201
-        run = http.post(
+        queued = http.post(
             "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=admin
         )
-        assert run.status_code == 201, run.text
-        assert run.json()["status"] == "succeeded", run.text
-        invoice_id = run.json()["invoice_id"]
+        run = ended_run(http, queued, admin)
+        assert run["status"] == "succeeded", run
+        invoice_id = run["invoice_id"]
         answer = http.get(
             f"/v1/invoices/{invoice_id}", headers={"authorization": f"Bearer {keys['buyer']}"}
         )

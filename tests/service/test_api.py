@@ -16,6 +16,8 @@ from raas.audit.verify import verify_bundle
 from raas.core.events import Event
 from raas.ledger.keys import parse_verifier_keys
 from raas.ledger.sqlite import SqliteLedger
+from raas.service.sql_store import SqliteServiceStore
+from settlement_runs import ended_run, queued_run, run_at
 
 JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -53,12 +55,13 @@ def settle_acme(service: Service) -> str:
     assert created.status_code == 201, created.text
     signed = service.client.post("/v1/checkpoints", headers=admin)
     assert signed.status_code == 201, signed.text
-    run = service.client.post(
+    queued = service.client.post(
         "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=admin
     )
-    assert run.status_code == 201, run.text
-    assert run.json()["status"] == "succeeded"
-    invoice_id: str = run.json()["invoice_id"]
+    run = ended_run(service.client, queued, admin)
+    assert run["status"] == "succeeded", run
+    assert run["invoice_url"] == f"/v1/invoices/{run['invoice_id']}"
+    invoice_id: str = run["invoice_id"]
     return invoice_id
 
 
@@ -182,12 +185,11 @@ def test_settle_then_read_invoice_lines_and_a_verifying_evidence_bundle(service:
     report = verify_bundle(bundle, parse_verifier_keys(verifier))
     assert report.ok, report
     # Settling again at the same checkpoint issues the same invoice.
+    admin = service.headers("acme", "vendor-admin")
     again = service.client.post(
-        "/v1/settlements",
-        json={"contract": "acme-support", "period": "2026-11"},
-        headers=service.headers("acme", "vendor-admin"),
+        "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=admin
     )
-    assert again.json()["invoice_id"] == invoice_id
+    assert ended_run(service.client, again, admin)["invoice_id"] == invoice_id
     runs = service.client.get("/v1/settlements", headers=buyer).json()["runs"]
     assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
 
@@ -279,3 +281,23 @@ def test_a_dispute_after_the_contracts_deadline_is_refused_and_stores_nothing(
     assert service.client.get("/v1/disputes", headers=buyer).json()["disputes"] == []
     monkeypatch.setattr(raas.service.tenancy, "utc_now", lambda: last_moment)
     assert service.client.post("/v1/disputes", json=filing, headers=buyer).status_code == 201
+
+
+def test_a_settlement_run_that_fails_is_kept_with_its_error(service: Service) -> None:
+    """A run queued by another server process (a row, here written straight to the store) is
+    run by this server's worker; its failure is recorded, not lost."""
+    store = SqliteServiceStore(service.database)
+    try:
+        gone = queued_run("acme", "run-of-a-gone-contract", contract="gone", version=7)
+        store.add_settlement_run("acme", gone)
+    finally:
+        store.close()
+    service.client.app.state.services.worker.wake()  # type: ignore[attr-defined]
+    buyer = service.headers("acme", "buyer")
+    run = run_at(service.client, "/v1/settlements/run-of-a-gone-contract", buyer)
+    assert run["status"] == "failed"
+    assert run["error"] == "contract 'gone' v7 is no longer stored"
+    assert (run["invoice_id"], run["invoice_url"]) == (None, None)
+    assert run["finished_at"] is not None
+    other = service.headers("globex", "buyer")
+    assert service.client.get(f"/v1/settlements/{run['id']}", headers=other).status_code == 404

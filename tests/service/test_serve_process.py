@@ -25,6 +25,7 @@ from raas.engine.reference import settle_from_ledger
 from raas.ingest.validate import parse_batch
 from raas.ledger.store import MemoryLedger
 from raas.sim import SimConfig, Simulation
+from settlement_runs import ended_run
 
 RAAS = [sys.executable, "-m", "raas.cli.main"]
 READY_SECONDS_MAX = 60
@@ -113,12 +114,12 @@ def test_simulated_month_ingested_over_http_settles_to_the_in_process_invoice(
         checkpoint = client.post("/v1/checkpoints", headers=admin)
         assert checkpoint.status_code == 201
         assert checkpoint.json()["size"] == accepted
-        run = client.post(
+        queued = client.post(
             "/v1/settlements", json={"contract": "acme-support", "period": "2026-11"}, headers=admin
         )
-        assert run.status_code == 201, run.text
-        assert run.json()["checkpoint_size"] == accepted
-        invoice = client.get(f"/v1/invoices/{run.json()['invoice_id']}", headers=bearer("buyer"))
+        run = ended_run(client, queued, admin)
+        assert (run["status"], run["checkpoint_size"]) == ("succeeded", accepted), run
+        invoice = client.get(f"/v1/invoices/{run['invoice_id']}", headers=bearer("buyer"))
         assert invoice.status_code == 200
     served = invoice_from_json(invoice.content)
     ledger = MemoryLedger()

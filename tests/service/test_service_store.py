@@ -4,10 +4,12 @@ tenant, the audit log written with each administrative change."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -21,9 +23,9 @@ from raas.service.store import (
     ContractVersion,
     ServiceStore,
     ServiceStoreError,
-    SettlementRun,
     utc_now,
 )
+from settlement_runs import queued_run
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -83,17 +85,7 @@ def test_contract_versions_and_runs_are_read_only_by_their_tenant(store: Service
     assert store.contract_versions("globex") == []
     read = store.contract_version("acme", "support", 1)
     assert read is not None and read.effective_from == date(2026, 11, 1)
-    run = SettlementRun(
-        id="run-1",
-        tenant="acme",
-        contract="support",
-        version=1,
-        period="2026-11",
-        checkpoint_size=10,
-        status="running",
-        started_at=utc_now(),
-        created_by="key:a",
-    )
+    run = msgspec.structs.replace(queued_run("acme", "run-1"), status="running")
     store.add_settlement_run("acme", run)
     assert store.settlement_run("globex", "run-1") is None
     with pytest.raises(ServiceStoreError):
@@ -164,7 +156,50 @@ def test_raas_db_upgrade_adds_the_price_table_to_a_database_of_the_revision_befo
     upgrade(empty_postgres_url, "0003_disputes")
     done = CliRunner().invoke(main, ["db", "upgrade", "--db", empty_postgres_url])
     assert done.exit_code == 0, done.output
-    assert current(empty_postgres_url) == heads()[0] == "0004_prices"
+    assert current(empty_postgres_url) == heads()[0]
     with psycopg.connect(empty_postgres_url) as connection:
         row = connection.execute("SELECT to_regclass('service_model_prices')").fetchone()
     assert row is not None and row[0] is not None
+
+
+def test_queued_runs_are_claimed_oldest_first_once_each_of_every_tenant(
+    store: ServiceStore,
+) -> None:
+    store.add_settlement_run("acme", queued_run("acme", "run-1"))
+    store.add_settlement_run("globex", queued_run("globex", "run-2"))
+    first = store.claim_settlement_run()
+    assert first is not None and (first.tenant, first.id, first.status) == (
+        "acme",
+        "run-1",
+        "running",
+    )
+    assert store.settlement_run("acme", "run-1") == first
+    second = store.claim_settlement_run()
+    assert second is not None and (second.tenant, second.id) == ("globex", "run-2")
+    assert store.claim_settlement_run() is None
+    failed = store.finish_settlement_run("acme", "run-1", "failed", error="why")
+    assert (failed.status, failed.error) == ("failed", "why")
+    assert store.claim_settlement_run() is None, "an ended run is not claimed again"
+
+
+def test_workers_claiming_at_once_each_get_other_runs(postgres_url: str) -> None:
+    runs = 40
+    setup = PostgresServiceStore(postgres_url)
+    for number in range(runs):
+        setup.add_settlement_run("acme", queued_run("acme", f"run-{number:02}"))
+    workers = [PostgresServiceStore(postgres_url) for _ in range(4)]
+    claimed: list[list[str]] = [[] for _ in workers]
+
+    def claim_all(index: int) -> None:
+        while (run := workers[index].claim_settlement_run()) is not None:
+            claimed[index].append(run.id)
+
+    try:
+        with ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(claim_all, range(len(workers))))
+        claim_all(0)  # a claim that lost a race answers None while runs are left
+        every = [run_id for ids in claimed for run_id in ids]
+        assert sorted(every) == [f"run-{number:02}" for number in range(runs)]
+    finally:
+        for opened in [setup, *workers]:
+            opened.close()

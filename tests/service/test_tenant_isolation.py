@@ -20,6 +20,7 @@ from factories import conversation
 from raas.ledger.sqlite import SqliteLedger
 from raas.service.sql_store import SqliteServiceStore
 from raas.service.store import SCOPES
+from settlement_runs import ended_run
 
 JSON = {"content-type": "application/json"}
 
@@ -61,16 +62,18 @@ def populate(service: Service, tenant: str) -> Holdings:
     priced = service.client.put("/v1/prices", json=price_table(tenant), headers=admin)
     assert priced.status_code == 200, priced.text
     contract = f"{tenant}-support"
-    run = post("/v1/settlements", json={"contract": contract, "period": "2026-11"}, headers=admin)
-    assert run.status_code == 201, run.text
-    invoice_id = run.json()["invoice_id"]
+    queued = post(
+        "/v1/settlements", json={"contract": contract, "period": "2026-11"}, headers=admin
+    )
+    run = ended_run(service.client, queued, admin)
+    invoice_id = run["invoice_id"]
     filing = {"invoice_id": invoice_id, "reason": "check", "lines": [0]}
     dispute = post("/v1/disputes", json=filing, headers=service.headers(tenant, "buyer"))
     assert dispute.status_code == 201, dispute.text
     return Holdings(
         tenant=tenant,
         contract=contract,
-        run_id=run.json()["id"],
+        run_id=run["id"],
         invoice_id=invoice_id,
         dispute_id=dispute.json()["dispute_id"],
         size=len(events),

@@ -44,6 +44,7 @@ from raas.service.settings import ServiceSettings, open_stores
 from raas.service.store import ServiceStore
 from raas.service.tenancy import Action, TenantData, checkpoint_size
 from raas.service.traces import add_traces_route
+from raas.service.worker import SettlementWorker
 
 __all__ = ["INGEST_PATHS", "create_app"]
 
@@ -107,13 +108,17 @@ def create_app(
         store=store,
         signers=signers,
         buckets=TokenBuckets(settings.requests_per_second, settings.requests_burst, clock),
+        worker=SettlementWorker(ledger, store),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        services.worker.start()
         try:
             yield
         finally:
+            # Waits for the settlement in hand: it must end before its stores close.
+            await run_in_threadpool(services.worker.stop)
             app.state.dashboard.close()
             if owned:
                 services.store.close()
@@ -481,13 +486,37 @@ def _add_routes(app: FastAPI) -> None:
 
     # -- settlement -------------------------------------------------------------------------
 
-    @app.post("/v1/settlements", tags=["settlement"], status_code=201)
-    def settle(request_body: models.SettlementRequest, data: Settler) -> models.SettlementRunOut:
-        """Settle a contract for a period at the latest signed checkpoint and issue the invoice.
+    @app.post(
+        "/v1/settlements",
+        tags=["settlement"],
+        status_code=202,
+        responses={
+            202: {
+                "description": "Queued; read the run at its Location until it has ended.",
+                "headers": {
+                    "Location": {
+                        "description": "The run: /v1/settlements/{run_id}.",
+                        "schema": {"type": "string"},
+                    }
+                },
+            }
+        },
+    )
+    def settle(
+        request: Request,
+        response: Response,
+        request_body: models.SettlementRequest,
+        data: Settler,
+    ) -> models.SettlementRunOut:
+        """Queue the settlement of a contract for a period at the latest signed checkpoint.
 
-        Settling again at the same checkpoint issues the same invoice (same id, same bytes).
+        The run executes in the background: read it back (`GET` at its Location) until its
+        status is `succeeded` (with its `invoice_id`) or `failed` (with its `error`). Settling
+        again at the same checkpoint issues the same invoice (same id, same bytes).
         """
         run = data.settle(request_body.contract, request_body.period, request_body.version)
+        services_of(request).worker.wake()
+        response.headers["Location"] = f"/v1/settlements/{run.id}"
         return models.SettlementRunOut.of(run)
 
     @app.get("/v1/settlements", tags=["settlement"])
@@ -498,6 +527,8 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/settlements/{run_id}", tags=["settlement"])
     def read_settlement(run_id: Name, data: RunReader) -> models.SettlementRunOut:
+        """The run: `queued`, `running`, then `succeeded` with its invoice (`invoice_id`,
+        `invoice_url`) or `failed` with the `error`."""
         return models.SettlementRunOut.of(data.settlement_run(run_id))
 
     # -- invoices and evidence --------------------------------------------------------------

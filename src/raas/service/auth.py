@@ -20,6 +20,7 @@ from raas.service.limits import TokenBuckets
 from raas.service.problems import ServiceError
 from raas.service.store import ServiceStore
 from raas.service.tenancy import Action, TenantData
+from raas.service.worker import SettlementWorker
 
 __all__ = ["Services", "access", "services_of"]
 
@@ -32,12 +33,14 @@ bearer = HTTPBearer(
 
 @dataclass(frozen=True)
 class Services:
-    """What the app holds for its whole life: the stores, the signing keys, the rate limits."""
+    """What the app holds for its whole life: the stores, the signing keys, the rate limits and
+    the settlement worker."""
 
     ledger: LedgerStore
     store: ServiceStore
     signers: tuple[SignerKey, ...]
     buckets: TokenBuckets
+    worker: SettlementWorker
 
 
 def services_of(request: Request) -> Services:

@@ -110,21 +110,25 @@ class SettlementRequest(BaseModel):
 
 
 class SettlementRunOut(BaseModel):
+    """A settlement run: queued, running, then succeeded (with its invoice) or failed (why)."""
+
     id: str
     contract: str
     version: int
     period: str
-    checkpoint_size: int
-    status: Literal["running", "succeeded", "failed"]
+    checkpoint_size: int = Field(description="The signed checkpoint's size it settles at.")
+    status: Literal["queued", "running", "succeeded", "failed"]
     invoice_id: str | None
+    invoice_url: str | None = Field(description="Where the issued invoice is, once succeeded.")
     error: str | None
-    started_at: datetime
+    started_at: datetime = Field(description="When the run was asked for.")
     finished_at: datetime | None
     created_by: str
 
     @classmethod
     def of(cls, run: SettlementRun) -> SettlementRunOut:
-        return cls.model_validate(msgspec.structs.asdict(run))
+        url = None if run.invoice_id is None else f"/v1/invoices/{run.invoice_id}"
+        return cls.model_validate({**msgspec.structs.asdict(run), "invoice_url": url})
 
 
 class SettlementRunList(BaseModel):

@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS service_settlement_runs (
     created_by TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 );
+CREATE INDEX IF NOT EXISTS service_settlement_runs_queued ON service_settlement_runs
+    (started_at, id) WHERE status = 'queued';
 CREATE TABLE IF NOT EXISTS service_disputes (
     tenant TEXT NOT NULL,
     dispute_id TEXT NOT NULL,
@@ -156,6 +158,15 @@ CREATE TABLE service_model_prices (
     currency TEXT NOT NULL,
     PRIMARY KEY (tenant, model)
 );
+"""
+
+# Revision 0005_run_queue: settlement runs are queued first, then run by a worker.
+POSTGRES_RUN_QUEUE: Final = """
+ALTER TABLE service_settlement_runs DROP CONSTRAINT service_settlement_runs_status_check;
+ALTER TABLE service_settlement_runs ADD CONSTRAINT service_settlement_runs_status_check
+    CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
+CREATE INDEX service_settlement_runs_queued ON service_settlement_runs (started_at, id)
+    WHERE status = 'queued';
 """
 
 POSTGRES_DROP: Final = """

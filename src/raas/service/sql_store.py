@@ -330,6 +330,18 @@ class _SqlServiceStore:
             )
         return run
 
+    def claim_settlement_run(self) -> SettlementRun | None:
+        # A competing claim of the same row finds it no longer queued (PostgreSQL re-reads the
+        # row it waited for; SQLite has one writer) and claims nothing this time.
+        with self._transaction(write=True) as cursor:
+            rows = cursor.run(
+                "UPDATE service_settlement_runs SET status = 'running' "
+                "WHERE status = 'queued' AND (tenant, id) = ("
+                "SELECT tenant, id FROM service_settlement_runs WHERE status = 'queued' "
+                f"ORDER BY started_at, id LIMIT 1) RETURNING {_RUN_COLUMNS}"
+            )
+        return self._run(rows[0]) if rows else None
+
     def settlement_run(self, tenant: str, run_id: str) -> SettlementRun | None:
         with self._transaction() as cursor:
             rows = cursor.run(

@@ -33,7 +33,7 @@ __all__ = [
 
 Scope = Literal["ingest", "vendor-admin", "buyer", "auditor"]
 SCOPES: Final[tuple[Scope, ...]] = ("ingest", "vendor-admin", "buyer", "auditor")
-RunStatus = Literal["running", "succeeded", "failed"]
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
 AUDIT_RECORDS_MAX: Final = 1000
 
 
@@ -85,7 +85,10 @@ class ContractVersion(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SettlementRun(msgspec.Struct, frozen=True, kw_only=True):
-    """One settlement of a contract version for a period at a signed checkpoint's size."""
+    """One settlement of a contract version for a period at a signed checkpoint's size.
+
+    A run is queued when asked for (`started_at` is that moment), then claimed and run by the
+    server's settlement worker (`raas.service.worker`), and ends succeeded or failed."""
 
     id: str
     tenant: str
@@ -167,6 +170,14 @@ class ServiceStore(Protocol):
         invoice_id: str | None = None,
         error: str | None = None,
     ) -> SettlementRun: ...
+
+    def claim_settlement_run(self) -> SettlementRun | None:
+        """The oldest queued run of any tenant, now marked running; None if none is queued.
+
+        Atomic: of several workers (threads or server processes), one claims each run. Only
+        the settlement worker calls this, which serves every tenant; handlers never do.
+        """
+        ...
 
     def settlement_run(self, tenant: str, run_id: str) -> SettlementRun | None: ...
 

@@ -50,6 +50,7 @@ __all__ = [
     "TenantData",
     "checkpoint_size",
     "filing_time",
+    "run_settlement",
 ]
 
 
@@ -270,7 +271,10 @@ class TenantData:
     # -- settlement and invoices --------------------------------------------------------------
 
     def settle(self, name: str, period_label: str, version: int | None = None) -> SettlementRun:
-        """Settle at the latest signed checkpoint and issue the invoice; the finished run."""
+        """Queue a settlement at the latest signed checkpoint; the queued run.
+
+        What the caller can mend is refused here (no such contract or period, no checkpoint);
+        the settlement itself runs in the worker (`run_settlement`)."""
         self.require(Action.SETTLE)
         contract, period = self._contract_for(name, period_label, version)
         assert contract.buyer == self.tenant, "stored contracts name their tenant as buyer"
@@ -283,29 +287,19 @@ class TenantData:
                 "settlement reads the log at its latest signed checkpoint, and this tenant's "
                 "log has none: sign one first (POST /v1/checkpoints)",
             )
-        size = checkpoint_size(note)
         run = SettlementRun(
             id=uuid.uuid4().hex,
             tenant=self.tenant,
             contract=contract.contract,
             version=contract.version,
             period=period.label,
-            checkpoint_size=size,
-            status="running",
+            checkpoint_size=checkpoint_size(note),
+            status="queued",
             started_at=utc_now(),
             created_by=self.actor,
         )
         self._store.add_settlement_run(self.tenant, run)
-        try:
-            settlement = settle_from_ledger(self._ledger, contract, period, size=size)
-            invoice = settlement.invoice
-            self._ledger.store_invoice(invoice.id, self.tenant, invoice_json(invoice))
-        except BaseException as error:
-            self._store.finish_settlement_run(self.tenant, run.id, "failed", error=str(error))
-            raise
-        return self._store.finish_settlement_run(
-            self.tenant, run.id, "succeeded", invoice_id=invoice.id
-        )
+        return run
 
     def settlement_runs(self) -> list[SettlementRun]:
         self.require(Action.READ_SETTLEMENTS)
@@ -593,3 +587,22 @@ class _TenantEvidence:
 
     def consistency_proof(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
         return self._ledger.consistency_proof(self._own(tenant), old_size, new_size)
+
+
+def run_settlement(ledger: LedgerStore, store: ServiceStore, run: SettlementRun) -> SettlementRun:
+    """Settle a claimed run at its checkpoint, issue the invoice and record how the run ended.
+
+    The same run settled again (after a crash) issues the same invoice: same id, same bytes.
+    """
+    try:
+        stored = store.contract_version(run.tenant, run.contract, run.version)
+        if stored is None:
+            raise RaasError(f"contract {run.contract!r} v{run.version} is no longer stored")
+        contract = parse_contract(stored.document, f"{run.contract} v{run.version}")
+        period = parse_period(run.period, contract.time_zone)
+        invoice = settle_from_ledger(ledger, contract, period, size=run.checkpoint_size).invoice
+        ledger.store_invoice(invoice.id, run.tenant, invoice_json(invoice))
+    except Exception as error:  # any failure is the run's outcome, kept with its reason
+        reason = str(error) or type(error).__name__
+        return store.finish_settlement_run(run.tenant, run.id, "failed", error=reason)
+    return store.finish_settlement_run(run.tenant, run.id, "succeeded", invoice_id=invoice.id)
