@@ -30,6 +30,7 @@ from raas.core.judge import Judge, Outcome
 from raas.core.plan import plan_of
 from raas.dashboard.disputes import Dispute, fold_disputes
 from raas.dashboard.figures import FigureKeeper, KeptTotals
+from raas.dashboard.subtrees import KeptSubtrees
 from raas.engine.duckdb_engine import PlanSql, compile_plan
 from raas.engine.episode_table import build_episode_table
 from raas.errors import RaasError
@@ -254,6 +255,9 @@ class DashboardData:
         self._plans: dict[tuple[str, int], PlanSql] = {}
         self._figures: dict[tuple[str, int, int, str], ContractFigures] = {}
         self._keepers: dict[tuple[str, int], FigureKeeper] = {}
+        # Apart from _lock: hashing new blocks must not hold up the other pages.
+        self._subtrees_lock = threading.Lock()
+        self._subtrees: dict[str, KeptSubtrees] = {}
 
     # -- contracts and invoices -------------------------------------------------------------
 
@@ -516,13 +520,14 @@ class DashboardData:
         size, root = note_size_and_root(note)
         signature = self.signature_status(note)
         covered = [entry for entry in events if entry.log_index < size]
-        proofs = self.ledger.inclusion_proofs(tenant, [entry.log_index for entry in covered], size)
-        failures: list[str] = []
-        for entry, proof in zip(covered, proofs, strict=True):
-            try:
-                verify_inclusion(entry.leaf_hash, entry.log_index, size, proof, root)
-            except ProofError as error:
-                failures.append(f"entry {entry.log_index}: {error}")
+        indexes = [entry.log_index for entry in covered]
+        with self._subtrees_lock:
+            proofs = self._kept_subtrees(tenant).inclusion_proofs(self.ledger, indexes, size)
+        failures = _failed_proofs(covered, proofs, size, root)
+        if failures:
+            # Only the ledger's own tree may find an entry unproven: the kept blocks are a cache.
+            proofs = self.ledger.inclusion_proofs(tenant, indexes, size)
+            failures = _failed_proofs(covered, proofs, size, root)
         return ProofStatus(
             checkpoint_size=size,
             signature=signature,
@@ -530,6 +535,20 @@ class DashboardData:
             after_checkpoint=len(events) - len(covered),
             failures=tuple(failures),
         )
+
+    def keep_subtrees(self, tenant: str) -> int:
+        """Hash the tenant's log into the kept blocks proofs are made from, up to its head (as
+        the first episode page would); how many blocks were added."""
+        with self._subtrees_lock:
+            return self._kept_subtrees(tenant).update(self.ledger, self.ledger.head(tenant))
+
+    def _kept_subtrees(self, tenant: str) -> KeptSubtrees:
+        kept = self._subtrees.get(tenant)
+        if kept is None:
+            kept = self._subtrees[tenant] = KeptSubtrees(
+                self.tables / f"{tenant}.merkle-blocks", tenant
+            )
+        return kept
 
     def signature_status(self, note: str) -> str:
         if not self.verifier_keys:
@@ -562,6 +581,18 @@ class DashboardData:
             for keeper in self._keepers.values():
                 keeper.close()
             self._keepers.clear()
+
+
+def _failed_proofs(
+    events: Sequence[StoredEvent], proofs: Sequence[list[bytes]], size: int, root: bytes
+) -> list[str]:
+    failures: list[str] = []
+    for entry, proof in zip(events, proofs, strict=True):
+        try:
+            verify_inclusion(entry.leaf_hash, entry.log_index, size, proof, root)
+        except ProofError as error:
+            failures.append(f"entry {entry.log_index}: {error}")
+    return failures
 
 
 def note_size_and_root(note: str) -> tuple[int, bytes]:

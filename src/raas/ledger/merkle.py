@@ -293,6 +293,17 @@ class MerkleTree:
             return path
         return [self._levels[height][index], *path]
 
+    def range_hash(self, start: int, end: int) -> bytes:
+        """MTH of leaves [start, end), a range inclusion paths split the tree into: start is a
+        multiple of the largest power of two not above end - start."""
+        self._check_within(end, "end")
+        _check_size(start, "start")
+        if not start < end:
+            raise ValueError(f"expected a range of leaves, found [{start}, {end})")
+        if start % (1 << ((end - start).bit_length() - 1)):
+            raise ValueError(f"leaves [{start}, {end}) are not a subtree the tree splits into")
+        return self._range_hash(start, end)
+
     def _path(self, index: int, height: int, size: int) -> list[bytes]:
         """The inclusion path of the perfect node (height, index) in the tree of `size` leaves.
 
