@@ -191,7 +191,7 @@ def test_times_are_written_in_utc_with_six_fraction_digits_or_none(
 texts = st.text(max_size=20)
 short_texts = st.text(min_size=1, max_size=12)
 # Ids and attributes refuse NUL at the boundary (PostgreSQL cannot store it); data may hold it.
-ids = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=12)
+ids = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
 event_data = st.one_of(
     st.builds(Message, role=st.sampled_from(["customer", "ai"]), text=texts),
     st.builds(ReviewVerdict, passed=st.booleans(), reviewer=short_texts, note=st.none() | texts),
