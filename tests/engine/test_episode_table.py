@@ -178,13 +178,19 @@ def test_an_incremental_build_equals_a_full_build_at_the_same_size(
 ) -> None:
     ledger = MemoryLedger()
     path = fresh(directory)
+    host = duckdb.connect()  # every other build attaches the file to it, as the dashboard does
     for number, batch in enumerate(batches):
         size_before = ledger.head(TENANT)
         ledger.append(batch)
-        built = build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+        built = build_episode_table(
+            ledger, TENANT, None, path, link_horizon=HORIZON, attach_to=host if number % 2 else None
+        )
         assert built.full == (number == 0)
         changed = {event.customer for event in batch}
         assert built.customers_derived == len(changed)
+        if number:
+            assert built.updated_from == size_before
+            assert built.customers_changed == tuple(sorted(changed))
         assert built.state.size == size_before + len(batch)
         full = fresh(directory)
         build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)

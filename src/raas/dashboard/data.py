@@ -8,9 +8,10 @@ they are decoded once and kept. The shapes returned are plain structs for `raas.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,7 +33,7 @@ from raas.dashboard.disputes import Dispute, fold_disputes
 from raas.dashboard.figures import FigureKeeper, KeptTotals
 from raas.dashboard.subtrees import KeptSubtrees
 from raas.engine.duckdb_engine import PlanSql, compile_plan
-from raas.engine.episode_table import build_episode_table
+from raas.engine.episode_table import build_episode_table, changed_customers
 from raas.errors import RaasError
 from raas.ledger.checkpoint import CheckpointError, open_checkpoint
 from raas.ledger.keys import VerifierKey
@@ -42,6 +43,7 @@ from raas.ledger.store import LedgerStore, StoredEvent
 INVOICES_CACHED_MAX: Final = 64
 TABLE_REFRESH_SECONDS_MIN: Final = 10.0
 FIGURES_CACHED_MAX: Final = 64
+TABLE_UPDATES_KEPT_MAX: Final = 64
 EPISODES_PER_PAGE: Final = 100
 REVIEW_QUEUE_MAX: Final = 50
 
@@ -250,11 +252,16 @@ class DashboardData:
         tables.mkdir(parents=True, exist_ok=True)
         self._invoices: OrderedDict[str, Invoice] = OrderedDict()
         self._lock = threading.Lock()
-        self._connections: dict[Path, duckdb.DuckDBPyConnection] = {}
+        # The episode tables, attached read-only to one in-memory database, by file.
+        self._duck = duckdb.connect()
+        self._attached: dict[Path, str] = {}
+        self._aliases = itertools.count()  # an alias is never reused
         self._refreshed: dict[Path, float] = {}
         self._plans: dict[tuple[str, int], PlanSql] = {}
         self._figures: dict[tuple[str, int, int, str], ContractFigures] = {}
         self._keepers: dict[tuple[str, int], FigureKeeper] = {}
+        # Per table: the updates made here, (from size, to size, customers whose rows changed).
+        self._updates: dict[Path, deque[tuple[int, int, frozenset[str]]]] = {}
         # Apart from _lock: hashing new blocks must not hold up the other pages.
         self._subtrees_lock = threading.Lock()
         self._subtrees: dict[str, KeptSubtrees] = {}
@@ -310,23 +317,70 @@ class DashboardData:
         path = self._table_path(item.contract)
         contract = item.contract
         with self._lock:
-            connection = self._connections.get(path)
+            alias = self._attached.get(path)
             stale = time.monotonic() - self._refreshed.get(path, -1e9) > TABLE_REFRESH_SECONDS_MIN
-            if connection is None or stale:
-                if connection is not None:
-                    connection.close()
-                    del self._connections[path]
-                build_episode_table(
-                    self.ledger, contract.buyer, None, path, link_horizon=contract.window
-                )
-                connection = duckdb.connect(str(path), read_only=True)
-                self._connections[path] = connection
+            if alias is not None and stale and self._current(alias, contract.buyer):
+                # Attaching the file again costs more than the pages that read it.
                 self._refreshed[path] = time.monotonic()
-            cursor = connection.cursor()
+            elif alias is None or stale:
+                if alias is not None:
+                    self._duck.execute(f"DETACH {alias}")
+                    del self._attached[path]
+                # Through the one in-memory database: opening a database costs ~15 ms.
+                built = build_episode_table(
+                    self.ledger,
+                    contract.buyer,
+                    None,
+                    path,
+                    link_horizon=contract.window,
+                    attach_to=self._duck,
+                )
+                updates = self._updates.setdefault(path, deque(maxlen=TABLE_UPDATES_KEPT_MAX))
+                if built.updated_from is None:
+                    updates.clear()
+                elif built.updated_from < built.state.size:
+                    updates.append(
+                        (built.updated_from, built.state.size, frozenset(built.customers_changed))
+                    )
+                alias = f"table_{next(self._aliases)}"
+                literal = "'" + str(path).replace("'", "''") + "'"
+                self._duck.execute(f"ATTACH {literal} AS {alias} (READ_ONLY)")
+                self._attached[path] = alias
+                self._refreshed[path] = time.monotonic()
+            cursor = self._duck.cursor()
         try:
+            cursor.execute(f"USE {alias}")
             yield cursor
         finally:
             cursor.close()
+
+    def _current(self, alias: str, tenant: str) -> bool:
+        """Whether the table attached as `alias` is of the tenant's log as it is now."""
+        row = self._duck.execute(f"SELECT size, last_leaf FROM {alias}.episode_table").fetchone()
+        head = self.ledger.head(tenant)
+        if row is None or int(row[0]) != head:
+            return False
+        return str(row[1]) == (
+            self.ledger.leaf_hashes(tenant, head - 1, head)[0].hex() if head else ""
+        )
+
+    def _changed_customers(self, path: Path, tenant: str) -> Callable[[int, int], set[str]]:
+        """The customers with entries at [a, b), from the table's updates this process made
+        when they cover that range (else read from the ledger); the caller holds the lock."""
+        updates = list(self._updates.get(path, ()))
+
+        def changed(start: int, end: int) -> set[str]:
+            found: set[str] = set()
+            at = start
+            for old, new, customers in updates:
+                if old == at and new <= end:
+                    found |= customers
+                    at = new
+            if at == end:
+                return found
+            return changed_customers(self.ledger, tenant, start, end)
+
+        return changed
 
     def _table_path(self, contract: Contract) -> Path:
         horizon = int(contract.window.total_seconds())
@@ -363,7 +417,10 @@ class DashboardData:
                     plan.verdict,
                     contract.time_zone,
                 )
-            totals = keeper.update(self.ledger, contract.buyer, self._table_path(contract))
+            path = self._table_path(contract)
+            totals = keeper.update(
+                self.ledger, contract.buyer, path, self._changed_customers(path, contract.buyer)
+            )
         figures = fold_kept(contract, plan, totals)
         key = (contract.contract, contract.version, totals.size, totals.last_leaf)
         with self._lock:
@@ -575,9 +632,8 @@ class DashboardData:
 
     def close(self) -> None:
         with self._lock:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+            self._attached.clear()
+            self._duck.close()
             for keeper in self._keepers.values():
                 keeper.close()
             self._keepers.clear()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -75,9 +75,17 @@ class FigureKeeper:
         self._latencies: Counter[int] = Counter()
         self._connection: duckdb.DuckDBPyConnection | None = None
 
-    def update(self, ledger: LedgerStore, tenant: str, table: Path) -> KeptTotals:
+    def update(
+        self,
+        ledger: LedgerStore,
+        tenant: str,
+        table: Path,
+        changed: Callable[[int, int], set[str]] | None = None,
+    ) -> KeptTotals:
         """The totals at the table's state, regrouping only the customers that changed since
-        the shares were last kept (all of them the first time, or when the log is another)."""
+        the shares were last kept (all of them the first time, or when the log is another).
+        `changed(a, b)` gives the customers with entries at [a, b) when the caller knows them
+        (default: `changed_customers` reads those entries)."""
         connection = self._connect()
         connection.execute(f"ATTACH {_literal(str(table))} AS {_TABLE} (READ_ONLY)")
         try:
@@ -98,7 +106,10 @@ class FigureKeeper:
             ):
                 if self._groups is None:
                     self._load(connection)
-                customers = sorted(changed_customers(ledger, tenant, int(kept[1]), size))
+                if changed is None:
+                    customers = sorted(changed_customers(ledger, tenant, int(kept[1]), size))
+                else:
+                    customers = sorted(changed(int(kept[1]), size))
                 self._regroup(connection, customers, size, last_leaf)
                 regrouped = len(customers)
             else:
