@@ -39,6 +39,13 @@ class _Measured(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Base of the usage structs: frozen, keyword-only, refusing unknown fields."""
 
 
+# A settlement of a million outcomes checks the same few weight objects over and over (the
+# contract's weights); a Decimal is immutable, so one found valid stays valid. Remembered by
+# identity, and kept alive here so that its id is never reused by another object.
+_VALID_WEIGHTS: dict[int, Decimal] = {}
+_VALID_WEIGHTS_MAX = 256
+
+
 class WeightedEpisode(_Measured, frozen=True):
     """One final outcome: the episode behind it and its weight (the contract's difficulty
     weight for the episode, 1 when the contract has none). The weight multiplies the quantity
@@ -49,11 +56,14 @@ class WeightedEpisode(_Measured, frozen=True):
 
     def __post_init__(self) -> None:
         check_identifier(self.episode, "episode")
+        weight = self.weight
+        if _VALID_WEIGHTS.get(id(weight)) is weight:
+            return
         check_decimal(
-            self.weight,
-            f"weight of episode {self.episode!r}",
-            maximum_exclusive=WEIGHT_EXCLUSIVE_MAX,
+            weight, f"weight of episode {self.episode!r}", maximum_exclusive=WEIGHT_EXCLUSIVE_MAX
         )
+        if len(_VALID_WEIGHTS) < _VALID_WEIGHTS_MAX:
+            _VALID_WEIGHTS[id(weight)] = weight
 
 
 class Reviews(_Measured, frozen=True):
