@@ -34,7 +34,7 @@ from raas.core.features import episode_features
 from raas.core.invoice import Invoice, LedgerPoint
 from raas.core.periods import Period, month_period
 from raas.core.settle import Settlement, settle
-from raas.core.versions import SettleOne
+from raas.core.versions import SettleOne, Subtotals
 
 NOV = month_period("Europe/Berlin", 2026, 11)
 DEC = month_period("Europe/Berlin", 2026, 12)
@@ -46,7 +46,7 @@ def settle_one_from(events: Sequence[Event]) -> SettleOne:
     """The reference settlement of one version over one part, from these events."""
 
     def settle_one(
-        contract: Contract, part: Period, as_of: datetime, balance: Decimal | None
+        contract: Contract, part: Period, as_of: datetime, balance: Decimal | None, prior: Subtotals
     ) -> Settlement:
         return settle(
             contract,
@@ -55,6 +55,7 @@ def settle_one_from(events: Sequence[Event]) -> SettleOne:
             ledger=LEDGER,
             as_of=as_of,
             prepaid_balance=balance,
+            commitment_prior_subtotals=prior,
         )
 
     return settle_one
@@ -131,10 +132,10 @@ def settled_periods(
     one = settle_one_from(events)
 
     def counting(
-        version: Contract, part: Period, as_of: datetime, balance: Decimal | None
+        version: Contract, part: Period, as_of: datetime, balance: Decimal | None, prior: Subtotals
     ) -> Settlement:
         settled.append(part.label)
-        return one(version, part, as_of, balance)
+        return one(version, part, as_of, balance, prior)
 
     invoice = settle_with_adjustments(
         [contract],

@@ -18,6 +18,7 @@ from raas.ledger.keys import parse_verifier_keys
 from raas.ledger.sqlite import SqliteLedger
 from raas.service.sql_store import SqliteServiceStore
 from settlement_runs import ended_run, queued_run, run_at
+from test_minimum_cli import TEXT, resolved
 
 JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -301,3 +302,41 @@ def test_a_settlement_run_that_fails_is_kept_with_its_error(service: Service) ->
     assert run["finished_at"] is not None
     other = service.headers("globex", "buyer")
     assert service.client.get(f"/v1/settlements/{run['id']}", headers=other).status_code == 404
+
+
+def test_a_minimum_over_two_periods_is_trued_up_by_the_service_runs(service: Service) -> None:
+    """The worker reads the run's earlier invoice from the store; before it is issued, the run
+    fails naming the period to settle first."""
+    admin = service.headers("acme", "vendor-admin")
+    ingest(service, resolved(range(0, 2)) + resolved(range(32, 33)))  # 2.00 in Nov, 1.00 in Dec
+    text = TEXT.format(name="committed", amount="10.00").replace("periods: 3", "periods: 2")
+    yaml = {**admin, "content-type": "application/yaml"}
+    created = service.client.post("/v1/contracts", content=text.encode(), headers=yaml)
+    assert created.status_code == 201, created.text
+    assert service.client.post("/v1/checkpoints", headers=admin).status_code == 201
+
+    def run(period: str) -> dict[str, object]:
+        queued = service.client.post(
+            "/v1/settlements", json={"contract": "committed", "period": period}, headers=admin
+        )
+        return ended_run(service.client, queued, admin)
+
+    early = run("2026-12")
+    assert early["status"] == "failed"
+    assert "no invoice was issued for period 2026-11" in str(early["error"])
+    assert run("2026-11")["status"] == "succeeded"
+    december = run("2026-12")
+    assert december["status"] == "succeeded", december
+    invoice = service.client.get(f"{december['invoice_url']}", headers=admin).json()
+    assert [(line["kind"], line["amount"]) for line in invoice["lines"]] == [
+        ("outcome", "1.00"),
+        ("minimum_true_up", "7.00"),
+    ]
+    evidence = service.client.get(
+        f"/v1/invoices/{december['invoice_id']}/evidence",
+        headers=service.headers("acme", "auditor"),
+    )
+    assert evidence.status_code == 200
+    verifier = (service.database.parent / "helpdesk-ai.pub").read_text()
+    report = verify_bundle(decode_bundle(evidence.content), parse_verifier_keys(verifier))
+    assert report.ok, report

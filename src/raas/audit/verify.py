@@ -29,7 +29,10 @@ a bundle of the whole log: its earlier issued invoices (`earlier`, taken as issu
 bundle of its own) settled again from the entries at this invoice's checkpoint, with the
 disputes and rulings the log holds, and compared line by line ("adjustment line <n>"). In a
 "customers" bundle they are taken as stated (settling earlier periods again needs every
-customer), and the report says so.
+customer), and the report says so. A minimum commitment over several periods is trued up, in
+either scope, on what the bundle's `earlier` invoices say the run's earlier periods were
+charged (`raas.core.minimum_runs`), so a true-up line that differs is named like any line; a
+bundle without the invoice of an earlier period of the run fails, naming that period.
 
 Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
 invoice field <name>) and what was expected against what was found.
@@ -57,9 +60,10 @@ from raas.core.events import DATA_TYPES, DisputeFiled, DisputeRuled, Event
 from raas.core.features import episode_features
 from raas.core.invoice import Invoice, InvoiceLine, invoice_from_json, invoice_json
 from raas.core.judge import Outcome, judge_episode
+from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.periods import Period, parse_period
 from raas.core.settle import Settlement, settle
-from raas.core.versions import settle_versions
+from raas.core.versions import Subtotals, settle_versions
 from raas.errors import ContractError, SettlementError
 from raas.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from raas.ledger.keys import VerifierKey
@@ -405,7 +409,7 @@ def _rederive(
     ordered = [customers[name] for name in sorted(customers)]
 
     def settle_one(
-        version: Contract, part: Period, moment: datetime, balance: Decimal | None
+        version: Contract, part: Period, moment: datetime, balance: Decimal | None, prior: Subtotals
     ) -> Settlement:
         return settle(
             version,
@@ -414,6 +418,7 @@ def _rederive(
             ledger=claimed.ledger,
             as_of=moment,
             prepaid_balance=balance,
+            commitment_prior_subtotals=prior,
         )
 
     report.adjustments_checked = bundle.scope == "log"
@@ -434,7 +439,13 @@ def _rederive(
                 as_of=claimed.as_of,
             )
         else:
-            settlement = settle_versions(versions, period, settle_one, as_of=claimed.as_of)
+            settlement = settle_versions(
+                versions,
+                period,
+                settle_one,
+                as_of=claimed.as_of,
+                commitment_prior_subtotals=commitment_prior_subtotals(versions, period, earlier),
+            )
     except SettlementError as error:
         report.add("settlement", str(error))
         return

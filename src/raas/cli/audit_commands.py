@@ -133,7 +133,8 @@ def evidence() -> None:
 @existing_database
 @contract_versions_option(
     "The contract version the invoice was settled under (YAML); repeat it for every "
-    "version when versions split its period or it adjusts periods of other versions."
+    "version when versions split its period, it adjusts periods of other versions, or the "
+    "run of its minimum commitment began under another version."
 )
 @_out_option("The bundle file to write (JSON).")
 @click.option(

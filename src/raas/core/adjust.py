@@ -41,6 +41,7 @@ from raas.core.disputes import Dispute, audit_sample, disputes_of
 from raas.core.events import Event
 from raas.core.features import INACTIVITY_UNBOUNDED_SECONDS
 from raas.core.invoice import Correction, Invoice, InvoiceLine
+from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.money import quantize
 from raas.core.periods import Period, parse_period
 from raas.core.settle import Settlement
@@ -91,10 +92,17 @@ def settle_with_adjustments(
     with `settle_one` at `as_of` and compared (`adjustments`), reopened episodes are looked up
     with `episode_rows` (needed only when the contract states `reopen`), and the disputes and
     rulings in `dispute_events` up to `as_of` are applied. The invoice carries the adjustment
-    lines and any audit sample the disputes trigger."""
+    lines and any audit sample the disputes trigger. A period that closes the run of a minimum
+    over several periods trues up what `issued` says the run's earlier periods were charged
+    (`raas.core.minimum_runs`)."""
     as_of = period.end if as_of is None else as_of
     settlement = settle_versions(
-        versions, period, settle_one, as_of=as_of, prepaid_balance=prepaid_balance
+        versions,
+        period,
+        settle_one,
+        as_of=as_of,
+        prepaid_balance=prepaid_balance,
+        commitment_prior_subtotals=commitment_prior_subtotals(versions, period, issued),
     )
     contract = max(versions, key=lambda version: version.version)
     earlier = [
@@ -122,12 +130,16 @@ def settle_with_adjustments(
         if period.start >= invoice.period_end + horizon and invoice.id not in late_rulings:
             continue  # nothing can change its outcomes any more: see `resettle_horizon`
         try:
+            again = parse_period(invoice.period, contract.time_zone)
             hindsight[invoice.id] = settle_versions(
                 versions,
-                parse_period(invoice.period, contract.time_zone),
+                again,
                 settle_one,
                 as_of=as_of,
                 prepaid_balance=_balance_before(invoice),
+                # The run's earlier invoices as they were when this one was issued: its
+                # true-up changes only with what changed in its own period.
+                commitment_prior_subtotals=commitment_prior_subtotals(versions, again, issued),
             ).invoice
         except SettlementError as error:
             raise SettlementError(

@@ -4,8 +4,11 @@ A contract is a sequence of versions (each its own file, as before), each effect
 first day until the first day of the next version (or its own `effective_until`). When a new
 version takes effect inside a billing period, the period is split at that instant and each
 part is settled and rated by its own version, as if it were a period of its own (per-period
-terms such as a minimum, a cap or SLA targets apply to each part); an outcome belongs to the
-part in which it becomes final. The parts' lines make one invoice, each line naming its part.
+terms such as a cap, SLA targets or a minimum per period apply to each part); an outcome belongs
+to the part in which it becomes final. The parts' lines make one invoice, each line naming its
+part. A minimum over several periods counts the split period once (`raas.core.minimum_runs`):
+when the period closes the run, its last part trues up what the run's earlier periods and the
+period's earlier parts were charged.
 
 `settle_versions` takes the settlement of one version over one part as a function, so every
 engine (reference, DuckDB, Spark) splits periods the same way without knowing about versions.
@@ -23,13 +26,17 @@ import msgspec
 from raas.core.contract import Contract
 from raas.core.invoice import ContractPart, Invoice
 from raas.core.periods import Period
+from raas.core.pricing.lines import CHARGE_KINDS
 from raas.core.settle import Settlement, SettlementReport
 from raas.errors import SettlementError
 
-__all__ = ["SettleOne", "contract_parts", "settle_versions"]
+__all__ = ["SettleOne", "Subtotals", "contract_parts", "settle_versions"]
 
-# Settle one version over one part: (version, part, as_of, prepaid balance before) -> settlement.
-SettleOne = Callable[[Contract, Period, datetime, Decimal | None], Settlement]
+# What the earlier periods of a minimum commitment's run were charged, oldest first.
+Subtotals = tuple[Decimal, ...]
+# Settle one version over one part: (version, part, as_of, prepaid balance before, the
+# commitment's prior subtotals (`raas.core.pricing.Usage`)) -> settlement.
+SettleOne = Callable[[Contract, Period, datetime, Decimal | None, Subtotals], Settlement]
 
 # Fields every version of one contract must share: an invoice has one of each.
 _SHARED = ("contract", "vendor", "buyer", "currency", "time_zone", "period")
@@ -102,19 +109,40 @@ def settle_versions(
     *,
     as_of: datetime | None = None,
     prepaid_balance: Decimal | None = None,
+    commitment_prior_subtotals: Sequence[Decimal] = (),
 ) -> Settlement:
     """Settle `period` under the versions in force during it: one version settles as before;
     several settle their parts and make one invoice whose lines name their part (the prepaid
-    balance one part leaves is the next part's)."""
+    balance one part leaves is the next part's).
+
+    `commitment_prior_subtotals` are what the earlier periods of the run of a minimum over
+    several periods were charged, when `period` closes the run
+    (`raas.core.minimum_runs.commitment_prior_subtotals`); the period's earlier parts are
+    counted into the last of them for its last part, which alone can true up."""
     as_of = period.end if as_of is None else as_of
     parts = contract_parts(versions, period)
+    prior = tuple(commitment_prior_subtotals)
     if len(parts) == 1:
         version, _ = parts[0]
-        return settle_one(version, period, as_of, prepaid_balance)
-    settlements = []
+        return settle_one(version, period, as_of, prepaid_balance, prior)
+    settlements: list[Settlement] = []
     balance = prepaid_balance
-    for version, part in parts:
-        settlement = settle_one(version, part, as_of, balance)
+    for index, (version, part) in enumerate(parts):
+        counted: Subtotals = ()
+        if prior and index == len(parts) - 1:
+            # The run counts the period once: its earlier parts' charges go with the last
+            # earlier period, so the run still holds `periods - 1` subtotals before this part.
+            before = sum(
+                (
+                    line.amount
+                    for each in settlements
+                    for line in each.invoice.lines
+                    if line.kind in CHARGE_KINDS
+                ),
+                Decimal(0),
+            )
+            counted = (*prior[:-1], prior[-1] + before)
+        settlement = settle_one(version, part, as_of, balance, counted)
         settlements.append(settlement)
         balance = settlement.invoice.prepaid_balance
     return _joined(parts, settlements, period)

@@ -5,11 +5,13 @@ core's; this module only says how an engine settles one part and reads episodes'
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -20,6 +22,7 @@ from raas.core.features import FEATURES
 from raas.core.invoice import Invoice
 from raas.core.periods import Period
 from raas.core.settle import Settlement
+from raas.core.versions import Subtotals
 from raas.engine.duckdb_engine import _connect, settle_contract_with_duckdb
 
 __all__ = [
@@ -30,9 +33,21 @@ __all__ = [
     "window_seconds",
 ]
 
-# Settle one version over one part from an episode table: (version, table, part, as_of,
-# prepaid balance before) -> settlement. DuckDB's is the default; Spark's is another.
-SettlePart = Callable[[Contract, Path, Period, datetime, Decimal | None], Settlement]
+
+class SettlePart(Protocol):
+    """Settle one version over one part from an episode table, as `settle_contract_with_duckdb`
+    does (the default); Spark's is another."""
+
+    def __call__(
+        self,
+        contract: Contract,
+        table_path: Path,
+        period: Period,
+        *,
+        as_of: datetime | None = None,
+        prepaid_balance: Decimal | None = None,
+        commitment_prior_subtotals: Sequence[Decimal] = (),
+    ) -> Settlement: ...
 
 
 def window_seconds(contract: Contract) -> int:
@@ -105,24 +120,25 @@ def settle_over_time_from_tables(
                 connections[window] = stack.enter_context(_connect(Path(tables[window])))
             return connections[window]
 
-        def on_duckdb(
-            version: Contract, table: Path, part: Period, moment: datetime, balance: Decimal | None
+        def settle_one(
+            version: Contract,
+            part: Period,
+            moment: datetime,
+            balance: Decimal | None,
+            prior: Subtotals,
         ) -> Settlement:
-            return settle_contract_with_duckdb(
+            # DuckDB by default, on the connection to the table of the version's window.
+            settle = settle_part or partial(
+                settle_contract_with_duckdb, connection=connection(window_seconds(version))
+            )
+            return settle(
                 version,
-                table,
+                Path(tables[window_seconds(version)]),
                 part,
                 as_of=moment,
                 prepaid_balance=balance,
-                connection=connection(window_seconds(version)),
+                commitment_prior_subtotals=prior,
             )
-
-        settle = on_duckdb if settle_part is None else settle_part
-
-        def settle_one(
-            version: Contract, part: Period, moment: datetime, balance: Decimal | None
-        ) -> Settlement:
-            return settle(version, Path(tables[window_seconds(version)]), part, moment, balance)
 
         return settle_with_adjustments(
             versions,

@@ -12,6 +12,7 @@ from base64 import b64encode
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
@@ -136,11 +137,4 @@ def _on_spark(session: SparkSession | None) -> SettlePart:
 
     running = spark_session() if session is None else session
 
-    def settle_part(
-        version: Contract, table: Path, part: Period, moment: datetime, balance: Decimal | None
-    ) -> Settlement:
-        return settle_contract_with_spark(
-            version, table, part, as_of=moment, prepaid_balance=balance, session=running
-        )
-
-    return settle_part
+    return partial(settle_contract_with_spark, session=running)

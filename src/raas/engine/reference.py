@@ -19,6 +19,7 @@ from raas.core.features import episode_features
 from raas.core.invoice import Invoice, LedgerPoint, invoice_from_json
 from raas.core.periods import Period
 from raas.core.settle import Settlement, settle
+from raas.core.versions import Subtotals
 from raas.ledger.store import LedgerStore
 
 
@@ -32,12 +33,14 @@ def settle_from_ledger(
     root: bytes | None = None,
     on_customer: Callable[[int], None] | None = None,
     prepaid_balance: Decimal | None = None,
+    commitment_prior_subtotals: Sequence[Decimal] = (),
 ) -> Settlement:
     """Settle `contract` for `period` from the buyer's log, read up to `size` entries.
 
     `size` pins the ledger state (default: the log as it is now), so settling again at the
     same size gives the same invoice byte for byte whatever arrives meanwhile. `root` is the
     root hash of the signed checkpoint at `size` being read: the invoice records it.
+    `commitment_prior_subtotals`: see `raas.core.minimum_runs`.
     """
     tenant = contract.buyer
     size = ledger.head(tenant) if size is None else size
@@ -57,6 +60,7 @@ def settle_from_ledger(
         ),
         as_of=as_of,
         prepaid_balance=prepaid_balance,
+        commitment_prior_subtotals=commitment_prior_subtotals,
     )
 
 
@@ -96,7 +100,7 @@ def settle_over_time_from_ledger(
     size = ledger.head(tenant) if size is None else size
 
     def settle_one(
-        version: Contract, part: Period, moment: datetime, balance: Decimal | None
+        version: Contract, part: Period, moment: datetime, balance: Decimal | None, prior: Subtotals
     ) -> Settlement:
         return settle_from_ledger(
             ledger,
@@ -107,6 +111,7 @@ def settle_over_time_from_ledger(
             root=root,
             on_customer=on_customer,
             prepaid_balance=balance,
+            commitment_prior_subtotals=prior,
         )
 
     def episode_rows(ids: Collection[str]) -> dict[str, dict[str, object]]:

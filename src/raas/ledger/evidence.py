@@ -144,7 +144,9 @@ def export_bundle(
     still verifies). `on_customer` is told how many entries each customer read had.
     `versions` are the contract's other versions' texts, for an invoice split by versions or
     adjusting periods settled under them. The invoices of the contract issued for earlier
-    periods go with an invoice that has adjustments or audits (what they correct).
+    periods go with an invoice that has adjustments or audits (what they correct), or whose
+    contract states a minimum over several periods (what the run's earlier periods were
+    charged, `raas.core.minimum_runs`).
     """
     issued = _Issued(source, invoice_id, contract_text)
     billed = {episode for line in issued.invoice.lines for episode in line.episodes}
@@ -175,14 +177,28 @@ def export_bundle(
         entries=_bundle_entries(source, issued.tenant, issued.size, selected),
         redact=redact,
         versions=versions,
-        earlier=_earlier_invoices(source, issued.invoice),
+        earlier=_earlier_invoices(
+            source,
+            issued.invoice,
+            runs=_runs_several_periods(issued.contract)
+            or any(
+                _runs_several_periods(parse_contract(text, f"contract version {number}"))
+                for number, text in enumerate(versions, start=1)
+            ),
+        ),
     )
 
 
-def _earlier_invoices(source: EvidenceSource, invoice: Invoice) -> list[bytes]:
+def _runs_several_periods(contract: Contract) -> bool:
+    minimum = contract.effective_pricing().minimum
+    return minimum is not None and minimum.periods > 1
+
+
+def _earlier_invoices(source: EvidenceSource, invoice: Invoice, *, runs: bool) -> list[bytes]:
     """The contract's invoices issued for periods before `invoice`'s, oldest first, when
-    `invoice` adjusts or audits earlier ones (otherwise none is needed)."""
-    if not invoice.adjustments and not invoice.audits:
+    `invoice` adjusts or audits earlier ones, or when `runs` (its contract has a minimum over
+    several periods); otherwise none is needed."""
+    if not invoice.adjustments and not invoice.audits and not runs:
         return []
     found = []
     for invoice_id in source.list_invoices(invoice.ledger.tenant):

@@ -13,6 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Final, Literal
 
 import msgspec
@@ -24,8 +25,9 @@ from raas.core.contract import Contract, parse_contract
 from raas.core.disputes import DisputeLate, check_deadline, dispute_event
 from raas.core.events import DisputeFiled, DisputeRuled, Event
 from raas.core.invoice import Invoice, invoice_from_json, invoice_json
+from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.periods import Period, parse_period
-from raas.engine.reference import settle_from_ledger
+from raas.engine.reference import issued_invoices, settle_from_ledger
 from raas.errors import BatchRejected, EventError, RaasError
 from raas.ingest.otlp import ModelPrice
 from raas.ledger.evidence import EvidenceError, export_bundle, export_receipt
@@ -600,9 +602,31 @@ def run_settlement(ledger: LedgerStore, store: ServiceStore, run: SettlementRun)
             raise RaasError(f"contract {run.contract!r} v{run.version} is no longer stored")
         contract = parse_contract(stored.document, f"{run.contract} v{run.version}")
         period = parse_period(run.period, contract.time_zone)
-        invoice = settle_from_ledger(ledger, contract, period, size=run.checkpoint_size).invoice
+        invoice = settle_from_ledger(
+            ledger,
+            contract,
+            period,
+            size=run.checkpoint_size,
+            commitment_prior_subtotals=_prior_subtotals(ledger, store, run, contract, period),
+        ).invoice
         ledger.store_invoice(invoice.id, run.tenant, invoice_json(invoice))
     except Exception as error:  # any failure is the run's outcome, kept with its reason
         reason = str(error) or type(error).__name__
         return store.finish_settlement_run(run.tenant, run.id, "failed", error=reason)
     return store.finish_settlement_run(run.tenant, run.id, "succeeded", invoice_id=invoice.id)
+
+
+def _prior_subtotals(
+    ledger: LedgerStore, store: ServiceStore, run: SettlementRun, contract: Contract, period: Period
+) -> tuple[Decimal, ...]:
+    """What the earlier periods of the run of the contract's minimum over several periods were
+    charged, when the period closes the run (`raas.core.minimum_runs`): read from the invoices
+    issued, with every stored version of the contract (the runs count from the first)."""
+    minimum = contract.effective_pricing().minimum
+    if minimum is None or minimum.periods == 1:
+        return ()
+    versions = [
+        parse_contract(each.document, f"{run.contract} v{each.version}")
+        for each in store.contract_versions(run.tenant, run.contract)
+    ]
+    return commitment_prior_subtotals(versions, period, issued_invoices(ledger, run.tenant))

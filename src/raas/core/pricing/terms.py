@@ -343,9 +343,20 @@ OutcomeCharge = PerOutcome | Graduated | Volume | Package | AccuracyTiers
 class Minimum(_Terms, frozen=True):
     """A minimum commitment of `amount` over each run of `periods` billing periods. In the last
     period of a run, when what the run's periods were charged (their subtotals) falls short of
-    `amount`, a true-up line charges the difference. `periods: 1` is a minimum per period.
+    `amount`, a true-up line charges the difference. `periods: 1` is a minimum per period (per
+    part, when contract versions split the period).
 
         minimum: {amount: 60000.00, periods: 12}
+
+    Which periods form a run (`raas.core.minimum_runs`): consecutive blocks of `periods`
+    months of the contract's zone, counted from the contract's first billing period (the first
+    that starts on or after its first version's `effective_from`). A later version stating the
+    same minimum continues the run; a version changing it ends the current run without a
+    true-up and starts a new run with the first period it rates (it must take effect at the
+    start of a period). The earlier periods count what their issued invoices charged (the
+    charges before true-up, cap, SLA credit and prepaid drawdown, with the corrections of those
+    charges issued since); a run's last period is not settled until every earlier period of
+    the run has its invoice.
     """
 
     amount: Decimal

@@ -1,0 +1,158 @@
+"""Runs of a minimum commitment over several periods: which billing periods form the run a period
+closes, and what the run's earlier periods were charged, read from the invoices issued for them.
+Pure; every engine and the auditor take the run's subtotals from here.
+
+The rule (`raas.core.pricing.terms.Minimum` states it for the contract's reader):
+
+- Runs are consecutive blocks of `periods` billing periods (months of the contract's zone),
+  counted from the contract's first billing period: the first one that starts on or after its
+  first version's `effective_from`.
+- A later version that states the same minimum (amount and periods) continues the run. A
+  version that changes it (or adds or drops it) ends the run it takes effect in, without a
+  true-up (the new terms replace the old commitment), and a new run starts with the first
+  period it rates; such a version must take effect at the start of a period, or settlement
+  refuses to guess which commitment the period belongs to. A period split by versions that keep
+  the minimum counts once, with the charges of all its parts.
+- What an earlier period of the run was charged is its issued invoice's charges (its lines of
+  a charge kind: not the true-up, cap, SLA credit or prepaid drawdown), plus the corrections of
+  those charges (`adjustments` of kind late events, reopened, dispute) that the contract's
+  invoices issued before the period being settled carry. An earlier period of the run with no
+  issued invoice is refused, naming the period: settle it first.
+
+Only the last period of a run needs the subtotals; `commitment_prior_subtotals` gives none
+for the others, since no true-up can fall in them.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+from decimal import Decimal
+from itertools import pairwise
+
+from raas.core.contract import Contract
+from raas.core.invoice import Invoice, InvoiceLine
+from raas.core.periods import Period, next_period, period_containing, previous_period
+from raas.core.pricing import Minimum
+from raas.core.pricing.figures import EXACT
+from raas.core.pricing.lines import ADJUSTMENT_KINDS, CHARGE_KINDS
+from raas.core.versions import contract_parts
+from raas.errors import SettlementError
+
+__all__ = ["charged", "commitment_prior_subtotals", "first_billing_period", "minimum_of"]
+
+
+def first_billing_period(versions: Sequence[Contract]) -> Period:
+    """The contract's first billing period: the first month of its zone that starts on or after
+    the first version's `effective_from` (a month it starts inside has no version for all of
+    it, so it is never settled)."""
+    first = min(versions, key=lambda version: version.version)
+    start = first.effective_from_utc()
+    period = period_containing(start, first.time_zone)
+    return period if period.start == start else next_period(period)
+
+
+def minimum_of(versions: Sequence[Contract], period: Period) -> Minimum | None:
+    """The minimum commitment that `period` counts towards: its versions' (one, when versions
+    split the period). Raises SettlementError when a version taking effect inside the period
+    changes a minimum over several periods."""
+    parts = contract_parts(versions, period)
+    last, _ = parts[-1]
+    minimum = last.effective_pricing().minimum
+    for (earlier, _), (later, _) in pairwise(parts):
+        before, after = earlier.effective_pricing().minimum, later.effective_pricing().minimum
+        several = any(each is not None and each.periods > 1 for each in (before, after))
+        if before != after and several:
+            raise SettlementError(
+                f"contract {later.contract} v{later.version} takes effect "
+                f"{later.effective_from}, inside period {period.label}, and changes the minimum "
+                f"commitment over several periods (from {_terms(before)} to {_terms(after)}): "
+                "a version may change such a minimum only from the start of a billing period"
+            )
+    return minimum
+
+
+def _terms(minimum: Minimum | None) -> str:
+    if minimum is None:
+        return "none"
+    return f"{minimum.amount} over {minimum.periods} periods"
+
+
+def charged(invoice: Invoice, corrections: Sequence[InvoiceLine] = ()) -> Decimal:
+    """What `invoice` charged towards a minimum: its charge lines, plus those of `corrections`
+    (adjustment lines of later invoices) that correct one of its charge lines or a charge line
+    it did not have."""
+    amounts = [line.amount for line in invoice.lines if line.kind in CHARGE_KINDS]
+    for line in corrections:
+        corrects = line.corrects
+        if corrects is None or corrects.invoice != invoice.id:
+            continue
+        if corrects.line is None:
+            # A line the invoice did not have names its kind as its outcome when it bills none.
+            counts = line.outcome not in ADJUSTMENT_KINDS
+        else:
+            counts = invoice.lines[corrects.line].kind in CHARGE_KINDS
+        if counts:
+            amounts.append(line.amount)
+    with decimal.localcontext(EXACT):
+        return sum(amounts, Decimal(0))
+
+
+def commitment_prior_subtotals(
+    versions: Sequence[Contract], period: Period, issued: Sequence[Invoice]
+) -> tuple[Decimal, ...]:
+    """What the earlier periods of `period`'s run were charged, oldest first, when `period` is
+    the last of a run of a minimum over several periods; otherwise none (see the module's
+    docstring for the rule). `issued` are the invoices the store has issued (any contract's).
+
+    Raises SettlementError naming the period when an earlier period of the run has no issued
+    invoice (or several), or when an issued invoice of the contract names a version that is not
+    among `versions` (the runs count from the first version: pass them all)."""
+    minimum = minimum_of(versions, period)
+    if minimum is None or minimum.periods == 1:
+        return ()
+    name = versions[0].contract
+    given = {version.version for version in versions}
+    before = [
+        invoice
+        for invoice in issued
+        if invoice.contract == name and invoice.period_end <= period.start
+    ]
+    for invoice in before:
+        if invoice.contract_version not in given:
+            raise SettlementError(
+                f"contract {name}: invoice {invoice.id} was issued under "
+                f"v{invoice.contract_version}, which is not among the versions given "
+                f"({', '.join(f'v{each}' for each in sorted(given))}); the runs of its minimum "
+                "commitment count from its first version: give every version of the contract"
+            )
+    first = first_billing_period(versions)
+    run_start, position = period, 0
+    while run_start.start > first.start:
+        earlier = previous_period(run_start)
+        if minimum_of(versions, earlier) != minimum:
+            break
+        run_start, position = earlier, position + 1
+    if position % minimum.periods != minimum.periods - 1:
+        return ()
+    labels = []
+    cursor = period
+    for _ in range(minimum.periods - 1):
+        cursor = previous_period(cursor)
+        labels.append(cursor.label)
+    labels.reverse()
+    corrections = [line for invoice in before for line in invoice.adjustments]
+    subtotals = []
+    for label in labels:
+        found = sorted(invoice.id for invoice in before if invoice.period == label)
+        if len(found) != 1:
+            what = "no invoice was" if not found else f"several invoices ({', '.join(found)}) were"
+            raise SettlementError(
+                f"contract {name}, period {period.label} closes a run of {minimum.periods} "
+                f"periods of its minimum commitment ({labels[0]} to {period.label}), but "
+                f"{what} issued for period {label}: its charges count towards the minimum, "
+                f"so settle {label} first (an auditor needs its invoice in the bundle)"
+            )
+        invoice = next(invoice for invoice in before if invoice.id == found[0])
+        subtotals.append(charged(invoice, corrections))
+    return tuple(subtotals)
