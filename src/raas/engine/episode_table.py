@@ -282,7 +282,8 @@ def _update(
     options: _Options,
 ) -> EpisodeTableBuild:
     tenant = previous.tenant
-    new_indexes = _new_indexes_by_customer(ledger, tenant, previous.size, size)
+    new_entries: dict[str, list[StoredEvent]] = {}
+    new_indexes = _new_indexes_by_customer(ledger, tenant, previous.size, size, new_entries)
     changed = sorted(new_indexes)
     customers_derived = entries_read = 0
     with (
@@ -305,10 +306,8 @@ def _update(
                 customers = (
                     (
                         customer,
-                        _entries(
-                            ledger,
-                            tenant,
-                            sorted({*known.get(customer, ()), *new_indexes[customer]}),
+                        _customer_entries(
+                            ledger, tenant, customer, known, new_indexes, new_entries
                         ),
                     )
                     for customer in chunk
@@ -406,17 +405,45 @@ def changed_customers(ledger: LedgerStore, tenant: str, old_size: int, size: int
 
 
 def _new_indexes_by_customer(
-    ledger: LedgerStore, tenant: str, old_size: int, size: int
+    ledger: LedgerStore,
+    tenant: str,
+    old_size: int,
+    size: int,
+    entries: dict[str, list[StoredEvent]] | None = None,
 ) -> dict[str, list[int]]:
-    """The customers with entries at log indexes [old_size, size), with those indexes."""
+    """The customers with entries at log indexes [old_size, size), with those indexes; the
+    entries themselves go into `entries` (by customer) when given and there are at most
+    NEW_ENTRIES_READ_MAX, so that they need not be read again."""
     found: dict[str, list[int]] = {}
     decode = _customer_decoder.decode
+    keep = entries is not None and size - old_size <= NEW_ENTRIES_READ_MAX
     for start in range(old_size, size, NEW_ENTRIES_READ_MAX):
         indexes = range(start, min(start + NEW_ENTRIES_READ_MAX, size))
         for stored in ledger.entries(tenant, indexes):
             # Only the customer is needed: decoding the whole event cost twice the read.
-            found.setdefault(decode(stored.entry).customer, []).append(stored.log_index)
+            customer = decode(stored.entry).customer
+            found.setdefault(customer, []).append(stored.log_index)
+            if keep:
+                assert entries is not None
+                entries.setdefault(customer, []).append(stored)
     return found
+
+
+def _customer_entries(
+    ledger: LedgerStore,
+    tenant: str,
+    customer: str,
+    known: Mapping[str, Sequence[int]],
+    new_indexes: Mapping[str, Sequence[int]],
+    new_entries: Mapping[str, Sequence[StoredEvent]],
+) -> list[StoredEvent]:
+    """A changed customer's entries by log index: the known ones read, the new ones read
+    again unless they were kept from the scan that found them."""
+    kept = new_entries.get(customer)
+    if kept is None:
+        return _entries(ledger, tenant, sorted({*known.get(customer, ()), *new_indexes[customer]}))
+    # The known entries all come before the new ones (they are of an earlier size).
+    return [*_entries(ledger, tenant, sorted(known.get(customer, ()))), *kept]
 
 
 class _EntryCustomer(msgspec.Struct):
