@@ -16,8 +16,8 @@ from raas.ledger.keys import generate, write_signer_key
 from raas.service.apikeys import create_api_key
 from raas.service.app import create_app
 from raas.service.settings import ServiceSettings
-from raas.service.sql_store import SqliteServiceStore
-from raas.service.store import SCOPES, Scope
+from raas.service.sql_store import PostgresServiceStore, SqliteServiceStore
+from raas.service.store import SCOPES, Scope, ServiceStore
 
 TENANTS = ("acme", "globex")
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -79,3 +79,17 @@ def service(tmp_path: Path) -> Iterator[Service]:
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield Service(client, database, keys)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
+    """An empty service store on SQLite, then on PostgreSQL."""
+    opened: ServiceStore
+    if request.param == "sqlite":
+        opened = SqliteServiceStore(tmp_path / "service.db")
+    else:
+        opened = PostgresServiceStore(request.getfixturevalue("postgres_url"))
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -61,6 +61,7 @@ def settle_acme(service: Service) -> str:
     )
     run = ended_run(service.client, queued, admin)
     assert run["status"] == "succeeded", run
+    assert (run["attempts"], run["lease_expires_at"]) == (1, None), "claimed once, lease ended"
     assert run["invoice_url"] == f"/v1/invoices/{run['invoice_id']}"
     invoice_id: str = run["invoice_id"]
     return invoice_id

@@ -3,11 +3,9 @@ tenant, the audit log written with each administrative change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 import psycopg
@@ -18,7 +16,7 @@ from raas.cli.main import main
 from raas.ingest.otlp import ModelPrice
 from raas.migrations import current, heads, upgrade
 from raas.service.apikeys import create_api_key, verify_api_key
-from raas.service.sql_store import PostgresServiceStore, SqliteServiceStore
+from raas.service.sql_store import PostgresServiceStore
 from raas.service.store import (
     ContractVersion,
     ServiceStore,
@@ -26,19 +24,6 @@ from raas.service.store import (
     utc_now,
 )
 from settlement_runs import queued_run
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
-    opened: ServiceStore
-    if request.param == "sqlite":
-        opened = SqliteServiceStore(tmp_path / "service.db")
-    else:
-        opened = PostgresServiceStore(request.getfixturevalue("postgres_url"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def contract_version(tenant: str, version: int = 1) -> ContractVersion:

@@ -11,6 +11,7 @@ import base64
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
@@ -41,7 +42,7 @@ from raas.service.problems import (
     problem_of,
 )
 from raas.service.settings import ServiceSettings, open_stores
-from raas.service.store import ServiceStore
+from raas.service.store import ServiceStore, utc_now
 from raas.service.tenancy import Action, TenantData, checkpoint_size
 from raas.service.traces import add_traces_route
 from raas.service.worker import SettlementWorker
@@ -91,11 +92,13 @@ def create_app(
     ledger: LedgerStore | None = None,
     store: ServiceStore | None = None,
     clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """The API over `settings.database`, or over the stores given (both, already open).
 
     Stores opened here are closed when the app shuts down; stores given stay the caller's.
-    `clock` (monotonic seconds) refills the keys' token buckets; tests give their own.
+    `clock` (monotonic seconds) refills the keys' token buckets, and `now` (aware UTC) times the
+    settlement worker's leases; tests give their own.
     """
     signers: tuple[SignerKey, ...] = tuple(
         load_signer_key(path) for path in settings.signer_key_paths
@@ -108,7 +111,13 @@ def create_app(
         store=store,
         signers=signers,
         buckets=TokenBuckets(settings.requests_per_second, settings.requests_burst, clock),
-        worker=SettlementWorker(ledger, store),
+        worker=SettlementWorker(
+            ledger,
+            store,
+            now=now,
+            lease=timedelta(seconds=settings.settlement_lease_seconds),
+            attempts_max=settings.settlement_attempts_max,
+        ),
     )
 
     @asynccontextmanager

@@ -124,6 +124,13 @@ class SettlementRunOut(BaseModel):
     started_at: datetime = Field(description="When the run was asked for.")
     finished_at: datetime | None
     created_by: str
+    attempts: int = Field(
+        description="How many times a worker claimed the run: more than 1 when a server died "
+        "while running it and another took it over."
+    )
+    lease_expires_at: datetime | None = Field(
+        description="While running: when the claim lapses unless its worker renews it."
+    )
 
     @classmethod
     def of(cls, run: SettlementRun) -> SettlementRunOut:

@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS service_settlement_runs (
     started_at TEXT NOT NULL,
     finished_at TEXT,
     created_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at TEXT,
     PRIMARY KEY (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS service_settlement_runs_queued ON service_settlement_runs
@@ -167,6 +169,28 @@ ALTER TABLE service_settlement_runs ADD CONSTRAINT service_settlement_runs_statu
     CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
 CREATE INDEX service_settlement_runs_queued ON service_settlement_runs (started_at, id)
     WHERE status = 'queued';
+"""
+
+# Revision 0006_run_lease: a claim holds a run under a lease; a lapsed lease lets another worker
+# claim it again, and `attempts` counts the claims. Runs claimed before (running, or ended) were
+# claimed once; one left running has no lease, so it counts as lapsed.
+POSTGRES_RUN_LEASE: Final = """
+ALTER TABLE service_settlement_runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0
+    CHECK (attempts >= 0);
+ALTER TABLE service_settlement_runs ADD COLUMN lease_expires_at TIMESTAMPTZ;
+UPDATE service_settlement_runs SET attempts = 1 WHERE status <> 'queued';
+CREATE INDEX service_settlement_runs_leased ON service_settlement_runs (lease_expires_at)
+    WHERE status = 'running';
+"""
+
+# What a SQLite file made before revision 0006 lacks: added when it opens, then the index.
+SQLITE_RUN_LEASE_COLUMNS: Final = (
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("lease_expires_at", "TEXT"),
+)
+SQLITE_RUN_LEASE: Final = """
+CREATE INDEX IF NOT EXISTS service_settlement_runs_leased ON service_settlement_runs
+    (lease_expires_at) WHERE status = 'running';
 """
 
 POSTGRES_DROP: Final = """

@@ -14,7 +14,7 @@ from typing import Final
 from raas.errors import RaasError
 from raas.ingest.validate import BATCH_BYTES_MAX
 from raas.ledger.store import LedgerStore
-from raas.service.store import ServiceStore
+from raas.service.store import RUN_ATTEMPTS_MAX, RUN_LEASE, ServiceStore
 
 __all__ = ["DatabaseUrlError", "ServiceSettings", "open_stores", "sqlite_path"]
 
@@ -39,6 +39,10 @@ class ServiceSettings:
     requests_burst: int = 200
     request_timeout_seconds: float = 120.0
     body_timeout_seconds: float = 30.0
+    # A settlement run's claim lapses this long after its server stopped renewing it (killed),
+    # and the run is failed after this many claims (see raas.service.worker).
+    settlement_lease_seconds: float = RUN_LEASE.total_seconds()
+    settlement_attempts_max: int = RUN_ATTEMPTS_MAX
 
 
 def sqlite_path(database: str) -> Path | None:

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Protocol, cast
@@ -19,9 +19,16 @@ from typing import Any, Final, Protocol, cast
 import msgspec
 
 from raas.ingest.otlp import ModelPrice
-from raas.service.schema import SQLITE_SCHEMA, statements
+from raas.service.schema import (
+    SQLITE_RUN_LEASE,
+    SQLITE_RUN_LEASE_COLUMNS,
+    SQLITE_SCHEMA,
+    statements,
+)
 from raas.service.store import (
     AUDIT_RECORDS_MAX,
+    RUN_ATTEMPTS_MAX,
+    RUN_LEASE,
     ApiKey,
     AuditRecord,
     ContractVersion,
@@ -45,8 +52,11 @@ _CONTRACT_COLUMNS: Final = (
 )
 _RUN_COLUMNS: Final = (
     "id, tenant, contract, version, period, checkpoint_size, status, invoice_id, error, "
-    "started_at, finished_at, created_by"
+    "started_at, finished_at, created_by, attempts, lease_expires_at"
 )
+# A running run whose lease lapsed, by the time bound first and the attempts bound second. A
+# run left running with no lease (claimed before leases existed) counts as lapsed.
+_LAPSED: Final = "status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
 
 
 class _Cursor(Protocol):
@@ -277,7 +287,7 @@ class _SqlServiceStore:
         with self._transaction(write=True) as cursor:
             cursor.run(
                 f"INSERT INTO service_settlement_runs ({_RUN_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.id,
                     tenant,
@@ -291,6 +301,8 @@ class _SqlServiceStore:
                     self._time(run.started_at),
                     self._time(run.finished_at),
                     run.created_by,
+                    run.attempts,
+                    self._time(run.lease_expires_at),
                 ),
             )
             self._audit(
@@ -310,37 +322,125 @@ class _SqlServiceStore:
         *,
         invoice_id: str | None = None,
         error: str | None = None,
+        attempt: int | None = None,
+        now: datetime | None = None,
     ) -> SettlementRun:
+        query = (
+            "UPDATE service_settlement_runs "
+            "SET status = ?, invoice_id = ?, error = ?, finished_at = ?, lease_expires_at = NULL "
+            "WHERE tenant = ? AND id = ?"
+        )
+        parameters: tuple[Any, ...] = (
+            status,
+            invoice_id,
+            error,
+            self._time(now or utc_now()),
+            tenant,
+            run_id,
+        )
+        if attempt is not None:
+            query += " AND status = 'running' AND attempts = ?"
+            parameters += (attempt,)
         with self._transaction(write=True) as cursor:
-            cursor.run(
-                "UPDATE service_settlement_runs "
-                "SET status = ?, invoice_id = ?, error = ?, finished_at = ? "
-                "WHERE tenant = ? AND id = ?",
-                (status, invoice_id, error, self._time(utc_now()), tenant, run_id),
-            )
-            rows = cursor.run(
-                f"SELECT {_RUN_COLUMNS} FROM service_settlement_runs WHERE tenant = ? AND id = ?",
-                (tenant, run_id),
-            )
-            if not rows:
-                raise ServiceStoreError(f"tenant {tenant!r} has no settlement run {run_id!r}")
-            run = self._run(rows[0])
-            self._audit(
-                cursor, tenant, run.created_by, f"settlement.{status}", run_id, invoice_id or ""
-            )
+            updated = cursor.run(query + " RETURNING id", parameters)
+            run = self._stored_run(cursor, tenant, run_id)
+            if updated:
+                self._audit(
+                    cursor, tenant, run.created_by, f"settlement.{status}", run_id, invoice_id or ""
+                )
         return run
 
-    def claim_settlement_run(self) -> SettlementRun | None:
-        # A competing claim of the same row finds it no longer queued (PostgreSQL re-reads the
-        # row it waited for; SQLite has one writer) and claims nothing this time.
+    def claim_settlement_run(
+        self,
+        now: datetime | None = None,
+        *,
+        lease: timedelta = RUN_LEASE,
+        attempts_max: int = RUN_ATTEMPTS_MAX,
+    ) -> SettlementRun | None:
+        now = now or utc_now()
         with self._transaction(write=True) as cursor:
+            self._fail_exhausted(cursor, now, lease, attempts_max)
+            # A competing claim of the same row finds it no longer claimable (PostgreSQL re-reads
+            # the row it waited for, whose new lease has not lapsed; SQLite has one writer) and
+            # claims nothing this time.
+            claimable = f"(status = 'queued' OR ({_LAPSED} AND attempts < ?))"
             rows = cursor.run(
-                "UPDATE service_settlement_runs SET status = 'running' "
-                "WHERE status = 'queued' AND (tenant, id) = ("
-                "SELECT tenant, id FROM service_settlement_runs WHERE status = 'queued' "
-                f"ORDER BY started_at, id LIMIT 1) RETURNING {_RUN_COLUMNS}"
+                "UPDATE service_settlement_runs "
+                "SET status = 'running', attempts = attempts + 1, lease_expires_at = ? "
+                f"WHERE {claimable} AND (tenant, id) = ("
+                f"SELECT tenant, id FROM service_settlement_runs WHERE {claimable} "
+                f"ORDER BY started_at, id LIMIT 1) RETURNING {_RUN_COLUMNS}",
+                (
+                    self._time(now + lease),
+                    *(self._time(now), attempts_max),
+                    *(self._time(now), attempts_max),
+                ),
             )
-        return self._run(rows[0]) if rows else None
+            if not rows:
+                return None
+            run = self._run(rows[0])
+            if run.attempts > 1:
+                self._audit(
+                    cursor,
+                    run.tenant,
+                    "settlement-worker",
+                    "settlement.reclaim",
+                    run.id,
+                    f"attempt {run.attempts} of {attempts_max}: the lease of the attempt before "
+                    "lapsed before it finished",
+                )
+        return run
+
+    def _fail_exhausted(
+        self, cursor: _Cursor, now: datetime, lease: timedelta, attempts_max: int
+    ) -> None:
+        """Fail the runs whose last allowed claim lapsed, each saying why."""
+        exhausted = cursor.run(
+            "SELECT tenant, id, attempts, lease_expires_at, created_by "
+            f"FROM service_settlement_runs WHERE {_LAPSED} AND attempts >= ? "
+            # One order for every worker, so that two failing the same runs lock them alike.
+            "ORDER BY tenant, id",
+            (self._time(now), attempts_max),
+        )
+        for tenant, run_id, attempts, lease_expires_at, created_by in exhausted:
+            lapsed = "" if lease_expires_at is None else f" at {self._read_time(lease_expires_at)}"
+            error = (
+                f"settlement run {run_id!r} was given up after {attempts} attempts (at most "
+                f"{attempts_max}): each time the server process running it stopped renewing its "
+                f"lease of {lease.total_seconds():g} s before the run finished, the last "
+                f"lease lapsing{lapsed}; a server killed or stalled while settling this run "
+                "(out of memory?) leaves it so. Queue it again once the cause is mended."
+            )
+            # Fenced by the attempt: a claim taken meanwhile by another worker is left alone.
+            if cursor.run(
+                "UPDATE service_settlement_runs "
+                "SET status = 'failed', error = ?, finished_at = ?, lease_expires_at = NULL "
+                f"WHERE tenant = ? AND id = ? AND attempts = ? AND {_LAPSED} RETURNING id",
+                (error, self._time(now), tenant, run_id, attempts, self._time(now)),
+            ):
+                self._audit(cursor, tenant, created_by, "settlement.failed", run_id, "")
+
+    def renew_settlement_lease(
+        self, tenant: str, run_id: str, attempt: int, until: datetime
+    ) -> bool:
+        with self._transaction(write=True) as cursor:
+            return bool(
+                cursor.run(
+                    "UPDATE service_settlement_runs SET lease_expires_at = ? "
+                    "WHERE tenant = ? AND id = ? AND status = 'running' AND attempts = ? "
+                    "RETURNING id",
+                    (self._time(until), tenant, run_id, attempt),
+                )
+            )
+
+    def _stored_run(self, cursor: _Cursor, tenant: str, run_id: str) -> SettlementRun:
+        rows = cursor.run(
+            f"SELECT {_RUN_COLUMNS} FROM service_settlement_runs WHERE tenant = ? AND id = ?",
+            (tenant, run_id),
+        )
+        if not rows:
+            raise ServiceStoreError(f"tenant {tenant!r} has no settlement run {run_id!r}")
+        return self._run(rows[0])
 
     def settlement_run(self, tenant: str, run_id: str) -> SettlementRun | None:
         with self._transaction() as cursor:
@@ -373,6 +473,8 @@ class _SqlServiceStore:
             started_at=self._read_time(row[9]),
             finished_at=None if row[10] is None else self._read_time(row[10]),
             created_by=row[11],
+            attempts=int(row[12]),
+            lease_expires_at=None if row[13] is None else self._read_time(row[13]),
         )
 
     # -- disputes -----------------------------------------------------------------------------
@@ -474,6 +576,18 @@ class SqliteServiceStore(_SqlServiceStore):
         self._connection: sqlite3.Connection | None = connection
         with self._transaction(write=True) as cursor:
             for statement in statements(SQLITE_SCHEMA):
+                cursor.run(statement)
+            # A file made before leases existed gets their columns (SQLite files have no
+            # migrations); its runs were claimed once, as PostgreSQL's revision 0006 counts them.
+            present = {row[1] for row in cursor.run("PRAGMA table_info(service_settlement_runs)")}
+            missing = [column for column in SQLITE_RUN_LEASE_COLUMNS if column[0] not in present]
+            for name, definition in missing:
+                cursor.run(f"ALTER TABLE service_settlement_runs ADD COLUMN {name} {definition}")
+            if missing:
+                cursor.run(
+                    "UPDATE service_settlement_runs SET attempts = 1 WHERE status <> 'queued'"
+                )
+            for statement in statements(SQLITE_RUN_LEASE):
                 cursor.run(statement)
 
     @contextmanager

@@ -10,7 +10,7 @@ Only API-key lookup by key id (authentication, before a tenant is known) is tena
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal, Protocol
 
 import msgspec
@@ -19,6 +19,8 @@ from raas.errors import RaasError
 from raas.ingest.otlp import ModelPrice
 
 __all__ = [
+    "RUN_ATTEMPTS_MAX",
+    "RUN_LEASE",
     "SCOPES",
     "ApiKey",
     "AuditRecord",
@@ -35,6 +37,12 @@ Scope = Literal["ingest", "vendor-admin", "buyer", "auditor"]
 SCOPES: Final[tuple[Scope, ...]] = ("ingest", "vendor-admin", "buyer", "auditor")
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
 AUDIT_RECORDS_MAX: Final = 1000
+# A claimant renews its lease every third of it while the run works, so a lease lapses only when
+# its claimant is gone (or stalled far longer than any pause); a settlement takes minutes at most.
+RUN_LEASE: Final = timedelta(seconds=60)
+# Claims of one run before it is failed: a run that kills its server each time (out of memory,
+# say) must not take down every server of the database in turn, forever.
+RUN_ATTEMPTS_MAX: Final = 3
 
 
 class ServiceStoreError(RaasError):
@@ -88,7 +96,10 @@ class SettlementRun(msgspec.Struct, frozen=True, kw_only=True):
     """One settlement of a contract version for a period at a signed checkpoint's size.
 
     A run is queued when asked for (`started_at` is that moment), then claimed and run by the
-    server's settlement worker (`raas.service.worker`), and ends succeeded or failed."""
+    server's settlement worker (`raas.service.worker`), and ends succeeded or failed. A claim
+    holds a lease until `lease_expires_at`, renewed while the run works; a run whose lease
+    lapsed is claimed again, and `attempts` counts the claims (the latest one's number is the
+    token its claimant writes the outcome with)."""
 
     id: str
     tenant: str
@@ -102,6 +113,8 @@ class SettlementRun(msgspec.Struct, frozen=True, kw_only=True):
     invoice_id: str | None = None
     error: str | None = None
     finished_at: datetime | None = None
+    attempts: int = 0
+    lease_expires_at: datetime | None = None
 
 
 class ServiceStore(Protocol):
@@ -169,14 +182,39 @@ class ServiceStore(Protocol):
         *,
         invoice_id: str | None = None,
         error: str | None = None,
-    ) -> SettlementRun: ...
+        attempt: int | None = None,
+        now: datetime | None = None,
+    ) -> SettlementRun:
+        """Record how the run ended (at `now`, default the time); the run as stored after.
 
-    def claim_settlement_run(self) -> SettlementRun | None:
-        """The oldest queued run of any tenant, now marked running; None if none is queued.
+        With `attempt` (the claim's number), only while that claim still holds the run: a
+        claimant whose lease lapsed and whose run was claimed again changes nothing, and gets
+        the run as the newer claim keeps it."""
+        ...
 
-        Atomic: of several workers (threads or server processes), one claims each run. Only
-        the settlement worker calls this, which serves every tenant; handlers never do.
+    def claim_settlement_run(
+        self,
+        now: datetime | None = None,
+        *,
+        lease: timedelta = RUN_LEASE,
+        attempts_max: int = RUN_ATTEMPTS_MAX,
+    ) -> SettlementRun | None:
+        """The oldest claimable run of any tenant, now running under a lease until `now + lease`
+        and its attempts counted; None if no run is claimable.
+
+        Claimable: queued, or running with a lease that expired by `now` (its claimant died)
+        after fewer than `attempts_max` attempts; an expired run that used them all is failed
+        here, its error saying why. Atomic: of several workers (threads or server processes),
+        one claims each run. Only the settlement worker calls this, which serves every tenant;
+        handlers never do.
         """
+        ...
+
+    def renew_settlement_lease(
+        self, tenant: str, run_id: str, attempt: int, until: datetime
+    ) -> bool:
+        """Extend the lease of claim number `attempt` to `until`; False when that claim no longer
+        holds the run (it ended, or was claimed again after the lease lapsed)."""
         ...
 
     def settlement_run(self, tenant: str, run_id: str) -> SettlementRun | None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal
@@ -591,10 +591,21 @@ class _TenantEvidence:
         return self._ledger.consistency_proof(self._own(tenant), old_size, new_size)
 
 
-def run_settlement(ledger: LedgerStore, store: ServiceStore, run: SettlementRun) -> SettlementRun:
-    """Settle a claimed run at its checkpoint, issue the invoice and record how the run ended.
+def run_settlement(
+    ledger: LedgerStore,
+    store: ServiceStore,
+    run: SettlementRun,
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> SettlementRun:
+    """Settle a claimed run at its checkpoint, issue the invoice and record how the run ended
+    (under the claim `run.attempts`: a claim that lapsed and was taken over records nothing).
 
-    The same run settled again (after a crash) issues the same invoice: same id, same bytes.
+    The same run settled again (its claimant died) issues the same invoice: same id, same bytes.
+    The invoice's id names its contract version and period, and the ledger keeps one invoice
+    per id: when an earlier attempt (or another run) already issued the period's invoice, this
+    run succeeds with it if the bytes are the same, and fails rather than issue a second
+    invoice for the period if they are not.
     """
     try:
         stored = store.contract_version(run.tenant, run.contract, run.version)
@@ -609,11 +620,18 @@ def run_settlement(ledger: LedgerStore, store: ServiceStore, run: SettlementRun)
             size=run.checkpoint_size,
             commitment_prior_subtotals=_prior_subtotals(ledger, store, run, contract, period),
         ).invoice
+        # Insert-or-compare, atomic in the ledger: the bytes an earlier attempt issued are
+        # found again (a no-op), other bytes for the same id are refused with the reason. (The
+        # prior subtotals read only earlier periods' invoices, never this one's.)
         ledger.store_invoice(invoice.id, run.tenant, invoice_json(invoice))
     except Exception as error:  # any failure is the run's outcome, kept with its reason
         reason = str(error) or type(error).__name__
-        return store.finish_settlement_run(run.tenant, run.id, "failed", error=reason)
-    return store.finish_settlement_run(run.tenant, run.id, "succeeded", invoice_id=invoice.id)
+        return store.finish_settlement_run(
+            run.tenant, run.id, "failed", error=reason, attempt=run.attempts, now=now()
+        )
+    return store.finish_settlement_run(
+        run.tenant, run.id, "succeeded", invoice_id=invoice.id, attempt=run.attempts, now=now()
+    )
 
 
 def _prior_subtotals(
