@@ -38,7 +38,7 @@ from raas.engine.on_ledger import (
     ENGINE_DEFAULT,
     ENGINES,
     Engine,
-    episode_tables_beside,
+    episode_tables_for,
     settle_on_engine,
 )
 from raas.errors import RaasError
@@ -107,9 +107,9 @@ engine_option = click.option(
     default=ENGINE_DEFAULT,
     show_default=True,
     envvar="RAAS_ENGINE",
-    help="Settle on DuckDB (in-process, from episode tables kept beside the ledger and "
-    "updated incrementally), on Spark (when one machine is not enough), or with the pure "
-    "reference judge. The invoice is the same byte for byte.",
+    help="Settle on DuckDB (in-process, from episode tables on disk, updated incrementally), "
+    "on Spark (when one machine is not enough), or with the pure reference judge. The invoice "
+    "is the same byte for byte.",
 )
 spark_master_option = click.option(
     "--spark-master",
@@ -179,6 +179,15 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
 @engine_option
 @spark_master_option
 @database_option
+@click.option(
+    "--table-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="RAAS_TABLE_DIR",
+    help="Folder of the episode tables (DuckDB and Spark). Default: beside a SQLite ledger; "
+    "for PostgreSQL, $XDG_DATA_HOME/raas/episode-tables (~/.local/share/raas/episode-tables). "
+    "Files are named after the ledger, so ledgers may share a folder.",
+)
 def settle(
     contract_paths: tuple[Path, ...],
     period_label: str,
@@ -187,6 +196,7 @@ def settle(
     engine: Engine,
     spark_master: str,
     database: str,
+    table_dir: Path | None,
 ) -> None:
     """Settle CONTRACT for one billing period at a signed checkpoint; issue and write the invoice.
 
@@ -196,8 +206,9 @@ def settle(
     contract's earlier invoices were issued (late events, reopened outcomes, upheld disputes)
     becomes the invoice's adjustments.
 
-    DuckDB and Spark settle from episode tables kept beside a SQLite ledger (for PostgreSQL, in
-    the current folder): the first settlement builds them, later ones add only what changed.
+    DuckDB and Spark settle from episode tables kept in --table-dir, by default beside a SQLite
+    ledger and for PostgreSQL in $XDG_DATA_HOME/raas/episode-tables: the first settlement
+    builds them, later ones add only what changed.
     """
     versions = [load_contract(path) for path in contract_paths]
     contract = max(versions, key=lambda version: version.version)
@@ -212,7 +223,7 @@ def settle(
             versions,
             period,
             signer,
-            _Where(engine, episode_tables_beside(database), spark_master),
+            _Where(engine, episode_tables_for(database, table_dir), spark_master),
         )
     _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
@@ -255,7 +266,7 @@ def demo(
     keys_folder = out / "keys"
     signer_path = keys_folder / f"{contract.vendor}.key"
     verifier_path = keys_folder / f"{contract.vendor}.pub"
-    tables = episode_tables_beside(database)
+    tables = episode_tables_for(database)
     for path in (
         database,
         Path(f"{database}-wal"),

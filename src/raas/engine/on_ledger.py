@@ -1,7 +1,8 @@
 """Settle a contract over time from the ledger on the engine a user chooses: the pure reference
-judge, DuckDB (the default) or Spark. The SQL engines settle from episode tables kept next to
-the ledger and brought up to date incrementally, so the next settlement derives only the
-customers with new entries. Whatever the engine, the invoice is the same byte for byte."""
+judge, DuckDB (the default) or Spark. The SQL engines settle from episode tables kept in a
+stated folder (`episode_tables_for`) and brought up to date incrementally, so the next
+settlement derives only the customers with new entries. Whatever the engine, the invoice is
+the same byte for byte."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import hashlib
 import os
 import re
 from base64 import b64encode
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,8 +36,9 @@ __all__ = [
     "ENGINES",
     "ENGINE_DEFAULT",
     "Engine",
+    "default_table_dir",
     "episode_table_path",
-    "episode_tables_beside",
+    "episode_tables_for",
     "settle_on_engine",
 ]
 
@@ -48,13 +51,33 @@ ENGINE_DEFAULT: Final[Engine] = "duckdb"
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def episode_tables_beside(location: str | os.PathLike[str]) -> tuple[Path, str]:
-    """Where the episode tables of the ledger at `location` live, as (folder, file prefix):
-    beside a SQLite file, named after it; for a PostgreSQL ledger, in the current folder."""
+def default_table_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the episode tables of a PostgreSQL ledger live unless `--table-dir` says: the
+    user's data folder, `$XDG_DATA_HOME/raas/episode-tables`, or with no (or a relative)
+    XDG_DATA_HOME `~/.local/share/raas/episode-tables`, as the XDG base directory spec says."""
+    data_home = environ.get("XDG_DATA_HOME", "")
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    return base / "raas" / "episode-tables"
+
+
+def episode_tables_for(
+    location: str | os.PathLike[str], table_dir: str | os.PathLike[str] | None = None
+) -> tuple[Path, str]:
+    """Where the episode tables of the ledger at `location` live, as (folder, file prefix).
+
+    The folder is `table_dir` when given; otherwise beside a SQLite file, and for a PostgreSQL
+    ledger `default_table_dir()` (never the current folder: a command run from elsewhere would
+    build them all again, and leave them where it ran). The prefix names the ledger, so that
+    ledgers sharing a folder never share a table: a SQLite file's name; for PostgreSQL,
+    `postgresql-` and a digest of the server and database (not the user or password, which
+    may change while the database stays the same)."""
     if is_postgres_url(location):
-        return Path("."), "raas"
+        url = urlsplit(os.fspath(location))
+        where = f"{url.hostname or ''}:{url.port or ''}{url.path}"
+        prefix = f"postgresql-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+        return (default_table_dir() if table_dir is None else Path(table_dir)), prefix
     path = Path(os.fspath(location).removeprefix(SQLITE_SCHEME))
-    return path.parent, path.name
+    return (path.parent if table_dir is None else Path(table_dir)), path.name
 
 
 def episode_table_path(folder: Path, prefix: str, tenant: str, window: int) -> Path:
@@ -72,7 +95,7 @@ def settle_on_engine(
     *,
     size: int,
     root: bytes | None = None,
-    tables: tuple[Path, str] = (Path("."), "raas"),
+    tables: tuple[Path, str],
     on_entries: Callable[[int], None] | None = None,
     spark: SparkSession | None = None,
     as_of: datetime | None = None,
@@ -80,7 +103,7 @@ def settle_on_engine(
 ) -> Settlement:
     """`settle_over_time_from_ledger` on `engine`, at the ledger's first `size` entries of the
     buyer's log whose root is `root`. The SQL engines first bring the episode tables in
-    `tables` (folder, prefix: see `episode_tables_beside`) to `size`; `on_entries(n)` is called
+    `tables` (folder, prefix: see `episode_tables_for`) to `size`; `on_entries(n)` is called
     as entries are read (progress). `spark` is the Spark session (default: a local one)."""
     if engine == "reference":
         return settle_over_time_from_ledger(
