@@ -192,6 +192,7 @@ def test_an_incremental_build_equals_a_full_build_at_the_same_size(
             assert built.updated_from == size_before
             assert built.customers_changed == tuple(sorted(changed))
         assert built.state.size == size_before + len(batch)
+        assert built.state == read_episode_table_state(path)  # counts kept, not counted
         full = fresh(directory)
         build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
         assert table_rows(path) == table_rows(full)

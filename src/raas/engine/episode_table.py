@@ -286,6 +286,8 @@ def _update(
     new_indexes = _new_indexes_by_customer(ledger, tenant, previous.size, size, new_entries)
     changed = sorted(new_indexes)
     customers_derived = entries_read = 0
+    # The counts follow the rows deleted and inserted (counting the tables again is a scan).
+    episodes, customers_kept = previous.episodes, previous.customers
     with (
         _opened(target, options.attach_to) as connection,
         _Staging(connection, target.parent) as staging,
@@ -294,15 +296,14 @@ def _update(
         try:
             for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
                 chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
-                known = _known_indexes(connection, chunk)
-                connection.execute(
+                known = _delete_customers(connection, chunk)
+                deleted = connection.execute(
                     "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))",
                     {"customers": chunk},
-                )
-                connection.execute(
-                    "DELETE FROM customers WHERE customer IN (SELECT unnest($customers))",
-                    {"customers": chunk},
-                )
+                ).fetchone()
+                assert deleted is not None
+                episodes -= int(deleted[0])
+                customers_kept -= len(known)
                 customers = (
                     (
                         customer,
@@ -316,7 +317,11 @@ def _update(
                 counted = staging.write(derived, options)
                 customers_derived += counted[0]
                 entries_read += counted[1]
-            state = _write_state(connection, tenant, size, last_leaf, options.link_horizon)
+            counts = (
+                episodes + staging.inserted["episodes"],
+                customers_kept + staging.inserted["customers"],
+            )
+            state = _write_state(connection, tenant, size, last_leaf, options.link_horizon, counts)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -453,11 +458,13 @@ class _EntryCustomer(msgspec.Struct):
 _customer_decoder: Final = msgspec.json.Decoder(_EntryCustomer)
 
 
-def _known_indexes(
+def _delete_customers(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
 ) -> dict[str, list[int]]:
+    """Delete these customers' rows of `customers`; the log indexes they held."""
     rows = connection.execute(
-        "SELECT customer, log_indexes FROM customers WHERE customer IN (SELECT unnest($customers))",
+        "DELETE FROM customers WHERE customer IN (SELECT unnest($customers)) "
+        "RETURNING customer, log_indexes",
         {"customers": list(customers)},
     ).fetchall()
     return {str(customer): list(indexes) for customer, indexes in rows}
@@ -566,6 +573,7 @@ class _Staging:
         self.directory = Path(tempfile.mkdtemp(prefix=".episode-table-", dir=directory))
         self.episodes: list[bytes] = []
         self.customers: list[bytes] = []
+        self.inserted = {"episodes": 0, "customers": 0}  # rows, by table
 
     def __enter__(self) -> _Staging:
         return self
@@ -601,6 +609,7 @@ class _Staging:
     def _insert(self, table: str, lines: list[bytes], columns: Mapping[str, str]) -> None:
         file = self.directory / f"{table}.ndjson"
         file.write_bytes(b"\n".join(lines))
+        self.inserted[table] += len(lines)
         names = ", ".join(quote_identifier(name, "duckdb") for name in columns)
         types = ", ".join(
             f"{_string_literal(name)}: {_string_literal(_bare_type(kind))}"
@@ -689,13 +698,27 @@ def _write_state(
     size: int,
     last_leaf: str,
     link_horizon: timedelta,
+    counts: tuple[int, int] | None = None,
 ) -> EpisodeTableState:
+    """Record the state; `counts` are the episodes and customers when the caller knows them."""
     connection.execute("DELETE FROM episode_table")
     connection.execute(
         "INSERT INTO episode_table VALUES (?, ?, ?, ?, ?)",
         [EPISODE_TABLE_FORMAT, tenant, size, last_leaf, _whole_seconds(link_horizon)],
     )
-    return _counted_state(connection, EPISODE_TABLE_FORMAT, tenant, size, last_leaf, link_horizon)
+    if counts is None:
+        return _counted_state(
+            connection, EPISODE_TABLE_FORMAT, tenant, size, last_leaf, link_horizon
+        )
+    return EpisodeTableState(
+        format=EPISODE_TABLE_FORMAT,
+        tenant=tenant,
+        size=size,
+        last_leaf=last_leaf,
+        link_horizon_seconds=_whole_seconds(link_horizon),
+        episodes=counts[0],
+        customers=counts[1],
+    )
 
 
 def _counted_state(
