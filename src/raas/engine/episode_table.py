@@ -706,18 +706,8 @@ def _write_state(
         "INSERT INTO episode_table VALUES (?, ?, ?, ?, ?)",
         [EPISODE_TABLE_FORMAT, tenant, size, last_leaf, _whole_seconds(link_horizon)],
     )
-    if counts is None:
-        return _counted_state(
-            connection, EPISODE_TABLE_FORMAT, tenant, size, last_leaf, link_horizon
-        )
-    return EpisodeTableState(
-        format=EPISODE_TABLE_FORMAT,
-        tenant=tenant,
-        size=size,
-        last_leaf=last_leaf,
-        link_horizon_seconds=_whole_seconds(link_horizon),
-        episodes=counts[0],
-        customers=counts[1],
+    return _counted_state(
+        connection, EPISODE_TABLE_FORMAT, tenant, size, last_leaf, link_horizon, counts
     )
 
 
@@ -728,19 +718,23 @@ def _counted_state(
     size: int,
     last_leaf: str,
     link_horizon: timedelta,
+    counts: tuple[int, int] | None = None,
 ) -> EpisodeTableState:
-    counts = connection.execute(
-        "SELECT (SELECT count(*) FROM episodes), (SELECT count(*) FROM customers)"
-    ).fetchone()
-    assert counts is not None
+    """The state, with the episodes and customers counted unless `counts` gives them."""
+    if counts is None:
+        row = connection.execute(
+            "SELECT (SELECT count(*) FROM episodes), (SELECT count(*) FROM customers)"
+        ).fetchone()
+        assert row is not None
+        counts = (int(row[0]), int(row[1]))
     return EpisodeTableState(
         format=row_format,
         tenant=tenant,
         size=size,
         last_leaf=last_leaf,
         link_horizon_seconds=_whole_seconds(link_horizon),
-        episodes=int(counts[0]),
-        customers=int(counts[1]),
+        episodes=counts[0],
+        customers=counts[1],
     )
 
 
