@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,9 @@ from raas.core.periods import parse_period
 from raas.engine.reference import settle_from_ledger
 from raas.ingest.validate import parse_batch
 from raas.ledger.store import MemoryLedger
+from raas.service.sql_store import SqliteServiceStore
 from raas.sim import SimConfig, Simulation
-from settlement_runs import ended_run
+from settlement_runs import ended_run, queued_run, run_at
 
 RAAS = [sys.executable, "-m", "raas.cli.main"]
 READY_SECONDS_MAX = 60
@@ -50,17 +52,21 @@ def create_key(database: str, scope: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    database = f"sqlite:///{tmp_path / 'raas.db'}"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """`raas serve` over a new SQLite file: its URL, a key per scope, and the file. A run's
+    server may die once only (--settlement-attempts 1), so that a test sees a run given up."""
+    folder = tmp_path_factory.mktemp("served")
+    database = f"sqlite:///{folder / 'raas.db'}"
     keys = {scope: create_key(database, scope) for scope in ("ingest", "vendor-admin", "buyer")}
     port = free_port()
     process = subprocess.Popen(
-        [*RAAS, "serve", "--db", database, "--port", str(port), "--key", str(signer_key(tmp_path))],
+        [*RAAS, "serve", "--db", database, "--port", str(port), "--key", str(signer_key(folder)),
+         "--settlement-attempts", "1", "--settlement-lease", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_SECONDS_MAX
@@ -73,7 +79,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 pass
             assert time.monotonic() < deadline, "raas serve did not become ready"
             time.sleep(0.2)
-        yield base, keys
+        yield base, keys, folder / "raas.db"
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -84,10 +90,32 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         assert code == 0, process.communicate()[1]
 
 
-def test_simulated_month_ingested_over_http_settles_to_the_in_process_invoice(
-    server: tuple[str, dict[str, str]],
+def test_a_run_left_running_by_a_killed_server_is_ended_by_the_next_one(
+    server: tuple[str, dict[str, str], Path],
 ) -> None:
-    base, keys = server
+    """A server killed while it ran a run leaves the run running under a lease nobody renews;
+    the server running now fails it, as --settlement-attempts 1 allows no other claim."""
+    base, keys, database = server
+    store = SqliteServiceStore(database)
+    try:
+        lapsed = datetime.now(UTC) - timedelta(seconds=1)
+        left = msgspec.structs.replace(
+            queued_run("acme", "left"), status="running", attempts=1, lease_expires_at=lapsed
+        )
+        store.add_settlement_run("acme", left)
+    finally:
+        store.close()
+    with httpx.Client(base_url=base, timeout=60) as client:
+        buyer = {"Authorization": f"Bearer {keys['buyer']}"}
+        run = run_at(client, "/v1/settlements/left", buyer)
+    assert (run["status"], run["attempts"]) == ("failed", 1), run
+    assert "given up after 1 attempt (at most 1)" in run["error"]
+
+
+def test_simulated_month_ingested_over_http_settles_to_the_in_process_invoice(
+    server: tuple[str, dict[str, str], Path],
+) -> None:
+    base, keys, _ = server
     simulation = Simulation(SimConfig(conversations=CONVERSATIONS, seed=3, batch_events=1_000))
     bodies = list(simulation.ndjson_batches())
 

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from raas.service.settings import ServiceSettings
+from raas.service.store import RUN_ATTEMPTS_MAX, RUN_LEASE
 
 if TYPE_CHECKING:
     from raas.service.store import ServiceStore
@@ -63,6 +64,23 @@ database_url_option = click.option(
     show_default=True,
     help="Seconds a request may take before it is answered with 503.",
 )
+@click.option(
+    "--settlement-lease",
+    "lease_seconds",
+    type=click.FloatRange(min=1),
+    default=RUN_LEASE.total_seconds(),
+    show_default=True,
+    help="Seconds after which a settlement run whose server stopped renewing its claim (killed) "
+    "is claimed by another server's worker.",
+)
+@click.option(
+    "--settlement-attempts",
+    "attempts_max",
+    type=click.IntRange(min=1),
+    default=RUN_ATTEMPTS_MAX,
+    show_default=True,
+    help="Claims of a settlement run before it is failed (each of its servers died running it).",
+)
 def serve(
     database: str,
     host: str,
@@ -71,6 +89,8 @@ def serve(
     vendor: str | None,
     rate: float,
     timeout_seconds: float,
+    lease_seconds: float,
+    attempts_max: int,
 ) -> None:
     """Serve the HTTP API (OpenAPI document at /openapi.json, docs at /docs)."""
     # Imported here: only this command needs the web framework and the server.
@@ -85,6 +105,8 @@ def serve(
         requests_per_second=rate,
         requests_burst=max(1, int(rate * 2)),
         request_timeout_seconds=timeout_seconds,
+        settlement_lease_seconds=lease_seconds,
+        settlement_attempts_max=attempts_max,
     )
     app = create_app(settings)
     click.echo(f"raas serve on http://{host}:{port} (database {database})", err=True)

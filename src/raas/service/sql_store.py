@@ -405,7 +405,8 @@ class _SqlServiceStore:
         for tenant, run_id, attempts, lease_expires_at, created_by in exhausted:
             lapsed = "" if lease_expires_at is None else f" at {self._read_time(lease_expires_at)}"
             error = (
-                f"settlement run {run_id!r} was given up after {attempts} attempts (at most "
+                f"settlement run {run_id!r} was given up after {attempts} "
+                f"attempt{'' if attempts == 1 else 's'} (at most "
                 f"{attempts_max}): each time the server process running it stopped renewing its "
                 f"lease of {lease.total_seconds():g} s before the run finished, the last "
                 f"lease lapsing{lapsed}; a server killed or stalled while settling this run "
