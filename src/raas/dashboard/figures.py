@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import duckdb
 
@@ -153,7 +153,7 @@ class FigureKeeper:
     def _load(self, connection: duckdb.DuckDBPyConnection) -> None:
         self._groups = {}
         self._latencies = Counter()
-        self._add(connection, None, +1)
+        self._add_all(connection)
 
     def _regroup(
         self,
@@ -174,13 +174,21 @@ class FigureKeeper:
             )
         connection.execute("BEGIN TRANSACTION")
         try:
-            if customers is not None:
-                self._add(connection, customers, -1)
+            # A few customers: the rows deleted and inserted come back and are folded here, each
+            # table scanned once to delete rather than twice more to sum what changed.
+            returning = "" if customers is None else " RETURNING * EXCLUDE (customer)"
             for table, sql in (("shares", self._shares_sql), ("latencies", self._latency_sql)):
-                connection.execute(f"DELETE FROM {table}{where}", values)
+                removed = connection.execute(f"DELETE FROM {table}{where}{returning}", values)
+                if customers is not None:
+                    self._fold(table, removed.fetchall(), -1)
                 source = f"(SELECT * FROM {_TABLE}.episodes{where})"
-                connection.execute(f"INSERT INTO {table} {sql.format(source=source)}", values)
-            self._add(connection, customers, +1)
+                added = connection.execute(
+                    f"INSERT INTO {table} {sql.format(source=source)}{returning}", values
+                )
+                if customers is not None:
+                    self._fold(table, added.fetchall(), +1)
+            if customers is None:
+                self._add_all(connection)
             connection.execute("DELETE FROM kept")
             connection.execute(
                 "INSERT INTO kept VALUES (?, ?, ?)", [self.signature, size, last_leaf]
@@ -190,20 +198,29 @@ class FigureKeeper:
             connection.execute("ROLLBACK")
             raise
 
-    def _add(
-        self, connection: duckdb.DuckDBPyConnection, customers: Sequence[str] | None, sign: int
-    ) -> None:
-        """Add (sign 1) or take away (-1) the kept shares of `customers` (None: everyone)."""
-        assert self._groups is not None
-        where, values = "", {}
-        if customers is not None:
-            where = " WHERE customer IN (SELECT unnest($customers))"
-            values = {"customers": list(customers)}
+    def _add_all(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Add every kept share to the sums."""
         rows = connection.execute(
             "SELECT day, verdict, handed_off, tiers, sum(episodes), sum(csat_total), "
-            f"sum(csat_answers), sum(model_cost) FROM shares{where} GROUP BY ALL",
-            values,
+            "sum(csat_answers), sum(model_cost) FROM shares GROUP BY ALL"
         ).fetchall()
+        self._fold("shares", rows, +1)
+        latencies = connection.execute(
+            "SELECT latency_ms, sum(episodes) FROM latencies GROUP BY ALL"
+        ).fetchall()
+        self._fold("latencies", latencies, +1)
+
+    def _fold(self, table: str, rows: Sequence[tuple[Any, ...]], sign: int) -> None:
+        """Add (sign 1) or take away (-1) rows of `table` (shares or latencies, without the
+        customer; grouped or not, as sums they are the same). Each partial sum is of real
+        episodes (all taken away are kept ones), so a group of no episodes sums to nothing."""
+        assert self._groups is not None
+        if table == "latencies":
+            for latency, count in rows:
+                self._latencies[int(latency)] += sign * int(count)
+                if self._latencies[int(latency)] == 0:
+                    del self._latencies[int(latency)]
+            return
         groups = self._groups
         for day, verdict, handed_off, tiers, episodes, total, answers, cost in rows:
             key = (day.isoformat(), int(verdict), bool(handed_off), str(tiers))
@@ -218,13 +235,6 @@ class FigureKeeper:
                 groups[key] = new
             else:
                 groups.pop(key, None)
-        latencies = connection.execute(
-            f"SELECT latency_ms, sum(episodes) FROM latencies{where} GROUP BY ALL", values
-        ).fetchall()
-        for latency, count in latencies:
-            self._latencies[int(latency)] += sign * int(count)
-            if self._latencies[int(latency)] == 0:
-                del self._latencies[int(latency)]
 
 
 def _grown(ledger: LedgerStore, tenant: str, kept_size: int, kept_leaf: str, size: int) -> bool:
