@@ -52,6 +52,13 @@ def ok(*arguments: str | Path) -> str:
     return done.output
 
 
+def verify_fails(bundle: Path, public: Path) -> str:
+    """What `raas verify` says of a bundle it must refuse (exit status 1)."""
+    failed = raas("verify", bundle, "--key", public)
+    assert failed.exit_code == 1, failed.output
+    return failed.output
+
+
 def resolved(days: range) -> list:  # type: ignore[type-arg]
     """One AI-resolved problem a day, `days` after 2 November; final 72 hours later."""
     return [

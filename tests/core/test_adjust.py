@@ -160,7 +160,7 @@ def test_an_invoice_is_settled_again_only_while_its_outcomes_can_change() -> Non
     november = next_invoice(contract, NOV, on_time)
 
     december, settled = settled_periods(contract, DEC, events, [november])
-    assert settled == ["2026-12", "2026-11"]
+    assert settled == ["2026-11", "2026-12"]  # earlier periods first, then the period
     assert [line.amount for line in december.adjustments] == [Decimal("0.99")]
     january, settled = settled_periods(contract, JAN, events, [november])
     assert settled == ["2027-01"] and january.adjustments == ()
@@ -170,7 +170,7 @@ def test_an_invoice_is_settled_again_only_while_its_outcomes_can_change() -> Non
     )
     assert resettle_horizon([reopening]) == timedelta(days=63)
     january, settled = settled_periods(reopening, JAN, events, [november])
-    assert settled == ["2027-01", "2026-11"]
+    assert settled == ["2026-11", "2027-01"]
     assert [line.amount for line in january.adjustments] == [Decimal("0.99")]
 
 
@@ -183,7 +183,7 @@ def test_a_dispute_upheld_after_the_bound_is_still_credited_once() -> None:
         ruling(1, "upheld", at=DEC.start + timedelta(days=20)),  # after the 14-day bound
     ]
     january, settled = settled_periods(contract, JAN, events, [november], disputes)
-    assert settled == ["2027-01", "2026-11"]
+    assert settled == ["2026-11", "2027-01"]
     [credit] = january.adjustments
     assert credit.amount == Decimal("-0.99") and credit.episodes == ("c1#refund",)
     february, _ = settled_periods(

@@ -45,6 +45,7 @@ from raas.core.pricing import (
     Minimum,
     Package,
     PerOutcome,
+    Prepaid,
     Pricing,
     SavingsShare,
     SlaTarget,
@@ -160,7 +161,7 @@ def test_every_field_of_the_format_loads_to_its_typed_value() -> None:
     assert pricing.minimum == Minimum(amount=Decimal("1000.00"), periods=3)
     assert pricing.cap == Cap(amount=Decimal(20000))
     assert [target.metric for target in pricing.sla] == ["resolution_rate", "p95_latency_ms"]
-    assert pricing.prepaid is True
+    assert pricing.prepaid == Prepaid(credit=Decimal("50000.00"))
 
 
 def test_outcome_prices_are_a_per_outcome_charge_placed_first() -> None:

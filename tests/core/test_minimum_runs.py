@@ -39,7 +39,12 @@ def contract(
     minimum: str | None = "{amount: 10.00, periods: 3}",
 ) -> Contract:
     terms = f"  minimum: {minimum}\n" if minimum is not None else ""
-    return parse_contract(
+    return parse_contract(contract_text(version, effective_from, terms))
+
+
+def contract_text(version: int, effective_from: str, terms: str) -> str:
+    """The contract `committed` at 1.00 per resolution, with these pricing `terms` lines."""
+    return (
         f"contract: committed\nversion: {version}\neffective_from: {effective_from}\n"
         "vendor: helpdesk-ai\nbuyer: acme\ncurrency: USD\ntime_zone: Europe/Berlin\n"
         "window: 72h\noutcomes:\n  ai_resolution:\n"

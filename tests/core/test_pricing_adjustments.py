@@ -153,10 +153,15 @@ def test_a_missing_sla_measurement_is_refused() -> None:
         )
 
 
+PREPAID = "  prepaid: {credit: 5000.00}\n"
+
+
 def test_prepaid_credits_are_drawn_down_and_the_rest_carries_over() -> None:
     """Balance 300.00, period 250.00: -250.00, total 0.00, 50.00 left. Balance 100.00: -100.00,
     total 150.00, 0.00 left. An empty period draws nothing and keeps the balance."""
-    period = settle("  prepaid: true\n", resolutions(250, prepaid_balance=Decimal("300.00")))
+    period = settle(
+        "  prepaid: {credit: 5000.00}\n", resolutions(250, prepaid_balance=Decimal("300.00"))
+    )
     assert adjustments(period) == [("prepaid_drawdown", Decimal("-250.00"))]
     assert (total(period), period.prepaid_balance) == (Decimal("0.00"), Decimal("50.00"))
     assert period.lines[-1].basis == {
@@ -164,17 +169,23 @@ def test_prepaid_credits_are_drawn_down_and_the_rest_carries_over() -> None:
         "drawn": Decimal("250.00"),
         "balance_after": Decimal("50.00"),
     }
-    period = settle("  prepaid: true\n", resolutions(250, prepaid_balance=Decimal("100.00")))
+    period = settle(
+        "  prepaid: {credit: 5000.00}\n", resolutions(250, prepaid_balance=Decimal("100.00"))
+    )
     assert (total(period), period.prepaid_balance) == (Decimal("150.00"), Decimal("0.00"))
-    period = settle("  prepaid: true\n", resolutions(0, prepaid_balance=Decimal("100.00")))
+    period = settle(
+        "  prepaid: {credit: 5000.00}\n", resolutions(0, prepaid_balance=Decimal("100.00"))
+    )
     assert adjustments(period) == []
     assert period.prepaid_balance == Decimal("100.00")
     assert settle("", resolutions(1)).prepaid_balance is None
 
 
 def test_prepaid_balance_and_terms_must_agree() -> None:
-    with raises(ValueError, "usage.prepaid_balance is required when pricing.prepaid"):
-        settle("  prepaid: true\n", resolutions(1))
+    with raises(
+        ValueError, "usage.prepaid_balance is required when the contract states pricing.prepaid"
+    ):
+        settle(PREPAID, resolutions(1))
     with raises(ValueError, "the contract has no prepaid credits"):
         settle("", resolutions(1, prepaid_balance=Decimal(5)))
 
@@ -183,7 +194,7 @@ ALL = """  minimum: {amount: 500.00}
   cap: {amount: 1000.00}
   sla:
     - {metric: csat, at_least: 4.2, credit: 0.10}
-  prepaid: true
+  prepaid: {credit: 5000.00}
 """
 MISSED = SlaMeasurements(csat=Decimal("4.0"))
 
@@ -248,7 +259,11 @@ def test_fixed_amounts_must_be_whole_minor_units_of_the_currency() -> None:
     with raises(ValueError, "pricing.cap.amount: 100.5 JPY is not a whole"):
         settle("  cap: {amount: 100.5}\n", resolutions(1), "JPY")
     with raises(ValueError, "usage.prepaid_balance: 0.0001 KWD is not a whole"):
-        settle("  prepaid: true\n", resolutions(1, prepaid_balance=Decimal("0.0001")), "KWD")
+        settle(
+            "  prepaid: {credit: 5000.00}\n",
+            resolutions(1, prepaid_balance=Decimal("0.0001")),
+            "KWD",
+        )
     assert total(settle("  minimum: {amount: 100.5}\n", resolutions(1), "KWD")) == Decimal(
         "100.500"
     )

@@ -27,6 +27,7 @@ from raas.core.pricing import (
     Minimum,
     Package,
     PerOutcome,
+    Prepaid,
     PricedPeriod,
     Pricing,
     Reviews,
@@ -184,12 +185,13 @@ def scenarios(draw: st.DrawFn) -> tuple[Pricing, Usage, str, Rounding]:
     targets = draw(st.lists(st.sampled_from(sorted(SLA_TARGETS)), unique=True))
     sla = tuple(SLA_TARGETS[metric](Decimal(draw(st.integers(0, 33))) / 100) for metric in targets)
     prepaid = draw(st.booleans())
+    credit = Prepaid(credit=minor(currency, 5_000_000)) if prepaid else None
     pricing = Pricing(
         charges=tuple(charges),
         minimum=None if minimum_units is None else Minimum(amount=minor(currency, minimum_units)),
         cap=None if cap_units is None else Cap(amount=minor(currency, cap_units)),
         sla=sla,
-        prepaid=prepaid,
+        prepaid=credit,
     )
     weights = st.sampled_from([Decimal(1), Decimal(1), Decimal("0.5"), Decimal("1.5"), Decimal(0)])
     outcomes: dict[str, tuple[WeightedEpisode, ...]] = {}
@@ -239,9 +241,9 @@ def test_the_total_is_the_sum_of_lines_each_rounded_once(
         assert line.amount == quantize(line.amount, currency, rounding)
         assert line.amount == quantize(Decimal(line.quantity) * line.unit_price, currency, rounding)
         assert list(line.episodes) == sorted(set(line.episodes))
-    if pricing.cap is not None and not pricing.sla and not pricing.prepaid:
+    if pricing.cap is not None and not pricing.sla and pricing.prepaid is None:
         assert period.total <= pricing.cap.amount
-    if pricing.prepaid:
+    if pricing.prepaid is not None:
         assert period.prepaid_balance is not None and usage.prepaid_balance is not None
         drawn = usage.prepaid_balance - period.prepaid_balance
         assert 0 <= drawn <= usage.prepaid_balance
@@ -270,7 +272,7 @@ def test_credits_never_make_a_total_negative_nor_larger(
     pricing, usage, currency, rounding = scenario
     with_credits = price_period(pricing, usage, currency, rounding)
     without = price_period(
-        replace(pricing, sla=(), prepaid=False),
+        replace(pricing, sla=(), prepaid=None),
         replace(usage, prepaid_balance=None),
         currency,
         rounding,

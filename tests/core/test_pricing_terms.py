@@ -24,6 +24,7 @@ from raas.core.pricing import (
     Minimum,
     Package,
     PerOutcome,
+    Prepaid,
     Pricing,
     Reviews,
     SavingsShare,
@@ -85,7 +86,7 @@ pricing:
     - {metric: resolution_rate, at_least: 0.70, credit: 0.05}
     - {metric: p95_latency_ms, at_most: 2000, credit: 0.03}
     - {metric: csat, at_least: 4.2, credit: 0.05}
-  prepaid: true
+  prepaid: {credit: 50000.00}
 """
 
 
@@ -135,7 +136,7 @@ def test_every_model_reads_from_yaml() -> None:
             SlaTarget(metric="p95_latency_ms", at_most=Decimal(2000), credit=Decimal("0.03")),
             SlaTarget(metric="csat", at_least=Decimal("4.2"), credit=Decimal("0.05")),
         ),
-        prepaid=True,
+        prepaid=Prepaid(credit=Decimal("50000.00")),
     )
     assert pricing.priced_outcomes() == (
         "confirmed_resolution",
@@ -162,7 +163,7 @@ pricing:
     assert isinstance(package, Package) and package.partial == "round_up"
     assert isinstance(uplift, UpliftShare) and uplift.confidence == Decimal("0.95")
     assert pricing.minimum == Minimum(amount=Decimal(100), periods=1)
-    assert (pricing.sla, pricing.prepaid, pricing.cap) == ((), False, None)
+    assert (pricing.sla, pricing.prepaid, pricing.cap) == ((), None, None)
 
 
 def refused(text: str) -> str:

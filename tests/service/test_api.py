@@ -3,6 +3,7 @@ checkpoints and proofs, each answer checked against the ledger and the offline v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -19,6 +20,7 @@ from raas.ledger.sqlite import SqliteLedger
 from raas.service.sql_store import SqliteServiceStore
 from settlement_runs import ended_run, queued_run, run_at
 from test_minimum_cli import TEXT, resolved
+from test_prepaid_cli import PREPAID
 
 JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -305,12 +307,13 @@ def test_a_settlement_run_that_fails_is_kept_with_its_error(service: Service) ->
     assert service.client.get(f"/v1/settlements/{run['id']}", headers=other).status_code == 404
 
 
-def test_a_minimum_over_two_periods_is_trued_up_by_the_service_runs(service: Service) -> None:
-    """The worker reads the run's earlier invoice from the store; before it is issued, the run
-    fails naming the period to settle first."""
+def monthly_runs(
+    service: Service, text: str, name: str, events: list[Event]
+) -> Callable[[str], dict[str, object]]:
+    """Ingest `events`, store the contract `text` and sign a checkpoint; a function that queues
+    a run of contract `name` for a period and waits for its end."""
     admin = service.headers("acme", "vendor-admin")
-    ingest(service, resolved(range(0, 2)) + resolved(range(32, 33)))  # 2.00 in Nov, 1.00 in Dec
-    text = TEXT.format(name="committed", amount="10.00").replace("periods: 3", "periods: 2")
+    ingest(service, events)
     yaml = {**admin, "content-type": "application/yaml"}
     created = service.client.post("/v1/contracts", content=text.encode(), headers=yaml)
     assert created.status_code == 201, created.text
@@ -318,26 +321,59 @@ def test_a_minimum_over_two_periods_is_trued_up_by_the_service_runs(service: Ser
 
     def run(period: str) -> dict[str, object]:
         queued = service.client.post(
-            "/v1/settlements", json={"contract": "committed", "period": period}, headers=admin
+            "/v1/settlements", json={"contract": name, "period": period}, headers=admin
         )
         return ended_run(service.client, queued, admin)
 
-    early = run("2026-12")
-    assert early["status"] == "failed"
-    assert "no invoice was issued for period 2026-11" in str(early["error"])
-    assert run("2026-11")["status"] == "succeeded"
-    december = run("2026-12")
-    assert december["status"] == "succeeded", december
-    invoice = service.client.get(f"{december['invoice_url']}", headers=admin).json()
-    assert [(line["kind"], line["amount"]) for line in invoice["lines"]] == [
-        ("outcome", "1.00"),
-        ("minimum_true_up", "7.00"),
-    ]
+    return run
+
+
+def verified_invoice(service: Service, run: dict[str, object]) -> dict[str, object]:
+    """The invoice a run issued, after its evidence bundle verified."""
+    assert run["status"] == "succeeded", run
+    admin = service.headers("acme", "vendor-admin")
+    invoice: dict[str, object] = service.client.get(f"{run['invoice_url']}", headers=admin).json()
     evidence = service.client.get(
-        f"/v1/invoices/{december['invoice_id']}/evidence",
-        headers=service.headers("acme", "auditor"),
+        f"/v1/invoices/{run['invoice_id']}/evidence", headers=service.headers("acme", "auditor")
     )
     assert evidence.status_code == 200
     verifier = (service.database.parent / "helpdesk-ai.pub").read_text()
     report = verify_bundle(decode_bundle(evidence.content), parse_verifier_keys(verifier))
     assert report.ok, report
+    return invoice
+
+
+def kinds_and_amounts(invoice: dict[str, object]) -> list[tuple[str, str]]:
+    lines = invoice["lines"]
+    assert isinstance(lines, list)
+    return [(line["kind"], line["amount"]) for line in lines]
+
+
+def test_a_minimum_over_two_periods_is_trued_up_by_the_service_runs(service: Service) -> None:
+    """The worker reads the run's earlier invoice from the store; before it is issued, the run
+    fails naming the period to settle first."""
+    text = TEXT.format(name="committed", amount="10.00").replace("periods: 3", "periods: 2")
+    # 2.00 in November, 1.00 in December.
+    run = monthly_runs(service, text, "committed", resolved(range(0, 2)) + resolved(range(32, 33)))
+    early = run("2026-12")
+    assert early["status"] == "failed"
+    assert "no invoice was issued for period 2026-11" in str(early["error"])
+    assert run("2026-11")["status"] == "succeeded"
+    december = verified_invoice(service, run("2026-12"))
+    assert kinds_and_amounts(december) == [("outcome", "1.00"), ("minimum_true_up", "7.00")]
+
+
+def test_prepaid_credit_is_drawn_down_by_the_service_runs(service: Service) -> None:
+    """The worker reads what earlier invoices drew from the store; a month whose earlier month
+    could have drawn but has no invoice fails naming it."""
+    text = PREPAID.format(name="prepaid", amount="3.00")
+    # 2.00 in November, 3.00 in December: the 3.00 of credit runs out in December.
+    run = monthly_runs(service, text, "prepaid", resolved(range(0, 2)) + resolved(range(32, 35)))
+    early = run("2026-12")
+    assert early["status"] == "failed"
+    assert "no invoice was issued for the earlier period 2026-11" in str(early["error"])
+    november = verified_invoice(service, run("2026-11"))
+    assert kinds_and_amounts(november) == [("outcome", "2.00"), ("prepaid_drawdown", "-2.00")]
+    december = verified_invoice(service, run("2026-12"))
+    assert kinds_and_amounts(december) == [("outcome", "3.00"), ("prepaid_drawdown", "-1.00")]
+    assert (december["total"], december["prepaid_balance"]) == ("2.00", "0.00")

@@ -32,7 +32,12 @@ disputes and rulings the log holds, and compared line by line ("adjustment line 
 customer), and the report says so. A minimum commitment over several periods is trued up, in
 either scope, on what the bundle's `earlier` invoices say the run's earlier periods were
 charged (`raas.core.minimum_runs`), so a true-up line that differs is named like any line; a
-bundle without the invoice of an earlier period of the run fails, naming that period.
+bundle without the invoice of an earlier period of the run fails, naming that period. Prepaid
+credit likewise (`raas.core.prepaid`): the balance an invoice starts from is recomputed from the
+credit its contract states less what the bundle's `earlier` invoices drew (with the corrections
+of their drawdowns, this invoice's taken as stated in a "customers" bundle), so a drawdown line
+or a `prepaid_balance` that differs is named; a bundle without the invoice of an earlier period
+that could have drawn fails, naming that period.
 
 Every finding names where (checkpoint, entry <log index>, line <n> (<outcome>), episode <id>,
 invoice field <name>) and what was expected against what was found.
@@ -62,6 +67,7 @@ from raas.core.invoice import Invoice, InvoiceLine, invoice_from_json, invoice_j
 from raas.core.judge import Outcome, judge_episode
 from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.periods import Period, parse_period
+from raas.core.prepaid import prepaid_drawn_before
 from raas.core.settle import Settlement, settle
 from raas.core.versions import Subtotals, settle_versions
 from raas.errors import ContractError, SettlementError
@@ -444,6 +450,9 @@ def _rederive(
                 period,
                 settle_one,
                 as_of=claimed.as_of,
+                prepaid_drawn=prepaid_drawn_before(
+                    versions, period, earlier, corrections=claimed.adjustments
+                ),
                 commitment_prior_subtotals=commitment_prior_subtotals(versions, period, earlier),
             )
     except SettlementError as error:

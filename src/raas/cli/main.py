@@ -457,6 +457,9 @@ def _print_summary(settlement: Settlement, conversations_simulated: int | None) 
         ("margin", f"{report.margin.quantize(_CENT):,} {currency}"),
         ("ledger entries read", f"{invoice.ledger.size:,}"),
     ]
+    if invoice.prepaid_balance is not None:
+        rows.append(("prepaid credit before", f"{invoice.prepaid_balance_before:,} {currency}"))
+        rows.append(("prepaid credit left", f"{invoice.prepaid_balance:,} {currency}"))
     if invoice.adjustments:
         adjusted = invoice.due - invoice.total
         rows.append((f"adjustments ({len(invoice.adjustments)} lines)", f"{adjusted:,} {currency}"))

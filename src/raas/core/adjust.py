@@ -40,10 +40,11 @@ from raas.core.contract import Contract
 from raas.core.disputes import Dispute, audit_sample, disputes_of
 from raas.core.events import Event
 from raas.core.features import INACTIVITY_UNBOUNDED_SECONDS
-from raas.core.invoice import Correction, Invoice, InvoiceLine
+from raas.core.invoice import AuditSample, Correction, Invoice, InvoiceLine
 from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.money import quantize
 from raas.core.periods import Period, parse_period
+from raas.core.prepaid import prepaid_drawn_before
 from raas.core.settle import Settlement
 from raas.core.versions import SettleOne, settle_versions
 from raas.errors import SettlementError
@@ -85,7 +86,6 @@ def settle_with_adjustments(
     dispute_events: Iterable[Event] = (),
     episode_rows: EpisodeRows | None = None,
     as_of: datetime | None = None,
-    prepaid_balance: Decimal | None = None,
 ) -> Settlement:
     """Settle `period` under its contract versions, then adjust the contract's earlier issued
     invoices (`issued`, of any contract: the others are left alone): each is settled again
@@ -94,24 +94,56 @@ def settle_with_adjustments(
     rulings in `dispute_events` up to `as_of` are applied. The invoice carries the adjustment
     lines and any audit sample the disputes trigger. A period that closes the run of a minimum
     over several periods trues up what `issued` says the run's earlier periods were charged
-    (`raas.core.minimum_runs`)."""
+    (`raas.core.minimum_runs`); prepaid credit is drawn from what `issued` and this invoice's
+    adjustments say the earlier periods drew (`raas.core.prepaid`), and each earlier period
+    settled again starts from what the periods before it drew, settled again too."""
     as_of = period.end if as_of is None else as_of
+    prior = commitment_prior_subtotals(versions, period, issued)
+    # Refuses a missing earlier invoice before any period is settled again.
+    prepaid_drawn = prepaid_drawn_before(versions, period, issued)
+    contract = max(versions, key=lambda version: version.version)
+    earlier = sorted(
+        (
+            invoice
+            for invoice in issued
+            if invoice.contract == contract.contract and invoice.period_end <= period.start
+        ),
+        key=lambda invoice: (invoice.period_start, invoice.id),
+    )
+    lines: tuple[InvoiceLine, ...] = ()
+    audits: tuple[AuditSample, ...] = ()
+    if earlier:
+        lines, audits = _adjusted(
+            versions, period, settle_one, issued, earlier, dispute_events, episode_rows, as_of
+        )
+    if prepaid_drawn is not None and lines:
+        # This invoice's corrections of earlier drawdowns count before its own drawdown.
+        prepaid_drawn = prepaid_drawn_before(versions, period, issued, corrections=lines)
     settlement = settle_versions(
         versions,
         period,
         settle_one,
         as_of=as_of,
-        prepaid_balance=prepaid_balance,
-        commitment_prior_subtotals=commitment_prior_subtotals(versions, period, issued),
+        prepaid_drawn=prepaid_drawn,
+        commitment_prior_subtotals=prior,
     )
+    invoice = msgspec.structs.replace(settlement.invoice, adjustments=lines, audits=audits)
+    return msgspec.structs.replace(settlement, invoice=invoice)
+
+
+def _adjusted(
+    versions: Sequence[Contract],
+    period: Period,
+    settle_one: SettleOne,
+    issued: Sequence[Invoice],
+    earlier: Sequence[Invoice],
+    dispute_events: Iterable[Event],
+    episode_rows: EpisodeRows | None,
+    as_of: datetime,
+) -> tuple[tuple[InvoiceLine, ...], tuple[AuditSample, ...]]:
+    """The adjustment lines and audit samples of `period`'s invoice for the contract's
+    `earlier` invoices (oldest first): see `settle_with_adjustments`."""
     contract = max(versions, key=lambda version: version.version)
-    earlier = [
-        invoice
-        for invoice in issued
-        if invoice.contract == contract.contract and invoice.period_end <= period.start
-    ]
-    if not earlier:
-        return settlement
     disputes = disputes_of(
         (event for event in dispute_events if event.time <= as_of),
         contract,
@@ -125,8 +157,8 @@ def settle_with_adjustments(
         for invoice in earlier
         if invoice.id == dispute.invoice_id and dispute.ruled_at >= invoice.period_end + horizon
     }
-    hindsight = {}
-    for invoice in earlier:
+    hindsight: dict[str, Invoice] = {}
+    for invoice in earlier:  # oldest first: each draws prepaid credit after those before it
         if period.start >= invoice.period_end + horizon and invoice.id not in late_rulings:
             continue  # nothing can change its outcomes any more: see `resettle_horizon`
         try:
@@ -136,7 +168,7 @@ def settle_with_adjustments(
                 again,
                 settle_one,
                 as_of=as_of,
-                prepaid_balance=_balance_before(invoice),
+                prepaid_drawn=prepaid_drawn_before(versions, again, issued, hindsight=hindsight),
                 # The run's earlier invoices as they were when this one was issued: its
                 # true-up changes only with what changed in its own period.
                 commitment_prior_subtotals=commitment_prior_subtotals(versions, again, issued),
@@ -162,13 +194,12 @@ def settle_with_adjustments(
     audited = {audit.invoice for invoice in issued for audit in invoice.audits}
     audits = tuple(
         sample
-        for invoice in sorted(earlier, key=lambda invoice: (invoice.period_start, invoice.id))
+        for invoice in earlier
         if invoice.id not in audited
         for sample in [audit_sample(contract, invoice, disputes)]
         if sample is not None
     )
-    invoice = msgspec.structs.replace(settlement.invoice, adjustments=lines, audits=audits)
-    return msgspec.structs.replace(settlement, invoice=invoice)
+    return lines, audits
 
 
 def resettle_horizon(versions: Sequence[Contract]) -> timedelta:
@@ -197,14 +228,6 @@ def resettle_horizon(versions: Sequence[Contract]) -> timedelta:
 
 def _billed(invoice: Invoice) -> set[str]:
     return {episode for line in invoice.lines for episode in line.episodes}
-
-
-def _balance_before(invoice: Invoice) -> Decimal | None:
-    """The prepaid balance the invoice started from: what it left and what it drew down."""
-    if invoice.prepaid_balance is None:
-        return None
-    drawn = sum((line.amount for line in invoice.lines if line.kind == "prepaid_drawdown"), _ZERO)
-    return invoice.prepaid_balance - drawn
 
 
 def reopened_episodes(contract: Contract, rows: Mapping[str, Mapping[str, object]]) -> set[str]:

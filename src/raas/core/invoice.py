@@ -111,6 +111,15 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     audits: tuple[AuditSample, ...] = ()
 
     @property
+    def prepaid_balance_before(self) -> Decimal | None:
+        """The prepaid credit left before this invoice: what it left plus what it drew down
+        (None when its contract has no prepaid credit)."""
+        if self.prepaid_balance is None:
+            return None
+        drawn = [line.amount for line in self.lines if line.kind == "prepaid_drawdown"]
+        return self.prepaid_balance - sum(drawn, Decimal(0))
+
+    @property
     def due(self) -> Decimal:
         """What the buyer owes for this invoice: its total and its adjustments (negative when
         the credits are larger)."""

@@ -36,7 +36,7 @@ from raas.core.periods import Period, next_period, period_containing, previous_p
 from raas.core.pricing import Minimum
 from raas.core.pricing.figures import EXACT
 from raas.core.pricing.lines import ADJUSTMENT_KINDS, CHARGE_KINDS
-from raas.core.versions import contract_parts
+from raas.core.versions import contract_parts, issued_before
 from raas.errors import SettlementError
 
 __all__ = ["charged", "commitment_prior_subtotals", "first_billing_period", "minimum_of"]
@@ -112,20 +112,7 @@ def commitment_prior_subtotals(
     if minimum is None or minimum.periods == 1:
         return ()
     name = versions[0].contract
-    given = {version.version for version in versions}
-    before = [
-        invoice
-        for invoice in issued
-        if invoice.contract == name and invoice.period_end <= period.start
-    ]
-    for invoice in before:
-        if invoice.contract_version not in given:
-            raise SettlementError(
-                f"contract {name}: invoice {invoice.id} was issued under "
-                f"v{invoice.contract_version}, which is not among the versions given "
-                f"({', '.join(f'v{each}' for each in sorted(given))}); the runs of its minimum "
-                "commitment count from its first version: give every version of the contract"
-            )
+    before = issued_before(versions, period, issued, "the runs of its minimum commitment count")
     first = first_billing_period(versions)
     run_start, position = period, 0
     while run_start.start > first.start:

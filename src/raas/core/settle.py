@@ -180,8 +180,9 @@ def settle(
 
     `as_of` defaults to the end of the period: outcomes that become final later stay
     provisional and are billed in the period in which they become final. A prepaid contract
-    needs the buyer's `prepaid_balance` before this invoice, and a minimum commitment over
-    several periods the subtotals of the run's earlier periods (oldest first).
+    needs the buyer's `prepaid_balance` before this invoice (`raas.core.prepaid` reads it from
+    the earlier invoices), and a minimum commitment over several periods the subtotals of the
+    run's earlier periods (oldest first).
     """
     check_contract_covers(contract, period)
     as_of = period.end if as_of is None else as_of

@@ -8,7 +8,8 @@ terms such as a cap, SLA targets or a minimum per period apply to each part); an
 to the part in which it becomes final. The parts' lines make one invoice, each line naming its
 part. A minimum over several periods counts the split period once (`raas.core.minimum_runs`):
 when the period closes the run, its last part trues up what the run's earlier periods and the
-period's earlier parts were charged.
+period's earlier parts were charged. Prepaid credit (`raas.core.prepaid`) carries from part to
+part: each part starts from the credit its version states less what was drawn before it.
 
 `settle_versions` takes the settlement of one version over one part as a function, so every
 engine (reference, DuckDB, Spark) splits periods the same way without knowing about versions.
@@ -30,7 +31,15 @@ from raas.core.pricing.lines import CHARGE_KINDS
 from raas.core.settle import Settlement, SettlementReport
 from raas.errors import SettlementError
 
-__all__ = ["SettleOne", "Subtotals", "contract_parts", "settle_versions"]
+__all__ = [
+    "SettleOne",
+    "Subtotals",
+    "contract_parts",
+    "issued_before",
+    "prepaid_credit",
+    "settle_versions",
+    "starting_balance",
+]
 
 # What the earlier periods of a minimum commitment's run were charged, oldest first.
 Subtotals = tuple[Decimal, ...]
@@ -102,21 +111,75 @@ def contract_parts(versions: Sequence[Contract], period: Period) -> list[tuple[C
     return parts
 
 
+def issued_before(
+    versions: Sequence[Contract], period: Period, issued: Sequence[Invoice], counted: str
+) -> list[Invoice]:
+    """The contract's invoices in `issued` (any contract's) for periods before `period`.
+    Raises SettlementError when one names a version that is not among `versions`: what
+    `counted` says counts from the first version, so every version must be given."""
+    name = versions[0].contract
+    given = {version.version for version in versions}
+    before = [
+        invoice
+        for invoice in issued
+        if invoice.contract == name and invoice.period_end <= period.start
+    ]
+    for invoice in before:
+        if invoice.contract_version not in given:
+            raise SettlementError(
+                f"contract {name}: invoice {invoice.id} was issued under "
+                f"v{invoice.contract_version}, which is not among the versions given "
+                f"({', '.join(f'v{each}' for each in sorted(given))}); {counted} from its "
+                "first version: give every version of the contract"
+            )
+    return before
+
+
+def prepaid_credit(version: Contract) -> Decimal | None:
+    """The total prepaid credit bought that `version` states, or None when it states none."""
+    prepaid = version.effective_pricing().prepaid
+    return None if prepaid is None else prepaid.credit
+
+
+def starting_balance(version: Contract, drawn: Decimal | None, period: Period) -> Decimal | None:
+    """The prepaid balance `version` starts a part of `period` with, when `drawn` was drawn
+    before it (None when the version states no prepaid credit). Raises SettlementError when
+    `drawn` is needed but not given, or is more than the credit."""
+    credit = prepaid_credit(version)
+    if credit is None:
+        return None
+    if drawn is None:
+        raise SettlementError(
+            f"contract {version.contract} v{version.version} states prepaid credit, but what "
+            f"the periods before {period.label} drew of it was not given: settle with the "
+            "invoices issued (raas.core.prepaid.prepaid_drawn_before)"
+        )
+    balance = credit - drawn
+    if balance < 0:
+        raise SettlementError(
+            f"contract {version.contract} v{version.version}: the periods before "
+            f"{period.label} drew {drawn} of prepaid credit, more than the {credit} it states"
+        )
+    return balance
+
+
 def settle_versions(
     versions: Sequence[Contract],
     period: Period,
     settle_one: SettleOne,
     *,
     as_of: datetime | None = None,
-    prepaid_balance: Decimal | None = None,
+    prepaid_drawn: Decimal | None = None,
     commitment_prior_subtotals: Sequence[Decimal] = (),
 ) -> Settlement:
     """Settle `period` under the versions in force during it: one version settles as before;
-    several settle their parts and make one invoice whose lines name their part (the prepaid
-    balance one part leaves is the next part's).
+    several settle their parts and make one invoice whose lines name their part.
 
-    `commitment_prior_subtotals` are what the earlier periods of the run of a minimum over
-    several periods were charged, when `period` closes the run
+    `prepaid_drawn` is what the earlier periods drew of the contract's prepaid credit
+    (`raas.core.prepaid.prepaid_drawn_before`; needed when a version in force states prepaid
+    credit): each part starts from the credit its version states less that and what the
+    period's earlier parts drew. `commitment_prior_subtotals` are what the earlier periods of
+    the run of a minimum over several periods were charged, when `period` closes the run
     (`raas.core.minimum_runs.commitment_prior_subtotals`); the period's earlier parts are
     counted into the last of them for its last part, which alone can true up."""
     as_of = period.end if as_of is None else as_of
@@ -124,9 +187,11 @@ def settle_versions(
     prior = tuple(commitment_prior_subtotals)
     if len(parts) == 1:
         version, _ = parts[0]
-        return settle_one(version, period, as_of, prepaid_balance, prior)
+        return settle_one(
+            version, period, as_of, starting_balance(version, prepaid_drawn, period), prior
+        )
     settlements: list[Settlement] = []
-    balance = prepaid_balance
+    drawn = prepaid_drawn
     for index, (version, part) in enumerate(parts):
         counted: Subtotals = ()
         if prior and index == len(parts) - 1:
@@ -142,9 +207,12 @@ def settle_versions(
                 Decimal(0),
             )
             counted = (*prior[:-1], prior[-1] + before)
+        balance = starting_balance(version, drawn, period)
         settlement = settle_one(version, part, as_of, balance, counted)
         settlements.append(settlement)
-        balance = settlement.invoice.prepaid_balance
+        left = settlement.invoice.prepaid_balance
+        if balance is not None and left is not None and drawn is not None:
+            drawn += balance - left
     return _joined(parts, settlements, period)
 
 

@@ -78,7 +78,6 @@ def settle_over_time_with_duckdb(
     issued: Sequence[Invoice],
     dispute_events: Iterable[Event] = (),
     as_of: datetime | None = None,
-    prepaid_balance: Decimal | None = None,
 ) -> Settlement:
     """`raas.engine.reference.settle_over_time_from_ledger` over the episode table at
     `table_path` (built with the contract's window), given the issued invoices and dispute
@@ -91,7 +90,6 @@ def settle_over_time_with_duckdb(
         issued=issued,
         dispute_events=dispute_events,
         as_of=as_of,
-        prepaid_balance=prepaid_balance,
     )
 
 
@@ -103,7 +101,6 @@ def settle_over_time_from_tables(
     issued: Sequence[Invoice],
     dispute_events: Iterable[Event] = (),
     as_of: datetime | None = None,
-    prepaid_balance: Decimal | None = None,
     settle_part: SettlePart | None = None,
 ) -> Settlement:
     """Settlement over time from episode tables of one ledger size: `tables` maps each link
@@ -150,5 +147,4 @@ def settle_over_time_from_tables(
                 connection(window_seconds(latest)), ids
             ),
             as_of=as_of,
-            prepaid_balance=prepaid_balance,
         )

@@ -12,7 +12,6 @@ import re
 from base64 import b64encode
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, get_args
@@ -99,7 +98,6 @@ def settle_on_engine(
     on_entries: Callable[[int], None] | None = None,
     spark: SparkSession | None = None,
     as_of: datetime | None = None,
-    prepaid_balance: Decimal | None = None,
 ) -> Settlement:
     """`settle_over_time_from_ledger` on `engine`, at the ledger's first `size` entries of the
     buyer's log whose root is `root`. The SQL engines first bring the episode tables in
@@ -114,7 +112,6 @@ def settle_on_engine(
             size=size,
             root=root,
             on_customer=on_entries,
-            prepaid_balance=prepaid_balance,
         )
     if engine not in ENGINES:
         raise ValueError(f"expected an engine of {', '.join(ENGINES)}, found {engine!r}")
@@ -143,7 +140,6 @@ def settle_on_engine(
         issued=issued_invoices(ledger, tenant),
         dispute_events=dispute_events(ledger, tenant, size),
         as_of=as_of,
-        prepaid_balance=prepaid_balance,
         settle_part=settle_part,
     )
     if root is None:

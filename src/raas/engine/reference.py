@@ -92,10 +92,10 @@ def settle_over_time_from_ledger(
     size: int | None = None,
     root: bytes | None = None,
     on_customer: Callable[[int], None] | None = None,
-    prepaid_balance: Decimal | None = None,
 ) -> Settlement:
     """Settle `period` under the contract's `versions` at one ledger size, with adjustments of
-    the contract's invoices the store has issued for earlier periods."""
+    the contract's invoices the store has issued for earlier periods (which also say what the
+    earlier periods drew of any prepaid credit)."""
     tenant = versions[0].buyer
     size = ledger.head(tenant) if size is None else size
 
@@ -133,5 +133,4 @@ def settle_over_time_from_ledger(
         dispute_events=dispute_events(ledger, tenant, size),
         episode_rows=episode_rows,
         as_of=as_of,
-        prepaid_balance=prepaid_balance,
     )

@@ -146,7 +146,8 @@ def export_bundle(
     adjusting periods settled under them. The invoices of the contract issued for earlier
     periods go with an invoice that has adjustments or audits (what they correct), or whose
     contract states a minimum over several periods (what the run's earlier periods were
-    charged, `raas.core.minimum_runs`).
+    charged, `raas.core.minimum_runs`) or prepaid credit (what the earlier periods drew of it,
+    `raas.core.prepaid`).
     """
     issued = _Issued(source, invoice_id, contract_text)
     billed = {episode for line in issued.invoice.lines for episode in line.episodes}
@@ -180,24 +181,27 @@ def export_bundle(
         earlier=_earlier_invoices(
             source,
             issued.invoice,
-            runs=_runs_several_periods(issued.contract)
+            runs=_counts_earlier_periods(issued.contract)
             or any(
-                _runs_several_periods(parse_contract(text, f"contract version {number}"))
+                _counts_earlier_periods(parse_contract(text, f"contract version {number}"))
                 for number, text in enumerate(versions, start=1)
             ),
         ),
     )
 
 
-def _runs_several_periods(contract: Contract) -> bool:
-    minimum = contract.effective_pricing().minimum
-    return minimum is not None and minimum.periods > 1
+def _counts_earlier_periods(contract: Contract) -> bool:
+    """True when settling a period of `contract` reads its earlier invoices: a minimum over
+    several periods, or prepaid credit they drew down."""
+    pricing = contract.effective_pricing()
+    several = pricing.minimum is not None and pricing.minimum.periods > 1
+    return several or pricing.prepaid is not None
 
 
 def _earlier_invoices(source: EvidenceSource, invoice: Invoice, *, runs: bool) -> list[bytes]:
     """The contract's invoices issued for periods before `invoice`'s, oldest first, when
     `invoice` adjusts or audits earlier ones, or when `runs` (its contract has a minimum over
-    several periods); otherwise none is needed."""
+    several periods or prepaid credit); otherwise none is needed."""
     if not invoice.adjustments and not invoice.audits and not runs:
         return []
     found = []

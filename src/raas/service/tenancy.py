@@ -27,6 +27,8 @@ from raas.core.events import DisputeFiled, DisputeRuled, Event
 from raas.core.invoice import Invoice, invoice_from_json, invoice_json
 from raas.core.minimum_runs import commitment_prior_subtotals
 from raas.core.periods import Period, parse_period
+from raas.core.prepaid import prepaid_drawn_before
+from raas.core.versions import starting_balance
 from raas.engine.reference import issued_invoices, settle_from_ledger
 from raas.errors import BatchRejected, EventError, RaasError
 from raas.ingest.otlp import ModelPrice
@@ -613,16 +615,19 @@ def run_settlement(
             raise RaasError(f"contract {run.contract!r} v{run.version} is no longer stored")
         contract = parse_contract(stored.document, f"{run.contract} v{run.version}")
         period = parse_period(run.period, contract.time_zone)
+        earlier = _EarlierPeriods(ledger, store, run, contract, period)
         invoice = settle_from_ledger(
             ledger,
             contract,
             period,
             size=run.checkpoint_size,
-            commitment_prior_subtotals=_prior_subtotals(ledger, store, run, contract, period),
+            prepaid_balance=earlier.prepaid_balance(),
+            commitment_prior_subtotals=earlier.prior_subtotals(),
         ).invoice
         # Insert-or-compare, atomic in the ledger: the bytes an earlier attempt issued are
         # found again (a no-op), other bytes for the same id are refused with the reason. (The
-        # prior subtotals read only earlier periods' invoices, never this one's.)
+        # prior subtotals and prepaid drawdowns read only earlier periods' invoices, never this
+        # one's.)
         ledger.store_invoice(invoice.id, run.tenant, invoice_json(invoice))
     except Exception as error:  # any failure is the run's outcome, kept with its reason
         reason = str(error) or type(error).__name__
@@ -634,17 +639,43 @@ def run_settlement(
     )
 
 
-def _prior_subtotals(
-    ledger: LedgerStore, store: ServiceStore, run: SettlementRun, contract: Contract, period: Period
-) -> tuple[Decimal, ...]:
-    """What the earlier periods of the run of the contract's minimum over several periods were
-    charged, when the period closes the run (`raas.core.minimum_runs`): read from the invoices
-    issued, with every stored version of the contract (the runs count from the first)."""
-    minimum = contract.effective_pricing().minimum
-    if minimum is None or minimum.periods == 1:
-        return ()
-    versions = [
-        parse_contract(each.document, f"{run.contract} v{each.version}")
-        for each in store.contract_versions(run.tenant, run.contract)
-    ]
-    return commitment_prior_subtotals(versions, period, issued_invoices(ledger, run.tenant))
+class _EarlierPeriods:
+    """What a run's period takes from the invoices issued for earlier periods, read with every
+    stored version of the contract (minimum runs and prepaid credit count from the first)."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        store: ServiceStore,
+        run: SettlementRun,
+        contract: Contract,
+        period: Period,
+    ) -> None:
+        self._ledger, self._store, self._run = ledger, store, run
+        self.contract, self.period = contract, period
+
+    def _versions(self) -> list[Contract]:
+        run = self._run
+        return [
+            parse_contract(each.document, f"{run.contract} v{each.version}")
+            for each in self._store.contract_versions(run.tenant, run.contract)
+        ]
+
+    def _issued(self) -> list[Invoice]:
+        return issued_invoices(self._ledger, self._run.tenant)
+
+    def prior_subtotals(self) -> tuple[Decimal, ...]:
+        """What the earlier periods of the run of the contract's minimum over several periods
+        were charged, when the period closes the run (`raas.core.minimum_runs`)."""
+        minimum = self.contract.effective_pricing().minimum
+        if minimum is None or minimum.periods == 1:
+            return ()
+        return commitment_prior_subtotals(self._versions(), self.period, self._issued())
+
+    def prepaid_balance(self) -> Decimal | None:
+        """The prepaid credit left before the period's invoice (`raas.core.prepaid`), or None
+        when the contract states none."""
+        if self.contract.effective_pricing().prepaid is None:
+            return None
+        drawn = prepaid_drawn_before(self._versions(), self.period, self._issued())
+        return starting_balance(self.contract, drawn, self.period)

@@ -181,15 +181,18 @@ def _prepaid_drawdown(
     pricing: Pricing, usage: Usage, running: Decimal, currency: str, rounding: Rounding
 ) -> tuple[PricedLine | None, Decimal | None]:
     balance = usage.prepaid_balance
-    if not pricing.prepaid:
+    if pricing.prepaid is None:
         if balance is not None:
             raise ValueError(
                 f"usage.prepaid_balance is given ({balance}), but the contract has no prepaid "
-                "credits (pricing.prepaid is false)"
+                "credits (no pricing.prepaid)"
             )
         return None, None
     if balance is None:
-        raise ValueError("usage.prepaid_balance is required when pricing.prepaid is true")
+        raise ValueError(
+            "usage.prepaid_balance is required when the contract states pricing.prepaid: the "
+            "credit left from earlier periods (raas.core.prepaid)"
+        )
     drawn = min(balance, max(running, Decimal(0)))
     with decimal.localcontext(EXACT):
         after = balance - drawn
@@ -219,6 +222,8 @@ def adjust(
         check_whole_minor_units(pricing.minimum.amount, "pricing.minimum.amount", currency)
     if pricing.cap is not None:
         check_whole_minor_units(pricing.cap.amount, "pricing.cap.amount", currency)
+    if pricing.prepaid is not None:
+        check_whole_minor_units(pricing.prepaid.credit, "pricing.prepaid.credit", currency)
     if usage.prepaid_balance is not None:
         check_whole_minor_units(usage.prepaid_balance, "usage.prepaid_balance", currency)
     for index, prior in enumerate(usage.commitment_prior_subtotals):

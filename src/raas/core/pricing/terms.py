@@ -14,7 +14,7 @@ field and the value. In YAML, `charges` is a list whose items name their `model`
       cap: {amount: 20000.00}
       sla:
         - {metric: csat, at_least: 4.2, credit: 0.05}
-      prepaid: true
+      prepaid: {credit: 50000.00}
 
 Every model's shape is in its class's docstring; `pricing_from_data` reads the plain data a
 YAML loader gives (numbers as Decimal or int, never float).
@@ -433,6 +433,30 @@ class SlaTarget(_Terms, frozen=True):
         )
 
 
+class Prepaid(_Terms, frozen=True):
+    """Prepaid credit: the buyer paid `credit` in advance (in the contract's currency, whole minor
+    units), and each invoice draws down as much of what is left as its amount due after the
+    minimum true-up, cap and SLA credit uses up; the rest carries over to the next period, and
+    once the credit is used up invoices bill in full.
+
+        prepaid: {credit: 50000.00}
+
+    `credit` is the total bought so far, not a new purchase: a top-up is a later version that
+    states a higher credit (50000.00 then 80000.00 is 30,000.00 more), and a version may not
+    state less than an earlier one (credit bought cannot be taken back). The balance before an
+    invoice (`raas.core.prepaid`) is the credit its version states minus what the contract's
+    invoices issued for earlier periods drew down (their `prepaid_drawdown` lines, with the
+    corrections of those lines that adjustments made since); a period is not settled while an
+    earlier period that could have drawn has no issued invoice. The invoice's
+    `prepaid_balance` is what is left after it.
+    """
+
+    credit: Decimal
+
+    def __post_init__(self) -> None:
+        check_amount(self.credit, "credit")
+
+
 class Pricing(_Terms, frozen=True):
     """The pricing section of a contract: charges in the order the invoice lists them, then
     the adjustments, always applied in this order (see raas.core.pricing.adjustments):
@@ -447,7 +471,7 @@ class Pricing(_Terms, frozen=True):
     minimum: Minimum | None = None
     cap: Cap | None = None
     sla: tuple[SlaTarget, ...] = ()
-    prepaid: bool = False  # invoices draw down the buyer's prepaid credit balance
+    prepaid: Prepaid | None = None  # invoices draw down the credit the buyer bought
 
     def __post_init__(self) -> None:
         if not self.charges:
@@ -520,6 +544,12 @@ def pricing_from_data(data: Mapping[str, Any]) -> Pricing:
         raise ValueError(
             f"expected an exact number (Decimal or int), found a float at `{path}`: read "
             "the contract with a loader that keeps numbers as written"
+        )
+    if isinstance(data.get("prepaid"), bool):
+        raise ValueError(
+            f"expected a mapping with the credit bought, found `{data['prepaid']}` - at "
+            "`$.prepaid`: state the prepaid credit the invoices draw down, e.g. "
+            "`prepaid: {credit: 50000.00}` (or leave `prepaid` out)"
         )
     try:
         return msgspec.convert(data, Pricing, strict=True)

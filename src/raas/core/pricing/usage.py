@@ -136,11 +136,11 @@ class Usage(_Measured, frozen=True):
 
     `outcomes` maps an outcome kind (as the judge names it) to its final outcomes in the
     period; an episode appears at most once across all kinds. `prepaid_balance` is the
-    buyer's prepaid credit before this invoice. `commitment_prior_subtotals` holds the
-    subtotals of the earlier periods in the current run of a multi-period minimum commitment,
-    oldest first (empty for the first period of a run, and for a per-period minimum); only the
-    run's last period needs them, and settlement gives them there alone
-    (`raas.core.minimum_runs`)."""
+    buyer's prepaid credit left before this invoice (`raas.core.prepaid`).
+    `commitment_prior_subtotals` holds the subtotals of the earlier periods in the current run
+    of a multi-period minimum commitment, oldest first (empty for the first period of a run,
+    and for a per-period minimum); only the run's last period needs them, and settlement gives
+    them there alone (`raas.core.minimum_runs`)."""
 
     outcomes: dict[str, tuple[WeightedEpisode, ...]] = {}
     reviews: Reviews = Reviews()
