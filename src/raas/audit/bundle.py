@@ -28,12 +28,14 @@ base64 (RFC 4648 section 4) in its canonical spelling: unused padding bits are z
                 the version the invoice names (`contract_version`).
     versions    (version 2) a list of text: the contract's other versions' YAML, when the
                 invoice's period is split by versions, an earlier period it adjusts was
-                settled under another version, or the run of its minimum commitment began
-                under another version. Absent in version 1.
+                settled under another version, or the run of its minimum commitment or its
+                prepaid credit began under another version. Absent in version 1.
     earlier     (version 2) a list of text: the contract's invoices issued for earlier periods,
                 each its JSON exactly as issued, which the invoice's `adjustments` correct and
-                its `audits` sample, and whose charges the true-up of a minimum commitment over
-                several periods counts (`raas.core.minimum_runs`). Absent in version 1.
+                its `audits` sample, whose charges the true-up of a minimum commitment over
+                several periods counts (`raas.core.minimum_runs`), and whose drawdowns of
+                prepaid credit the invoice's balance follows from (`raas.core.prepaid`).
+                Absent in version 1.
     entries     a list, in ascending `index` order, one object per ledger entry:
       index       integer: the entry's 0-based position in the log.
       entry       base64: the entry's canonical bytes (RFC 8785 JSON of the CloudEvents event),

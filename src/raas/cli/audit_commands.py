@@ -134,7 +134,7 @@ def evidence() -> None:
 @contract_versions_option(
     "The contract version the invoice was settled under (YAML); repeat it for every "
     "version when versions split its period, it adjusts periods of other versions, or the "
-    "run of its minimum commitment began under another version."
+    "run of its minimum commitment or its prepaid credit began under another version."
 )
 @_out_option("The bundle file to write (JSON).")
 @click.option(
