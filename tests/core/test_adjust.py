@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from test_judge import rules_contract
 from test_settle import by_customer
 
@@ -33,6 +34,7 @@ from raas.core.events import DisputeFiled, Event, Message, make_event
 from raas.core.features import episode_features
 from raas.core.invoice import Invoice, LedgerPoint
 from raas.core.periods import Period, month_period
+from raas.core.pricing import PerOutcome, Prepaid, Pricing
 from raas.core.settle import Settlement, settle
 from raas.core.versions import SettleOne, Subtotals
 
@@ -401,3 +403,50 @@ def test_upheld_disputes_never_credit_twice_nor_more_than_was_billed(specs, data
     hindsight = {november.id: next_invoice(contract, NOV, events)}
     found = disputes_of(disputes, contract, {november.id: november})
     assert adjustments(contract, [november, december], hindsight, disputes=found) == ()
+
+
+def test_late_events_draw_prepaid_credit_where_they_belong_and_the_rest_follows() -> None:
+    """3.00 of credit. November bills 1.98 (draws it all), December 1.98 (draws the 1.02
+    left); then a November problem arrives late. January settles November again (2.97, all
+    drawn from the credit) and December from what that leaves (0.03), so the corrections move
+    0.99 of credit from December to November, never drawing more than was bought."""
+    prices = {"confirmed_resolution": Decimal("0.99"), "assumed_resolution": Decimal("0.79")}
+    plain = rules_contract()
+    contract = rules_contract(
+        outcomes={name: replace(terms, price=None) for name, terms in plain.outcomes.items()},
+        pricing=Pricing(charges=(PerOutcome(prices=prices),), prepaid=Prepaid(credit=Decimal(3))),
+        disputes=DisputeTerms(deadline=timedelta(days=45)),  # January still adjusts November
+    )
+    november_events = [event for event in four_problems() if event.conversation != "c3"]
+    december_events = [
+        event
+        for day in (31, 32)
+        for event in conversation(
+            f"d{day}",
+            customer=f"customer-d{day}",
+            start=NOVEMBER + timedelta(days=day),
+            confirm=True,
+        )
+    ]
+    on_time = [event for event in november_events if event.conversation != "c2"]
+    november = next_invoice(contract, NOV, on_time)
+    assert (november.total, november.prepaid_balance) == (Decimal("0.00"), Decimal("1.02"))
+    december = next_invoice(contract, DEC, on_time + december_events, issued=[november])
+    assert (december.total, december.prepaid_balance) == (Decimal("0.96"), Decimal("0.00"))
+    assert december.prepaid_balance_before == Decimal("1.02")
+
+    everything = november_events + december_events
+    january = next_invoice(contract, JAN, everything, issued=[november, december])
+    corrections = {
+        (line.corrects.invoice, line.outcome): line.amount
+        for line in january.adjustments
+        if line.corrects is not None
+    }
+    assert corrections == {
+        (november.id, "confirmed_resolution"): Decimal("0.99"),  # the late problem
+        (november.id, "prepaid_drawdown"): Decimal("-0.99"),  # paid from the credit
+        (december.id, "prepaid_drawdown"): Decimal("0.99"),  # so December drew 0.99 less
+    }
+    assert (january.total, january.prepaid_balance) == (Decimal("0.00"), Decimal("0.00"))
+    # Charges 2.97 + 1.98 less the 3.00 bought: what the buyer pays over the three invoices.
+    assert november.due + december.due + january.due == Decimal("1.95")
