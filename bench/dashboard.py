@@ -5,8 +5,10 @@ conversations built here with bench/settle_duckdb.py's build functions (the ledg
 episode table), or the ledger and episode table given with `--ledger` and `--table` (e.g.
 settle_duckdb.py's 1,000,000 conversations: ~17M events, ~1.17M episodes of tenant `acme`).
 Both are copied into the work folder (the pages append to the ledger, and the sources are other
-benches' inputs), a checkpoint is signed, and November 2026 is settled on DuckDB from the table
-and stored as issued (its lines list the month's billed episodes).
+benches' inputs), a checkpoint is signed, November 2026 is settled on DuckDB from the table and
+stored as issued (its lines list the month's billed episodes), and the log is hashed into the
+blocks the episode page proves its events from (`raas.dashboard.subtrees`; like the episode
+table, done once for a dashboard's folder and then kept up as the log grows; timed apart).
 
 Then the dashboard is served in-process and each main page timed as the server sees it
 (request in, HTML out; no network, no browser): the vendor's overview, the buyer's invoice
@@ -17,11 +19,12 @@ once), then the median of `--runs` requests, with CPU time beside wall time and 
 average (the machine is shared). Then the ledger grows `--growths` times by
 `--growth-conversations` new conversations (of known customers, as customers come back), and
 the first vendor overview after each growth is timed: it brings the episode table and the
-kept figures up to the new head before it renders. The growth is new customers by default
+kept figures up to the new head before it renders; then the first episode page (it hashes the
+blocks the growth completed). The growth is new customers by default
 (their ids renamed from the simulation's); with `--returning` the month's own customers come
 back, and the episode table derives each one's whole month again (the heaviest customers of a
 large simulated month have thousands of entries). Target: under 300 ms per page. Writes
-bench/results/dashboard.json.
+bench/results/dashboard.json, with the machine (CPU model and count) and the load average.
 
     .venv/bin/python bench/dashboard.py [--conversations 20000] [--runs 7] [--growths 5]
         [--growth-conversations 200] [--ledger settle-1000000.db --table episodes.duckdb]
@@ -36,6 +39,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -72,6 +76,7 @@ def build(workdir: Path, ledger_path: Path, table_path: Path) -> dict[str, Any]:
     from raas.core.contract import load_contract
     from raas.core.invoice import invoice_json
     from raas.core.periods import month_period
+    from raas.dashboard.subtrees import KeptSubtrees
     from raas.engine.duckdb_engine import settle_contract_with_duckdb
     from raas.engine.episode_table import read_episode_table_state
     from raas.ledger.keys import generate, parse_signer_key
@@ -103,6 +108,8 @@ def build(workdir: Path, ledger_path: Path, table_path: Path) -> dict[str, Any]:
         ledger.store_invoice(invoice.id, TENANT, invoice_json(invoice))
         settled = time.perf_counter()
         events = ledger.head(TENANT)
+        blocks = KeptSubtrees(tables / f"{TENANT}.merkle-blocks", TENANT).update(ledger, events)
+        hashed = time.perf_counter()
     return {
         "ledger": str(ledger_path),
         "table": str(table_path),
@@ -115,6 +122,8 @@ def build(workdir: Path, ledger_path: Path, table_path: Path) -> dict[str, Any]:
         "copy_seconds": round(copied - started, 1),
         "sign_seconds": round(signed - copied, 1),
         "settle_seconds": round(settled - signed, 1),
+        "proof_blocks": blocks,
+        "proof_blocks_seconds": round(hashed - settled, 1),
     }
 
 
@@ -197,6 +206,7 @@ def measure(
             f"(cpu {results[-1]['median_cpu_ms']:.1f} ms)"
         )
     grown: list[tuple[float, float]] = []
+    grown_episode: list[tuple[float, float]] = []
     appended: list[int] = []
     for growth in range(growths):
         simulation = Simulation(
@@ -215,9 +225,11 @@ def measure(
         appended.append(ledger.head(TENANT) - head)
         data.refresh(TENANT)  # as a write through the dashboard does; else within 10 s
         grown.append(_timed(clients["vendor"], "/dashboard/vendor"))
+        grown_episode.append(_timed(clients["buyer"], pages[4][2]))
         print(
             f"vendor overview after {appended[-1]:,} new events: {grown[-1][0]:8.1f} ms "
-            f"(cpu {grown[-1][1]:.1f} ms)"
+            f"(cpu {grown[-1][1]:.1f} ms); episode {grown_episode[-1][0]:8.1f} ms "
+            f"(cpu {grown_episode[-1][1]:.1f} ms)"
         )
     data.close()
     ledger.close()
@@ -236,6 +248,14 @@ def measure(
             "runs_ms": [round(wall, 1) for wall, _cpu in grown],
             "within_target": median_ms < TARGET_MS,
         }
+        episode_ms = statistics.median(wall for wall, _cpu in grown_episode)
+        growth_result["episode_page"] = {
+            "url": pages[4][2],
+            "median_ms": round(episode_ms, 1),
+            "median_cpu_ms": round(statistics.median(cpu for _wall, cpu in grown_episode), 1),
+            "runs_ms": [round(wall, 1) for wall, _cpu in grown_episode],
+            "within_target": episode_ms < TARGET_MS,
+        }
     return results, growth_result
 
 
@@ -245,6 +265,21 @@ def _timed(client: Any, url: str) -> tuple[float, float]:
     elapsed = (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
     assert response.status_code == 200, f"{url}: {response.status_code} {response.text[:300]}"
     return elapsed
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as lscpu gives it ("" when there is no lscpu)."""
+    try:
+        output = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    for line in output.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "Model name":
+            return value.strip()
+    return ""
 
 
 def main() -> None:
@@ -287,8 +322,10 @@ def main() -> None:
         "pages": pages,
         "after_growth": growth,
         "all_within_target": all(page["within_target"] for page in pages)
-        and growth.get("within_target", True),
+        and growth.get("within_target", True)
+        and growth.get("episode_page", {}).get("within_target", True),
         "machine": {
+            "cpu_model": _cpu_model(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_average_before": " ".join(f"{value:.1f}" for value in load_before),
