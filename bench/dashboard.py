@@ -161,7 +161,7 @@ def measure(
         ledger, [contract_text], work / "tables", load_verifier_keys(work / "vendor.pub")
     )
     app = create_dashboard_app(data, principals.get)
-    body = ledger.get_invoice(built["invoice"])
+    body = ledger.get_invoice(TENANT, built["invoice"])
     assert body is not None
     invoice = invoice_from_json(body)
     episode = invoice.lines[0].episodes[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 from factories import NOVEMBER, conversation
 from raas.core.contract import parse_contract
 from raas.core.events import Event
-from raas.core.invoice import invoice_json
+from raas.core.invoice import invoice_from_json, invoice_json
 from raas.core.periods import month_period
 from raas.engine.reference import settle_from_ledger
 from raas.ledger.checkpoint import sign_checkpoint
@@ -66,11 +66,12 @@ class FakeEvidenceStore:
 
     # -- the EvidenceSource methods --------------------------------------------------------
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        return self.invoices.get(invoice_id)
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        body = self.invoices.get(invoice_id)
+        return body if body is not None and _buyer(body) == tenant else None
 
     def list_invoices(self, tenant: str) -> list[str]:
-        return sorted(self.invoices)
+        return sorted(key for key, body in self.invoices.items() if _buyer(body) == tenant)
 
     def checkpoint_at(self, tenant: str, size: int) -> str | None:
         return self.checkpoints.get((tenant, size))
@@ -125,3 +126,8 @@ def simulated_store(conversations: int = 40, seed: int = 3) -> FakeEvidenceStore
         store.append(batch)
     store.settle()
     return store
+
+
+def _buyer(body: bytes) -> str:
+    """The buyer an invoice was issued to: its tenant, as a ledger store keys it."""
+    return invoice_from_json(body).buyer

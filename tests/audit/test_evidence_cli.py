@@ -92,7 +92,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     invoice = (folder / f"invoice-{INVOICE_ID}.json").read_bytes()
     with SqliteLedger(database) as ledger:
         size = ledger.head("acme")
-        assert ledger.get_invoice(INVOICE_ID) == invoice
+        assert ledger.get_invoice("acme", INVOICE_ID) == invoice
     bundle = folder / "bundle.json"
     result = raas(
         "evidence", "export", INVOICE_ID, "--db", database, "--contract", CONTRACT,

@@ -41,7 +41,7 @@ def signed_in(client: TestClient, key: str) -> TestClient:
 
 def first_billed_episode(workspace: Workspace, ledger: SqliteLedger) -> tuple[str, str]:
     invoice_id = workspace.invoices["acme"]
-    body = ledger.get_invoice(invoice_id)
+    body = ledger.get_invoice("acme", invoice_id)
     assert body is not None
     invoice = invoice_from_json(body)
     return invoice_id, next(line.episodes[0] for line in invoice.lines if line.episodes)

@@ -78,7 +78,7 @@ def test_a_buyer_cannot_open_another_buyers_invoice_line_or_episode(
     acme = signed_in(app, "key-acme")
     listing = acme.get("/dashboard/invoices").text
     assert workspace.invoices["acme"] in listing and globex_invoice not in listing
-    body = workspace.ledger.get_invoice(globex_invoice)
+    body = workspace.ledger.get_invoice("globex", globex_invoice)
     assert body is not None
     episode = invoice_from_json(body).lines[0].episodes[0]
     for url in (
@@ -102,7 +102,7 @@ def test_a_buyer_cannot_open_another_buyers_invoice_line_or_episode(
 def test_downloads_are_the_issued_invoice(app: object, workspace: Workspace) -> None:
     invoice_id = workspace.invoices["acme"]
     client = signed_in(app, "key-acme")
-    stored = workspace.ledger.get_invoice(invoice_id)
+    stored = workspace.ledger.get_invoice("acme", invoice_id)
     response = client.get(f"/dashboard/invoices/{invoice_id}/download/json")
     assert response.content == stored
     assert "attachment" in response.headers["content-disposition"]
@@ -121,7 +121,7 @@ def test_an_episode_page_shows_its_verdict_rule_transcript_and_proof(
     app: object, workspace: Workspace
 ) -> None:
     invoice_id = workspace.invoices["acme"]
-    body = workspace.ledger.get_invoice(invoice_id)
+    body = workspace.ledger.get_invoice("acme", invoice_id)
     assert body is not None
     invoice = invoice_from_json(body)
     line = next(line for line in invoice.lines if line.outcome == "ai_resolution")
@@ -172,7 +172,7 @@ def test_disputes_are_refused_to_the_wrong_role_tenant_or_form_and_nothing_is_wr
 ) -> None:
     acme_invoice = workspace.invoices["acme"]
     globex_invoice = workspace.invoices["globex"]
-    body = workspace.ledger.get_invoice(globex_invoice)
+    body = workspace.ledger.get_invoice("globex", globex_invoice)
     assert body is not None
     globex_episode = invoice_from_json(body).lines[0].episodes[0]
     heads = {tenant: workspace.ledger.head(tenant) for tenant in ("acme", "globex")}

@@ -325,15 +325,17 @@ def test_an_issued_invoice_never_changes(store: LedgerStore) -> None:
     store.store_invoice("acme-support-v1-2026-10", "acme", b'{"total":"7.00"}')
     store.store_invoice("globex-v2-2026-11", "globex", b"{}")
 
-    with pytest.raises(StoreError, match=r"'acme-support-v1-2026-11'.*other content"):
+    with pytest.raises(StoreError, match=r"'acme-support-v1-2026-11' of tenant 'acme'.*other"):
         store.store_invoice("acme-support-v1-2026-11", "acme", b'{"total":"11.00"}')
-    with pytest.raises(StoreError, match="issued to tenant 'acme'"):
-        store.store_invoice("acme-support-v1-2026-11", "globex", b'{"total":"10.00"}')
+    # Another buyer's contract of the same name: its own invoice under the same id.
+    store.store_invoice("acme-support-v1-2026-11", "globex", b'{"total":"3.00"}')
 
-    assert store.get_invoice("acme-support-v1-2026-11") == b'{"total":"10.00"}'
-    assert store.get_invoice("nothing") is None
+    assert store.get_invoice("acme", "acme-support-v1-2026-11") == b'{"total":"10.00"}'
+    assert store.get_invoice("globex", "acme-support-v1-2026-11") == b'{"total":"3.00"}'
+    assert store.get_invoice("acme", "nothing") is None
+    assert store.get_invoice("acme", "globex-v2-2026-11") is None
     assert store.list_invoices("acme") == ["acme-support-v1-2026-10", "acme-support-v1-2026-11"]
-    assert store.list_invoices("globex") == ["globex-v2-2026-11"]
+    assert store.list_invoices("globex") == ["acme-support-v1-2026-11", "globex-v2-2026-11"]
     assert store.list_invoices("nobody") == []
 
 

@@ -2,7 +2,8 @@
 
 What would break: migrations that need an alembic.ini in the working directory, an upgrade that
 is not a no-op the second time, servers starting together failing on each other's migration,
-`raas db upgrade` not reaching the newest revision, or rows of the ledger that can be edited.
+`raas db upgrade` not reaching the newest revision, rows of the ledger that can be edited, or
+invoices that lose rows or their append-only trigger when their key becomes (tenant, id).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from click.testing import CliRunner
 
 from raas.cli.main import main
 from raas.errors import StoreError
-from raas.migrations import LEDGER_REVISION, current, heads, sqlalchemy_url, upgrade
+from raas.migrations import (
+    LEDGER_REVISION,
+    current,
+    downgrade,
+    heads,
+    sqlalchemy_url,
+    upgrade,
+)
 
 LEDGER_TABLES = {
     "ledger_meta",
@@ -115,3 +123,60 @@ def test_stored_rows_cannot_be_changed(postgres_url: str, statement: str) -> Non
         connection.execute("INSERT INTO ledger_invoices VALUES ('i', 't', 'b')")
         with pytest.raises(psycopg.errors.RaiseException, match="the ledger is append-only"):
             connection.execute(statement)
+
+
+def invoice_key(url: str) -> list[str]:
+    """The columns of ledger_invoices' primary key, in key order."""
+    with psycopg.connect(url) as connection:
+        return [
+            str(row[0])
+            for row in connection.execute(
+                "SELECT a.attname FROM pg_index i"
+                " JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, place) ON true"
+                " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+                " WHERE i.indrelid = 'ledger_invoices'::regclass AND i.indisprimary"
+                " ORDER BY k.place"
+            )
+        ]
+
+
+def invoices(url: str) -> list[tuple[str, str, bytes]]:
+    with psycopg.connect(url) as connection:
+        return [
+            (str(row[0]), str(row[1]), bytes(row[2]))
+            for row in connection.execute(
+                "SELECT tenant, id, body FROM ledger_invoices ORDER BY 1, 2"
+            )
+        ]
+
+
+def test_invoices_keyed_by_tenant_and_id_upgrade_and_downgrade(empty_postgres_url: str) -> None:
+    url = empty_postgres_url
+    upgrade(url, "0006_run_lease")
+    assert invoice_key(url) == ["id"]
+    issued = [("acme", "standard-support-v1-2026-11", b"a"), ("globex", "other-v1-2026-11", b"g")]
+    with psycopg.connect(url) as connection:
+        for tenant, invoice_id, body in issued:
+            connection.execute(
+                "INSERT INTO ledger_invoices (tenant, id, body) VALUES (%s, %s, %s)",
+                (tenant, invoice_id, body),
+            )
+
+    upgrade(url, "0007_invoices_by_tenant")
+    assert (invoice_key(url), invoices(url)) == (["tenant", "id"], issued)
+    downgrade(url, "0006_run_lease")
+    assert (current(url), invoice_key(url), invoices(url)) == ("0006_run_lease", ["id"], issued)
+    upgrade(url)
+
+    shared = ("globex", "standard-support-v1-2026-11", b"g2")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO ledger_invoices (tenant, id, body) VALUES (%s, %s, %s)", shared
+        )
+        with pytest.raises(psycopg.errors.RaiseException, match="the ledger is append-only"):
+            connection.execute("DELETE FROM ledger_invoices WHERE tenant = 'globex'")
+    # Keyed by id alone, the two buyers' invoices cannot both be kept: going back is refused.
+    with pytest.raises(StoreError, match="several tenants hold invoice standard-support-v1-2026"):
+        downgrade(url, "0006_run_lease")
+    assert (current(url), invoice_key(url)) == (heads()[0], ["tenant", "id"])
+    assert invoices(url) == sorted([*issued, shared])

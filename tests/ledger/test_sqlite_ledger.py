@@ -275,6 +275,93 @@ def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:
         SqliteLedger(path)
 
 
+# Schema version 2 keyed invoices by id alone, as this DDL did.
+_VERSION_2_INVOICES = """
+CREATE TABLE invoices (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID
+"""
+_VERSION_2_ROWS = [
+    ("standard-support-v1-2026-10", "acme", b'{"total": "1.00"}'),
+    ("standard-support-v1-2026-11", "acme", b'{"total": "2.00"}'),
+    ("other-v1-2026-11", "globex", b"{}"),
+]
+
+
+def version_2_file(path: Path, *, also: str = "") -> None:
+    """A ledger file as schema version 2 left it: events, and invoices keyed by id alone.
+    `also` is SQL run on it afterwards."""
+    with SqliteLedger(path) as made:
+        made.append([event(n, tenant=("acme", "globex")[n % 2]) for n in range(6)])
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("DROP TABLE invoices")
+        connection.execute(_VERSION_2_INVOICES)
+        connection.executemany("INSERT INTO invoices VALUES (?, ?, ?)", _VERSION_2_ROWS)
+        connection.execute("PRAGMA user_version = 2")
+        if also:
+            connection.execute(also)
+    finally:
+        connection.close()
+
+
+def invoice_table(path: Path) -> tuple[int, list[tuple[str, int]], list[tuple[Any, ...]]]:
+    """The file's schema version, the invoices table's key columns (name, place in the key)
+    and its rows."""
+    connection = sqlite3.connect(path)
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        key = [
+            (str(row[1]), int(row[5]))
+            for row in connection.execute("PRAGMA table_info(invoices)")
+            if row[5]
+        ]
+        stored = connection.execute("SELECT id, tenant, body FROM invoices ORDER BY id").fetchall()
+    finally:
+        connection.close()
+    return version, sorted(key, key=lambda column: column[1]), stored
+
+
+def test_a_version_2_file_is_migrated_in_place_and_keeps_its_invoices(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    version_2_file(path)
+
+    with SqliteLedger(path) as opened:
+        assert [opened.head(tenant) for tenant in ("acme", "globex")] == [3, 3]
+        for invoice_id, tenant, body in _VERSION_2_ROWS:
+            assert opened.get_invoice(tenant, invoice_id) == body
+        assert opened.list_invoices("acme") == [row[0] for row in _VERSION_2_ROWS[:2]]
+        # What version 2 refused: another buyer's invoice under the same id.
+        opened.store_invoice("standard-support-v1-2026-11", "globex", b'{"total": "5.00"}')
+        assert opened.get_invoice("globex", "standard-support-v1-2026-11") == b'{"total": "5.00"}'
+        assert opened.get_invoice("acme", "standard-support-v1-2026-11") == b'{"total": "2.00"}'
+
+    version, key, stored = invoice_table(path)
+    assert (version, key) == (3, [("tenant", 1), ("id", 2)])
+    assert sorted(stored) == sorted(
+        [*_VERSION_2_ROWS, ("standard-support-v1-2026-11", "globex", b'{"total": "5.00"}')]
+    )
+    with SqliteLedger(path) as again:  # opening a migrated file changes nothing
+        assert again.list_invoices("globex") == ["other-v1-2026-11", "standard-support-v1-2026-11"]
+    assert invoice_table(path)[2] == stored
+
+
+def test_a_migration_that_fails_leaves_the_version_2_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    # The migration's own table name, taken: its first statement fails.
+    version_2_file(path, also="CREATE TABLE invoices_by_tenant (x)")
+    before = dump(path)
+
+    with pytest.raises(StoreError, match="invoices_by_tenant"):
+        SqliteLedger(path)
+
+    assert dump(path) == before
+    version, key, stored = invoice_table(path)
+    assert (version, key, sorted(stored)) == (2, [("id", 1)], sorted(_VERSION_2_ROWS))
+
+
 def test_a_ledger_whose_logs_table_lies_refuses_to_append(
     ledger: SqliteLedger, tmp_path: Path
 ) -> None:

@@ -489,12 +489,28 @@ def test_an_issued_invoice_never_changes(ledger: Ledger) -> None:
 
     with pytest.raises(StoreError, match="already issued with other content"):
         ledger.store_invoice("inv-1", "acme", b'{"total": "3.00"}')
-    with pytest.raises(StoreError, match="was issued to tenant 'acme'"):
-        ledger.store_invoice("inv-1", "globex", b'{"total": "2.00"}')
-    assert ledger.get_invoice("inv-1") == b'{"total": "2.00"}'
-    assert ledger.get_invoice("inv-9") is None
+    assert ledger.get_invoice("acme", "inv-1") == b'{"total": "2.00"}'
+    assert ledger.get_invoice("acme", "inv-9") is None
+    assert ledger.get_invoice("acme", "inv-3") is None  # globex's
     assert ledger.list_invoices("acme") == ["inv-1", "inv-2"]
     assert ledger.list_invoices("nobody") == []
+
+
+def test_two_buyers_each_keep_their_invoice_of_a_shared_contract_name(ledger: Ledger) -> None:
+    # A vendor names every buyer's contract alike: same contract, version and period, so the
+    # same invoice id, issued to two tenants.
+    invoice_id = "standard-support-v1-2026-11"
+    ledger.store_invoice(invoice_id, "acme", b'{"buyer": "acme"}')
+    ledger.store_invoice(invoice_id, "globex", b'{"buyer": "globex"}')
+    ledger.store_invoice(invoice_id, "globex", b'{"buyer": "globex"}')  # the same again: a no-op
+
+    with pytest.raises(StoreError, match="'standard-support-v1-2026-11' of tenant 'globex'"):
+        ledger.store_invoice(invoice_id, "globex", b'{"buyer": "acme"}')
+    assert ledger.get_invoice("acme", invoice_id) == b'{"buyer": "acme"}'
+    assert ledger.get_invoice("globex", invoice_id) == b'{"buyer": "globex"}'
+    assert ledger.get_invoice("initech", invoice_id) is None
+    assert ledger.list_invoices("acme") == [invoice_id]
+    assert ledger.list_invoices("globex") == [invoice_id]
 
 
 def test_both_stores_hold_the_same_bytes_for_the_same_events(
@@ -518,7 +534,7 @@ def test_both_stores_hold_the_same_bytes_for_the_same_events(
                 [ledger.root("acme", size) for size in range(22)],
                 ledger.inclusion_proofs("acme", list(range(21)), 21),
                 [ledger.consistency_proof("globex", size, 20) for size in range(1, 21)],
-                ledger.get_invoice("inv-1"),
+                ledger.get_invoice("acme", "inv-1"),
             )
     assert held["sqlite"] == held["postgres"]
     assert notes["sqlite"] == notes["postgres"]

@@ -174,7 +174,7 @@ def test_settle_then_read_invoice_lines_and_a_verifying_evidence_bundle(service:
     invoice = service.client.get(f"/v1/invoices/{invoice_id}", headers=buyer)
     assert invoice.status_code == 200
     with SqliteLedger(service.database) as ledger:
-        assert invoice.content == ledger.get_invoice(invoice_id)
+        assert invoice.content == ledger.get_invoice("acme", invoice_id)
     assert invoice.json()["total"] == "1.98"
     lines = service.client.get(f"/v1/invoices/{invoice_id}/lines", headers=buyer).json()
     assert lines[0]["episodes"] == ["c1#refund", "c2#refund"]

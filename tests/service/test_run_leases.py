@@ -251,7 +251,7 @@ def test_a_run_whose_claimant_died_is_settled_by_another_worker_to_the_one_invoi
             None,
         )
         assert ledger_b.list_invoices("acme") == [invoice_id]
-        assert ledger_b.get_invoice(invoice_id) == expected
+        assert ledger_b.get_invoice("acme", invoice_id) == expected
         # A was only stalled, and finishes its attempt: the run stays as B recorded it.
         late = run_settlement(ledger_a, store_a, claimed, now=clock)
         assert late == done

@@ -2,9 +2,10 @@
 the other (contract names, versions, run ids, invoice ids, dispute ids, log sizes and indexes),
 neither reads nor changes the other's data.
 
-What would break: a route that looks an identifier up without its tenant (invoices are keyed by
-id alone in the ledger), a list that is not filtered, a write that lands in the other's log. A
-new /v1 route fails `test_every_route_is_tried` until a request for it is added here.
+What would break: a route that looks an identifier up without its tenant (an invoice id names
+only a contract, version and period, which two buyers' contracts may share), a list that is not
+filtered, a write that lands in the other's log. A new /v1 route fails
+`test_every_route_is_tried` until a request for it is added here.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ class Holdings:
     size: int
 
 
-def contract_document(tenant: str) -> str:
+def contract_document(tenant: str, contract: str) -> str:
     text = ACME_CONTRACT.read_text()
     return text.replace("buyer: acme", f"buyer: {tenant}").replace(
-        "contract: acme-support", f"contract: {tenant}-support"
+        "contract: acme-support", f"contract: {contract}"
     )
 
 
-def populate(service: Service, tenant: str) -> Holdings:
+def populate(service: Service, tenant: str, contract: str | None = None) -> Holdings:
+    contract = f"{tenant}-support" if contract is None else contract
     admin = service.headers(tenant, "vendor-admin")
     events = conversation(f"{tenant}-c1", tenant=tenant) + conversation(
         f"{tenant}-c2", customer="customer-2", confirm=True, tenant=tenant
@@ -56,16 +58,18 @@ def populate(service: Service, tenant: str) -> Holdings:
         headers={**service.headers(tenant, "ingest"), **JSON},
     )
     assert ingested.status_code == 200
-    created = post("/v1/contracts", json={"document": contract_document(tenant)}, headers=admin)
+    created = post(
+        "/v1/contracts", json={"document": contract_document(tenant, contract)}, headers=admin
+    )
     assert created.status_code == 201, created.text
     assert post("/v1/checkpoints", headers=admin).status_code == 201
     priced = service.client.put("/v1/prices", json=price_table(tenant), headers=admin)
     assert priced.status_code == 200, priced.text
-    contract = f"{tenant}-support"
     queued = post(
         "/v1/settlements", json={"contract": contract, "period": "2026-11"}, headers=admin
     )
     run = ended_run(service.client, queued, admin)
+    assert run["status"] == "succeeded", run
     invoice_id = run["invoice_id"]
     filing = {"invoice_id": invoice_id, "reason": "check", "lines": [0]}
     dispute = post("/v1/disputes", json=filing, headers=service.headers(tenant, "buyer"))
@@ -120,7 +124,11 @@ def requests_against(victim: Holdings) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/v1/me", {}),
         ("POST", "/v1/events", {"content": msgspec.json.encode(events), "headers": JSON}),
         ("POST", "/v1/traces", {"content": otlp_span_of(victim), "headers": JSON}),
-        ("POST", "/v1/contracts", {"json": {"document": contract_document(victim.tenant)}}),
+        (
+            "POST",
+            "/v1/contracts",
+            {"json": {"document": contract_document(victim.tenant, victim.contract)}},
+        ),
         ("GET", "/v1/contracts", {}),
         ("GET", "/v1/contracts/{contract}", {"path": f"/v1/contracts/{victim.contract}"}),
         (
@@ -171,7 +179,7 @@ def snapshot(service: Service, tenant: str) -> dict[str, Any]:
     """Everything stored for the tenant, read straight from the stores."""
     with SqliteLedger(service.database) as ledger:
         events = [(item.log_index, item.entry) for item in ledger.iter_events(tenant)]
-        invoices = {name: ledger.get_invoice(name) for name in ledger.list_invoices(tenant)}
+        invoices = {name: ledger.get_invoice(tenant, name) for name in ledger.list_invoices(tenant)}
         checkpoint = ledger.latest_checkpoint(tenant)
     store = SqliteServiceStore(service.database)
     try:
@@ -235,3 +243,32 @@ def test_no_key_of_one_tenant_reads_or_changes_the_others_data(
                 )
                 assert response.headers["content-type"] == expected, where
     assert snapshot(service, victim.tenant) == before
+
+
+def test_buyers_whose_contracts_share_a_name_each_read_only_their_own_invoice(
+    service: Service,
+) -> None:
+    # A vendor names every buyer's contract alike: the same contract, version and period give
+    # both buyers the same invoice id, and each must be issued and read its own.
+    holdings = {tenant: populate(service, tenant, "standard-support") for tenant in TENANTS}
+    invoice_id = holdings["acme"].invoice_id
+    assert holdings["globex"].invoice_id == invoice_id == "standard-support-v1-2026-11"
+    with SqliteLedger(service.database) as ledger:
+        issued = {tenant: ledger.get_invoice(tenant, invoice_id) for tenant in TENANTS}
+    assert issued["acme"] is not None and issued["acme"] != issued["globex"]
+    for tenant in TENANTS:
+        buyer = service.headers(tenant, "buyer")
+        read = service.client.get(f"/v1/invoices/{invoice_id}", headers=buyer)
+        assert read.status_code == 200, read.text
+        assert read.content == issued[tenant] and read.json()["buyer"] == tenant
+        listed = service.client.get("/v1/invoices", headers=buyer).json()
+        assert listed == {"invoices": [invoice_id]}
+        disputes = service.client.get(
+            "/v1/disputes", params={"invoice_id": invoice_id}, headers=buyer
+        ).json()["disputes"]
+        assert [item["dispute_id"] for item in disputes] == [holdings[tenant].dispute_id]
+        bundle = service.client.get(
+            f"/v1/invoices/{invoice_id}/evidence", headers=service.headers(tenant, "auditor")
+        )
+        assert bundle.status_code == 200, bundle.text
+        assert msgspec.json.decode(bundle.json()["invoice"].encode())["buyer"] == tenant

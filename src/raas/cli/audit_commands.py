@@ -189,15 +189,19 @@ def _invoice_version_first(
     ledger: Ledger, invoice_id: str, texts: Sequence[str]
 ) -> tuple[str, list[str]]:
     """The text of the version the invoice names, and the others (the first given when none
-    or the invoice is unknown: the export then says what is wrong)."""
+    or the invoice is unknown: the export then says what is wrong). The invoice is the one
+    issued to the contracts' buyer (the first given names it)."""
     from raas.core.contract import parse_contract
     from raas.core.invoice import invoice_from_json
 
-    body = ledger.get_invoice(invoice_id)
+    if len(texts) < 2:
+        return texts[0], []
+    contracts = [parse_contract(text, "a contract") for text in texts]
+    body = ledger.get_invoice(contracts[0].buyer, invoice_id)
     chosen = 0
-    if body is not None and len(texts) > 1:
+    if body is not None:
         wanted = invoice_from_json(body).contract_version
-        numbers = [parse_contract(text, "a contract").version for text in texts]
+        numbers = [contract.version for contract in contracts]
         chosen = numbers.index(wanted) if wanted in numbers else 0
     return texts[chosen], [text for index, text in enumerate(texts) if index != chosen]
 

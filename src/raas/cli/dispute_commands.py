@@ -76,7 +76,7 @@ def file_dispute(
     contract = load_contract(contract_path)
     at = _moment(at_text)
     with open_ledger(database) as ledger:
-        invoice = _invoice(ledger, invoice_id)
+        invoice = _invoice(ledger, contract.buyer, invoice_id)
         known = _disputes(ledger, contract_path, invoice.buyer)
         number = sum(1 for item in known if item.invoice_id == invoice.id) + 1
         data = DisputeFiled(
@@ -163,10 +163,10 @@ def _moment(text: str | None) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _invoice(ledger: Ledger, invoice_id: str) -> Invoice:
-    body = ledger.get_invoice(invoice_id)
+def _invoice(ledger: Ledger, buyer: str, invoice_id: str) -> Invoice:
+    body = ledger.get_invoice(buyer, invoice_id)
     if body is None:
-        raise DisputeError(f"no issued invoice {invoice_id!r} in the ledger")
+        raise DisputeError(f"no invoice {invoice_id!r} was issued to buyer {buyer!r} in the ledger")
     return invoice_from_json(body)
 
 

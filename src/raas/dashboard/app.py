@@ -242,9 +242,12 @@ def dashboard_router(
             or (principal.role != "buyer" and principal.tenant == item.contract.vendor)
         ]
 
-    def readable_invoice(principal: Principal, invoice_id: str) -> Invoice:
+    def readable_invoice(principal: Principal, invoice_id: str, buyer: str | None) -> Invoice:
+        """The invoice issued to `buyer` (default: the principal's own tenant) under this id,
+        if the principal may read it; 404 otherwise. Ids repeat across buyers, so a page names
+        whose invoice it shows."""
         try:
-            invoice = data.invoice(invoice_id)
+            invoice = data.invoice(principal.tenant if buyer is None else buyer, invoice_id)
         except DashboardError:
             raise HTTPException(404, "not found") from None
         parties = (invoice.buyer,) if principal.role == "buyer" else (invoice.buyer, invoice.vendor)
@@ -252,9 +255,15 @@ def dashboard_router(
             raise HTTPException(404, "not found")
         return invoice
 
-    def contract_of(principal: Principal, name: str, version: int | None) -> ContractText:
+    def contract_of(
+        principal: Principal, name: str, version: int | None, buyer: str | None = None
+    ) -> ContractText:
         for item in visible_contracts(principal):
-            if item.contract.contract == name and version in (None, item.contract.version):
+            if (
+                item.contract.contract == name
+                and version in (None, item.contract.version)
+                and buyer in (None, item.contract.buyer)
+            ):
                 return item
         raise HTTPException(404, "not found")
 
@@ -349,7 +358,7 @@ def dashboard_router(
         rows = []
         for tenant in sorted(tenants):
             for invoice_id in data.invoice_ids(tenant):
-                invoice = data.invoice(invoice_id)
+                invoice = data.invoice(tenant, invoice_id)
                 parties = (
                     (invoice.buyer,)
                     if principal.role == "buyer"
@@ -361,17 +370,19 @@ def dashboard_router(
         return render(request, "invoices.html", context, invoices=rows, title="Invoices")
 
     @router.get("/invoices/{invoice_id}", response_class=HTMLResponse)
-    def invoice_page(request: Request, invoice_id: str) -> HTMLResponse:
+    def invoice_page(request: Request, invoice_id: str, buyer: str | None = None) -> HTMLResponse:
         context = signed_in(request)
-        invoice = readable_invoice(context.principal, invoice_id)
+        invoice = readable_invoice(context.principal, invoice_id, buyer)
         return render(
             request, "invoice.html", context, invoice=invoice, title=f"Invoice {invoice.id}"
         )
 
     @router.get("/invoices/{invoice_id}/download/{file_format}")
-    def invoice_download(request: Request, invoice_id: str, file_format: str) -> Response:
+    def invoice_download(
+        request: Request, invoice_id: str, file_format: str, buyer: str | None = None
+    ) -> Response:
         context = signed_in(request)
-        invoice = readable_invoice(context.principal, invoice_id)
+        invoice = readable_invoice(context.principal, invoice_id, buyer)
         filename = f"invoice-{invoice.id}.{file_format}"
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
         if file_format == "json":
@@ -387,16 +398,20 @@ def dashboard_router(
         raise HTTPException(404, "not found")
 
     @router.get("/invoices/{invoice_id}/lines/{number}", response_class=HTMLResponse)
-    def invoice_line(request: Request, invoice_id: str, number: int, page: int = 1) -> HTMLResponse:
+    def invoice_line(
+        request: Request, invoice_id: str, number: int, page: int = 1, buyer: str | None = None
+    ) -> HTMLResponse:
         context = signed_in(request, "vendor", "buyer")
-        invoice = readable_invoice(context.principal, invoice_id)
+        invoice = readable_invoice(context.principal, invoice_id, buyer)
         if not 1 <= number <= len(invoice.lines):
             raise HTTPException(404, "not found")
         line = invoice.lines[number - 1]
         pages = max(1, -(-len(line.episodes) // EPISODES_PER_PAGE))
         page = min(max(page, 1), pages)
         shown = line.episodes[(page - 1) * EPISODES_PER_PAGE : page * EPISODES_PER_PAGE]
-        item = contract_of(context.principal, invoice.contract, invoice.contract_version)
+        item = contract_of(
+            context.principal, invoice.contract, invoice.contract_version, invoice.buyer
+        )
         return render(
             request,
             "line.html",
@@ -442,7 +457,7 @@ def dashboard_router(
         zone = item.contract.time_zone
         billed_on = None
         if invoice is not None:
-            issued = readable_invoice(context.principal, invoice)
+            issued = readable_invoice(context.principal, invoice, item.contract.buyer)
             numbers = [
                 number for number, line in enumerate(issued.lines, start=1) if id in line.episodes
             ]
@@ -484,10 +499,10 @@ def dashboard_router(
         context = signed_in(request, "buyer")
         check_csrf(context, csrf)
         principal = context.principal
-        issued = readable_invoice(principal, invoice)
+        issued = readable_invoice(principal, invoice, None)  # a buyer files on its own
         if not any(episode in line.episodes for line in issued.lines):
             raise HTTPException(404, "not found")
-        item = contract_of(principal, issued.contract, issued.contract_version)
+        item = contract_of(principal, issued.contract, issued.contract_version, issued.buyer)
         reason = reason.strip()
         if not reason or len(reason) > REASON_LENGTH_MAX:
             raise HTTPException(
@@ -567,27 +582,31 @@ def dashboard_router(
                     }
                 )
                 previous = (size, note)
-            invoice_rows = [data.invoice(invoice_id) for invoice_id in data.invoice_ids(tenant)]
+            invoice_rows = [
+                data.invoice(tenant, invoice_id) for invoice_id in data.invoice_ids(tenant)
+            ]
             logs.append({"tenant": tenant, "checkpoints": rows, "invoices": invoice_rows})
         return render(request, "audit.html", context, logs=logs, title="Audit")
 
-    def auditable_invoice(principal: Principal, invoice_id: str) -> tuple[Invoice, ContractText]:
+    def auditable_invoice(
+        principal: Principal, invoice_id: str, buyer: str | None
+    ) -> tuple[Invoice, ContractText]:
         try:
-            invoice = data.invoice(invoice_id)
+            invoice = data.invoice(principal.tenant if buyer is None else buyer, invoice_id)
         except DashboardError:
             raise HTTPException(404, "not found") from None
         if principal.tenant not in (invoice.buyer, invoice.vendor):
             raise HTTPException(404, "not found")
         try:
-            item = data.contract(invoice.contract, invoice.contract_version)
+            item = data.contract(invoice.contract, invoice.contract_version, buyer=invoice.buyer)
         except DashboardError:
             raise HTTPException(404, "not found") from None
         return invoice, item
 
     @router.get("/audit/bundle/{invoice_id}")
-    def bundle(request: Request, invoice_id: str) -> Response:
+    def bundle(request: Request, invoice_id: str, buyer: str | None = None) -> Response:
         context = signed_in(request, "auditor", "vendor")
-        invoice, item = auditable_invoice(context.principal, invoice_id)
+        invoice, item = auditable_invoice(context.principal, invoice_id, buyer)
         body = encode_bundle(export_bundle(data.ledger, invoice.id, item.text, redact=True))
         return Response(
             body,
@@ -596,9 +615,9 @@ def dashboard_router(
         )
 
     @router.get("/audit/verify/{invoice_id}", response_class=HTMLResponse)
-    def verify(request: Request, invoice_id: str) -> HTMLResponse:
+    def verify(request: Request, invoice_id: str, buyer: str | None = None) -> HTMLResponse:
         context = signed_in(request, "auditor", "vendor")
-        invoice, item = auditable_invoice(context.principal, invoice_id)
+        invoice, item = auditable_invoice(context.principal, invoice_id, buyer)
         bundle = export_bundle(data.ledger, invoice.id, item.text, redact=True)
         report = verify_bundle(bundle, data.verifier_keys, contract_text=item.text)
         return render(

@@ -250,7 +250,7 @@ class DashboardData:
         self.tables = tables
         self.verifier_keys = tuple(verifier_keys)
         tables.mkdir(parents=True, exist_ok=True)
-        self._invoices: OrderedDict[str, Invoice] = OrderedDict()
+        self._invoices: OrderedDict[tuple[str, str], Invoice] = OrderedDict()
         self._lock = threading.Lock()
         # The episode tables, attached read-only to one in-memory database, by file.
         self._duck = duckdb.connect()
@@ -278,32 +278,42 @@ class DashboardData:
             item for item in self.contracts if tenant in (item.contract.vendor, item.contract.buyer)
         ]
 
-    def contract(self, name: str, version: int | None = None) -> ContractText:
+    def contract(
+        self, name: str, version: int | None = None, *, buyer: str | None = None
+    ) -> ContractText:
+        """The contract of this name (and version, and buyer: names repeat across buyers)."""
         found = [
             item
             for item in self.contracts
             if item.contract.contract == name
             and (version is None or item.contract.version == version)
+            and (buyer is None or item.contract.buyer == buyer)
         ]
         if not found:
-            raise DashboardError(f"no contract {name!r}" + (f" v{version}" if version else ""))
+            raise DashboardError(
+                f"no contract {name!r}"
+                + (f" v{version}" if version else "")
+                + (f" with buyer {buyer!r}" if buyer else "")
+            )
         return max(found, key=lambda item: item.contract.version)
 
     def invoice_ids(self, tenant: str) -> list[str]:
         return self.ledger.list_invoices(tenant)
 
-    def invoice(self, invoice_id: str) -> Invoice:
+    def invoice(self, tenant: str, invoice_id: str) -> Invoice:
+        """The invoice issued to the buyer `tenant` under this id (ids repeat across buyers)."""
+        key = (tenant, invoice_id)
         with self._lock:
-            cached = self._invoices.get(invoice_id)
+            cached = self._invoices.get(key)
             if cached is not None:
-                self._invoices.move_to_end(invoice_id)
+                self._invoices.move_to_end(key)
                 return cached
-        body = self.ledger.get_invoice(invoice_id)
+        body = self.ledger.get_invoice(tenant, invoice_id)
         if body is None:
-            raise DashboardError(f"no invoice {invoice_id!r}")
+            raise DashboardError(f"no invoice {invoice_id!r} of tenant {tenant!r}")
         invoice = invoice_from_json(body)
         with self._lock:
-            self._invoices[invoice_id] = invoice
+            self._invoices[key] = invoice
             while len(self._invoices) > INVOICES_CACHED_MAX:
                 self._invoices.popitem(last=False)
         return invoice
@@ -433,7 +443,10 @@ class DashboardData:
         """Per issued invoice of the contract: its total and the model cost of the episodes
         that started in its period (what the vendor spent to earn it)."""
         contract = item.contract
-        invoices = [self.invoice(invoice_id) for invoice_id in self.invoice_ids(contract.buyer)]
+        invoices = [
+            self.invoice(contract.buyer, invoice_id)
+            for invoice_id in self.invoice_ids(contract.buyer)
+        ]
         mine = [
             invoice
             for invoice in invoices
@@ -498,7 +511,7 @@ class DashboardData:
         invoices = {
             invoice_id
             for invoice_id in self.invoice_ids(contract.buyer)
-            if self.invoice(invoice_id).contract == contract.contract
+            if self.invoice(contract.buyer, invoice_id).contract == contract.contract
         }
         return [
             dispute
@@ -619,7 +632,9 @@ class DashboardData:
     def checkpoints(self, tenant: str) -> Checkpoints:
         """The signed checkpoints an auditor can reach: those invoices were settled at, and
         the latest."""
-        sizes = {self.invoice(invoice_id).ledger.size for invoice_id in self.invoice_ids(tenant)}
+        sizes = {
+            self.invoice(tenant, invoice_id).ledger.size for invoice_id in self.invoice_ids(tenant)
+        }
         notes: dict[int, str] = {}
         for size in sizes:
             note = self.ledger.checkpoint_at(tenant, size)

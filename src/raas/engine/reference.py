@@ -68,7 +68,7 @@ def issued_invoices(ledger: LedgerStore, tenant: str) -> list[Invoice]:
     """Every invoice the store has issued for the buyer `tenant`."""
     found = []
     for invoice_id in ledger.list_invoices(tenant):
-        body = ledger.get_invoice(invoice_id)
+        body = ledger.get_invoice(tenant, invoice_id)
         if body is not None:
             found.append(invoice_from_json(body))
     return found

@@ -38,8 +38,8 @@ class EvidenceError(RaasError):
 class EvidenceSource(Protocol):
     """What exporting evidence reads from a ledger store (a part of `LedgerStore`)."""
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        """The issued invoice's JSON bytes, or None."""
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        """The JSON bytes of the invoice issued to the buyer `tenant` under this id, or None."""
         ...
 
     def list_invoices(self, tenant: str) -> list[str]:
@@ -66,16 +66,22 @@ class EvidenceSource(Protocol):
 
 
 class _Issued:
-    """An issued invoice with the contract it was settled under and the checkpoint it names."""
+    """An issued invoice with the contract it was settled under and the checkpoint it names.
+
+    The invoice is looked up in the log of the contract's buyer: ids repeat across buyers.
+    """
 
     def __init__(self, source: EvidenceSource, invoice_id: str, contract_text: str) -> None:
-        body = source.get_invoice(invoice_id)
-        if body is None:
-            raise EvidenceError(f"no invoice {invoice_id!r} was issued from this ledger")
-        self.body = body
-        self.invoice: Invoice = invoice_from_json(body)
         self.contract_text = contract_text
         self.contract: Contract = parse_contract(contract_text, "the contract")
+        buyer = self.contract.buyer
+        body = source.get_invoice(buyer, invoice_id)
+        if body is None:
+            raise EvidenceError(
+                f"no invoice {invoice_id!r} was issued to buyer {buyer!r} from this ledger"
+            )
+        self.body = body
+        self.invoice: Invoice = invoice_from_json(body)
         _check_contract(self.contract, self.invoice)
         self.tenant = self.invoice.ledger.tenant
         self.size = self.invoice.ledger.size
@@ -205,8 +211,9 @@ def _earlier_invoices(source: EvidenceSource, invoice: Invoice, *, runs: bool) -
     if not invoice.adjustments and not invoice.audits and not runs:
         return []
     found = []
-    for invoice_id in source.list_invoices(invoice.ledger.tenant):
-        body = source.get_invoice(invoice_id)
+    tenant = invoice.ledger.tenant
+    for invoice_id in source.list_invoices(tenant):
+        body = source.get_invoice(tenant, invoice_id)
         if body is None:
             continue
         other = invoice_from_json(body)

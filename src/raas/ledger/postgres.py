@@ -110,7 +110,7 @@ _QUERIES: Final = SqlQueries(
         "INSERT INTO ledger_checkpoints (tenant, origin, size, root, note)"
         " VALUES (%s, %s, %s, %s, %s)"
     ),
-    invoice_body="SELECT body FROM ledger_invoices WHERE id = %s",
+    invoice_body="SELECT body FROM ledger_invoices WHERE tenant = %s AND id = %s",
     invoice_ids="SELECT id FROM ledger_invoices WHERE tenant = %s ORDER BY id",
     begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 )
@@ -193,18 +193,18 @@ class PostgresLedger(SqlLedger[psycopg.Connection[Any]]):
         with self._writing(f"store invoice {invoice_id!r}") as connection:
             inserted = connection.execute(
                 "INSERT INTO ledger_invoices (id, tenant, body) VALUES (%s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                " ON CONFLICT (tenant, id) DO NOTHING RETURNING id",
                 (invoice_id, tenant, bytes(body)),
             ).fetchone()
             if inserted is not None:
                 return
             row = connection.execute(
-                "SELECT tenant, body FROM ledger_invoices WHERE id = %s", (invoice_id,)
+                "SELECT body FROM ledger_invoices WHERE tenant = %s AND id = %s",
+                (tenant, invoice_id),
             ).fetchone()
             assert row is not None  # it was there a moment ago, and rows are never deleted
-            stored = (str(row[0]), bytes(row[1]))
-            if stored != (tenant, bytes(body)):
-                raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+            if bytes(row[0]) != bytes(body):
+                raise StoreError(existing_invoice_conflict(invoice_id, tenant))
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ class SqlQueries(NamedTuple):
     checkpoint_at: str  # a tenant's last note at a size
     last_signed: str  # (origin, size, root) of a tenant's last checkpoint
     insert_checkpoint: str  # (tenant, origin, size, root, note)
-    invoice_body: str  # an invoice's body by id
+    invoice_body: str  # an invoice's body by (tenant, id)
     invoice_ids: str  # a tenant's invoice ids, sorted
     begin_read: str  # starts a read-only snapshot on a reader
 
@@ -159,8 +159,8 @@ class SqlLedger(MerkleLog[_Connection]):
         row = self._fetch_one(self._queries.checkpoint_at, (tenant, size))
         return None if row is None else str(row[0])
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        row = self._fetch_one(self._queries.invoice_body, (invoice_id,))
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        row = self._fetch_one(self._queries.invoice_body, (tenant, invoice_id))
         return None if row is None else bytes(row[0])
 
     def list_invoices(self, tenant: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The embedded ledger: events in one SQLite file (WAL, fsync before acknowledging), appended once,
 each tenant's events a dense Merkle log whose frontier is updated in the same transaction.
 
-Tables (schema version 2):
+Tables (schema version 3):
 
 - `events`: one row per event, as narrow as it can be (each column bound costs on the append
   path). Its rowid, `position`, is tenant number * 2^40 + log index, so a tenant's log is one
@@ -17,7 +17,11 @@ Tables (schema version 2):
   customer's events, so that settlement can read a customer's events together and in time
   order. One row per customer per batch costs far less than an index entry per event (batches
   hold many events of one conversation).
-- `checkpoints`, `invoices`, and `meta` (the commitment key, the vendor, the highest seq).
+- `checkpoints`, `invoices` (keyed by tenant and id), and `meta` (the commitment key, the
+  vendor, the highest seq).
+
+Version 2 keyed invoices by id alone; opening such a file rebuilds that table in place (see
+`_migrate`).
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ from raas.ledger.store import (
     existing_invoice_conflict,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # Page cache of the writing connection: the key index of a few million events stays in memory.
 CACHE_KIBIBYTES: Final = 64 * 1024
 # Pages of 16 KiB for a new file (an existing one keeps its own): a commit writes a batch's rows
@@ -141,11 +145,28 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE INDEX IF NOT EXISTS checkpoints_by_tenant ON checkpoints (tenant, size);
 CREATE TABLE IF NOT EXISTS invoices (
-    id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
-    body BLOB NOT NULL
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID
 """
+# Schema version 2 -> 3: invoices keyed by (tenant, id) instead of id alone, so two buyers'
+# invoices of contracts that share a name, version and period are both kept. SQLite cannot
+# change a primary key, so the table is copied into its new form; rows and bytes are kept.
+_INVOICES_BY_TENANT: Final = (
+    """CREATE TABLE invoices_by_tenant (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID""",
+    "INSERT INTO invoices_by_tenant (tenant, id, body) SELECT tenant, id, body FROM invoices",
+    "DROP TABLE invoices",
+    "ALTER TABLE invoices_by_tenant RENAME TO invoices",
+)
+# The versions a file may have when opened: new (0), an older one `_migrate` brings up, current.
+_VERSIONS_OPENED: Final = (0, 2, SCHEMA_VERSION)
 
 _INSERT_EVENT: Final = """
 INSERT INTO events (position, seq, key_hash, entry, disclosures) VALUES (?, ?, ?, ?, ?)
@@ -175,7 +196,7 @@ _QUERIES: Final = SqlQueries(
     insert_checkpoint=(
         "INSERT INTO checkpoints (tenant, origin, size, root, note) VALUES (?, ?, ?, ?, ?)"
     ),
-    invoice_body="SELECT body FROM invoices WHERE id = ?",
+    invoice_body="SELECT body FROM invoices WHERE tenant = ? AND id = ?",
     invoice_ids="SELECT id FROM invoices WHERE tenant = ? ORDER BY id",
     begin_read="BEGIN",
 )
@@ -403,15 +424,15 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
         with self._writing(f"store invoice {invoice_id!r}") as connection:
             stored = connection.execute(
-                "SELECT tenant, body FROM invoices WHERE id = ?", (invoice_id,)
+                "SELECT body FROM invoices WHERE tenant = ? AND id = ?", (tenant, invoice_id)
             ).fetchone()
             if stored is None:
                 connection.execute(
-                    "INSERT INTO invoices (id, tenant, body) VALUES (?, ?, ?)",
-                    (invoice_id, tenant, bytes(body)),
+                    "INSERT INTO invoices (tenant, id, body) VALUES (?, ?, ?)",
+                    (tenant, invoice_id, bytes(body)),
                 )
-            elif (stored[0], bytes(stored[1])) != (tenant, bytes(body)):
-                raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+            elif bytes(stored[0]) != bytes(body):
+                raise StoreError(existing_invoice_conflict(invoice_id, tenant))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -559,14 +580,17 @@ def _configure(connection: sqlite3.Connection, vendor: str | None) -> tuple[byte
     connection.execute(f"PRAGMA cache_size = -{CACHE_KIBIBYTES}")
     connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     connection.execute("PRAGMA temp_store = MEMORY")
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
-        raise StoreError(
-            f"the ledger file has schema version {version}; "
-            f"this raas reads version {SCHEMA_VERSION}"
-        )
     connection.execute("BEGIN IMMEDIATE")
     try:
+        # Read inside the write transaction: two processes opening an old file migrate it once.
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version not in _VERSIONS_OPENED:
+            raise StoreError(
+                f"the ledger file has schema version {version}; this raas reads versions "
+                f"{', '.join(map(str, _VERSIONS_OPENED[1:]))} (and makes new files at "
+                f"{SCHEMA_VERSION})"
+            )
+        _migrate(connection, version)
         # Statement by statement: executescript would commit on its own.
         for statement in _SCHEMA.split(";"):
             if statement.strip():
@@ -592,6 +616,14 @@ def _configure(connection: sqlite3.Connection, vendor: str | None) -> tuple[byte
     if vendor is not None and stored_vendor != vendor:
         raise StoreError(f"the ledger belongs to vendor {stored_vendor!r}, not {vendor!r}")
     return key, str(stored_vendor)
+
+
+def _migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a file of an older schema version to the current one, inside the caller's write
+    transaction (which also sets user_version): a crash leaves it wholly old or wholly new."""
+    if version == 2:
+        for statement in _INVOICES_BY_TENANT:
+            connection.execute(statement)
 
 
 class _Batch:

@@ -221,11 +221,13 @@ class LedgerStore(Protocol):
         ...
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
-        """Keep an issued invoice; the same bytes again are a no-op, other bytes a StoreError."""
+        """Keep an invoice issued to `tenant`; the same bytes again are a no-op, other bytes a
+        StoreError. Invoices are keyed by (tenant, id): ids name a contract, version and period,
+        and two buyers' contracts may share a name."""
         ...
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        """The issued invoice's bytes, or None."""
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        """The bytes of the invoice issued to `tenant` under this id, or None."""
         ...
 
     def list_invoices(self, tenant: str) -> list[str]:
@@ -257,17 +259,11 @@ def check_index(tenant: str, index: int, size: int) -> None:
         )
 
 
-def existing_invoice_conflict(invoice_id: str, tenant: str, stored: tuple[str, bytes]) -> str:
-    """Why an invoice id that is already stored cannot be stored with (tenant, body)."""
-    stored_tenant, _ = stored
-    if stored_tenant != tenant:
-        return (
-            f"invoice {invoice_id!r} was issued to tenant {stored_tenant!r}; "
-            f"refusing to store it again for {tenant!r}"
-        )
+def existing_invoice_conflict(invoice_id: str, tenant: str) -> str:
+    """Why an invoice already issued to `tenant` under this id cannot be stored with other bytes."""
     return (
-        f"invoice {invoice_id!r} was already issued with other content; an issued invoice "
-        "never changes (issue an adjustment instead)"
+        f"invoice {invoice_id!r} of tenant {tenant!r} was already issued with other content; "
+        "an issued invoice never changes (issue an adjustment instead)"
     )
 
 
@@ -450,7 +446,7 @@ class MemoryLedger(MerkleLog[None]):
         self._checkpoints: dict[
             str, list[tuple[int, bytes, str, str]]
         ] = {}  # size, root, origin, note
-        self._invoices: dict[str, tuple[str, bytes]] = {}
+        self._invoices: dict[tuple[str, str], bytes] = {}  # (tenant, id) -> body
 
     def append(self, events: Sequence[Event]) -> AppendReceipt:
         new: dict[tuple[str, str, str], tuple[Event, bytes, bytes]] = {}
@@ -580,18 +576,15 @@ class MemoryLedger(MerkleLog[None]):
         return notes[-1] if notes else None
 
     def store_invoice(self, invoice_id: str, tenant: str, body: bytes) -> None:
-        stored = self._invoices.get(invoice_id)
-        if stored is None:
-            self._invoices[invoice_id] = (tenant, bytes(body))
-        elif stored != (tenant, bytes(body)):
-            raise StoreError(existing_invoice_conflict(invoice_id, tenant, stored))
+        stored = self._invoices.setdefault((tenant, invoice_id), bytes(body))
+        if stored != bytes(body):
+            raise StoreError(existing_invoice_conflict(invoice_id, tenant))
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        stored = self._invoices.get(invoice_id)
-        return None if stored is None else stored[1]
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        return self._invoices.get((tenant, invoice_id))
 
     def list_invoices(self, tenant: str) -> list[str]:
-        return sorted(key for key, (owner, _) in self._invoices.items() if owner == tenant)
+        return sorted(key for owner, key in self._invoices if owner == tenant)
 
     def close(self) -> None:
         pass

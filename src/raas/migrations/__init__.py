@@ -8,6 +8,7 @@ time, and the others then find nothing left to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -16,7 +17,7 @@ from raas.errors import StoreError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["LEDGER_REVISION", "current", "heads", "sqlalchemy_url", "upgrade"]
+__all__ = ["LEDGER_REVISION", "current", "downgrade", "heads", "sqlalchemy_url", "upgrade"]
 
 LEDGER_REVISION: Final = "0001_ledger"
 SCRIPT_LOCATION: Final = Path(__file__).resolve().parent
@@ -52,6 +53,20 @@ def heads() -> list[str]:
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` to `revision` (default: the newest), one process at a time."""
     from alembic import command
+
+    _migrate(url, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at `url` back to `revision`, one process at a time (a revision that
+    cannot go back with the rows it holds raises StoreError and leaves them as they were)."""
+    from alembic import command
+
+    _migrate(url, lambda config: command.downgrade(config, revision))
+
+
+def _migrate(url: str, run: Callable[[Config], None]) -> None:
+    """`run` the Alembic command on a connection to `url` holding the migration lock."""
     from sqlalchemy import create_engine, pool, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,7 +81,7 @@ def upgrade(url: str, revision: str = "head") -> None:
                 connection.commit()
                 try:
                     config.attributes["connection"] = connection
-                    command.upgrade(config, revision)
+                    run(config)
                     connection.commit()
                 finally:
                     connection.execute(

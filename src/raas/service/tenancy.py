@@ -328,10 +328,8 @@ class TenantData:
         return invoice_from_json(self.invoice_body(invoice_id))
 
     def _own_invoice(self, invoice_id: str) -> bytes:
-        # The ledger keys invoices by id alone; ownership is checked against the tenant's list.
-        if invoice_id not in self._ledger.list_invoices(self.tenant):
-            raise not_found(f"this tenant has no invoice {invoice_id!r}")
-        body = self._ledger.get_invoice(invoice_id)
+        # Keyed by (tenant, id): another buyer's invoice of the same id is never reached.
+        body = self._ledger.get_invoice(self.tenant, invoice_id)
         if body is None:
             raise not_found(f"this tenant has no invoice {invoice_id!r}")
         return body
@@ -570,8 +568,8 @@ class _TenantEvidence:
             raise not_found(f"this tenant has no log {tenant!r}")
         return tenant
 
-    def get_invoice(self, invoice_id: str) -> bytes | None:
-        return self._data._own_invoice(invoice_id)
+    def get_invoice(self, tenant: str, invoice_id: str) -> bytes | None:
+        return self._ledger.get_invoice(self._own(tenant), invoice_id)
 
     def list_invoices(self, tenant: str) -> list[str]:
         return self._ledger.list_invoices(self._own(tenant))
@@ -605,9 +603,9 @@ def run_settlement(
 
     The same run settled again (its claimant died) issues the same invoice: same id, same bytes.
     The invoice's id names its contract version and period, and the ledger keeps one invoice
-    per id: when an earlier attempt (or another run) already issued the period's invoice, this
-    run succeeds with it if the bytes are the same, and fails rather than issue a second
-    invoice for the period if they are not.
+    per (tenant, id): when an earlier attempt (or another run) already issued the period's
+    invoice, this run succeeds with it if the bytes are the same, and fails rather than issue a
+    second invoice for the period if they are not.
     """
     try:
         stored = store.contract_version(run.tenant, run.contract, run.version)
