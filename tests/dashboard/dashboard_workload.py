@@ -4,13 +4,16 @@ and an API key per role (the keys a service would hand out, checked by a plain l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fastapi.testclient import TestClient
 
 from raas.core.contract import Contract
 from raas.core.invoice import invoice_json
 from raas.core.periods import period_containing
-from raas.dashboard.app import Principal
+from raas.dashboard.app import Principal, create_dashboard_app
 from raas.dashboard.data import ContractText, DashboardData
 from raas.engine.reference import settle_from_ledger
 from raas.ingest.validate import parse_batch
@@ -57,13 +60,29 @@ def authenticate(api_key: str) -> Principal | None:
     return API_KEYS.get(api_key)
 
 
-def contract_for(buyer: str) -> ContractText:
+def dashboard_app(workspace: Workspace) -> Iterator[object]:
+    """The dashboard over the workspace's ledger, its data closed when the caller is done."""
+    data = workspace.data()
+    yield create_dashboard_app(data, authenticate)
+    data.close()
+
+
+def signed_in(app: object, key: str) -> TestClient:
+    """A client of `app` holding the session of the API key `key`."""
+    client = TestClient(app)  # type: ignore[arg-type]
+    response = client.post("/dashboard/sign-in", data={"api_key": key}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return client
+
+
+def contract_for(buyer: str, name: str | None = None) -> ContractText:
+    """The example contract for `buyer`, named `name` (default: "<buyer>-support")."""
+    name = f"{buyer}-support" if name is None else name
     text = ACME_CONTRACT.read_text(encoding="utf-8")
-    if buyer != "acme":
-        text = text.replace("contract: acme-support", f"contract: {buyer}-support").replace(
-            "buyer: acme", f"buyer: {buyer}"
-        )
-    item = ContractText.parse(text, f"{buyer}-support.yaml")
+    text = text.replace("contract: acme-support", f"contract: {name}").replace(
+        "buyer: acme", f"buyer: {buyer}"
+    )
+    item = ContractText.parse(text, f"{buyer}-{name}.yaml")
     assert item.contract.buyer == buyer
     return item
 
@@ -105,12 +124,16 @@ def service_settings(workspace: Workspace) -> ServiceSettings:
     )
 
 
-def build_workspace(folder: Path, conversations: int = 300) -> Workspace:
+def build_workspace(
+    folder: Path, conversations: int = 300, contract_name: str | None = None
+) -> Workspace:
+    """The two buyers' ledger; with `contract_name`, both contracts carry that name (so their
+    invoices of the month share an id, as when a vendor names every buyer's contract alike)."""
     folder.mkdir(parents=True, exist_ok=True)
     signer_text, verifier_text = generate(VENDOR)
     signer = parse_signer_key(signer_text)
     ledger = SqliteLedger(folder / "ledger.db", vendor=VENDOR)
-    contracts = [contract_for("acme"), contract_for("globex")]
+    contracts = [contract_for("acme", contract_name), contract_for("globex", contract_name)]
     invoices: dict[str, str] = {}
     for seed, item in enumerate(contracts, start=3):
         contract: Contract = item.contract

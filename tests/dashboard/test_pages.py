@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from dashboard_workload import Workspace, authenticate, build_workspace
+from dashboard_workload import Workspace, build_workspace, dashboard_app, signed_in
 from fastapi.testclient import TestClient
 
 from raas.core.invoice import invoice_from_json
-from raas.dashboard.app import create_dashboard_app
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +26,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 @pytest.fixture(scope="module")
 def app(workspace: Workspace) -> Iterator[object]:
-    data = workspace.data()
-    yield create_dashboard_app(data, authenticate)
-    data.close()
-
-
-def signed_in(app: object, key: str) -> TestClient:
-    client = TestClient(app)  # type: ignore[arg-type]
-    response = client.post("/dashboard/sign-in", data={"api_key": key}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    return client
+    yield from dashboard_app(workspace)
 
 
 def test_pages_need_a_session_and_the_cookie_is_http_only(app: object) -> None:
