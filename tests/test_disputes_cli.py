@@ -13,7 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
 from factories import NOVEMBER, conversation
+from raas.cli.main import main
 from raas.ledger.sqlite import SqliteLedger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,18 +30,25 @@ def raas(*arguments: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def in_process(*arguments: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(argument) for argument in arguments])
+
+
 def ok(*arguments: str | Path, cwd: Path) -> str:
     done = raas(*arguments, cwd=cwd)
     assert done.returncode == 0, done.stderr + done.stdout
     return done.stdout
 
 
-def problems(first: int, count: int) -> list:  # type: ignore[type-arg]
+def problems(first: int, count: int, tenant: str = "acme") -> list:  # type: ignore[type-arg]
     return [
         event
         for day in range(first, first + count)
         for event in conversation(
-            f"c{day}", customer=f"customer-{day}", start=NOVEMBER + timedelta(days=day)
+            f"c{day}",
+            customer=f"customer-{day}",
+            start=NOVEMBER + timedelta(days=day),
+            tenant=tenant,
         )
     ]
 
@@ -143,3 +153,51 @@ def test_a_second_version_mid_month_rates_its_part(tmp_path: Path) -> None:
         (1, "2026-11-01T00:00:00+01:00", "0.99"),
         (2, "2026-11-15T00:00:00+01:00", "1.50"),
     ]
+
+
+def test_two_buyers_contracts_of_one_name_settle_dispute_and_export_each_their_own(
+    tmp_path: Path,
+) -> None:
+    # A vendor names every buyer's contract alike: one invoice id, issued to each buyer; the
+    # contract file given says whose invoice a command means.
+    database = tmp_path / "ledger.db"
+    contracts = {}
+    for buyer, count in (("acme", 2), ("globex", 3)):
+        contracts[buyer] = tmp_path / f"{buyer}.yaml"
+        text = CONTRACT.read_text().replace("buyer: acme", f"buyer: {buyer}")
+        contracts[buyer].write_text(text + "disputes:\n  deadline: 14d\n")
+        with SqliteLedger(database, vendor="helpdesk-ai") as ledger:
+            ledger.append(problems(0, count, buyer))
+    keys = tmp_path / "keys"
+    assert in_process("keys", "generate", "helpdesk-ai", "--out", keys).exit_code == 0
+    invoice_id = "acme-support-v1-2026-11"
+    for buyer, path in contracts.items():
+        settled = in_process(
+            "settle", "--period", "2026-11", "--key", keys / "helpdesk-ai.key",
+            "--out", tmp_path / buyer, "--contract", path, "--db", database,
+        )  # fmt: skip
+        assert settled.exit_code == 0, settled.output
+    totals = {buyer: invoice(tmp_path / buyer, invoice_id)["total"] for buyer in contracts}
+    assert totals == {"acme": "1.98", "globex": "2.97"}
+
+    heads = {}
+    with SqliteLedger(database) as ledger:
+        heads = {buyer: ledger.head(buyer) for buyer in contracts}
+    filed = in_process(
+        "dispute", "file", invoice_id, "--episode", "c2#refund", "--reason", "wrote again",
+        "--by", "finance@globex", "--at", "2026-12-03T10:00:00+01:00",
+        "--contract", contracts["globex"], "--db", database,
+    )  # fmt: skip
+    assert filed.exit_code == 0, filed.output  # c2 is billed on globex's invoice alone
+    with SqliteLedger(database) as ledger:
+        assert {buyer: ledger.head(buyer) for buyer in contracts} == {
+            "acme": heads["acme"],
+            "globex": heads["globex"] + 1,
+        }
+    for buyer, path in contracts.items():
+        bundle = tmp_path / f"{buyer}.bundle.json"
+        exported = in_process(
+            "evidence", "export", invoice_id, "--contract", path, "--db", database, "--out", bundle
+        )
+        assert exported.exit_code == 0, exported.output
+        assert json.loads(json.loads(bundle.read_text())["invoice"])["total"] == totals[buyer]
