@@ -33,6 +33,8 @@ API_KEYS = {
     "key-acme": Principal("acme", "buyer", "acme finance"),
     "key-globex": Principal("globex", "buyer", "globex finance"),
     "key-auditor": Principal("acme", "auditor", "acme's auditor"),
+    # A vendor key scoped to one buyer's log (the service's vendor-admin key of that tenant).
+    "key-acme-vendor": Principal("acme", "vendor", "vendor admin for acme"),
     "key-ingest": None,
 }
 

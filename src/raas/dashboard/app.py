@@ -256,16 +256,53 @@ def dashboard_router(
         return invoice
 
     def contract_of(
-        principal: Principal, name: str, version: int | None, buyer: str | None = None
+        principal: Principal, name: str, version: int | None, buyer: str
     ) -> ContractText:
         for item in visible_contracts(principal):
             if (
                 item.contract.contract == name
                 and version in (None, item.contract.version)
-                and buyer in (None, item.contract.buyer)
+                and buyer == item.contract.buyer
             ):
                 return item
         raise HTTPException(404, "not found")
+
+    def buyer_of(principal: Principal, name: str, buyer: str | None) -> str | list[str]:
+        """Whose contract `name` a page shows: the buyer named, if the principal sees its
+        contract of that name (404 otherwise); else the principal's own tenant when it is one
+        of those buyers, else the only one. Names repeat across buyers, so when several are
+        left they are returned, for the page to ask rather than pick one."""
+        buyers = sorted(
+            {
+                item.contract.buyer
+                for item in visible_contracts(principal)
+                if item.contract.contract == name
+            }
+        )
+        if buyer is not None:
+            if buyer not in buyers:
+                raise HTTPException(404, "not found")
+            return buyer
+        if principal.tenant in buyers:
+            return principal.tenant
+        if not buyers:
+            raise HTTPException(404, "not found")
+        return buyers[0] if len(buyers) == 1 else buyers
+
+    def choose_buyer(
+        request: Request, context: _Context, name: str, links: list[tuple[str, str]]
+    ) -> HTMLResponse:
+        """The page that asks which buyer's contract `name` is meant: (buyer, url) each."""
+        page = render(
+            request,
+            "choose_buyer.html",
+            context,
+            contract=name,
+            links=links,
+            title=f"{name}: which buyer?",
+        )
+        page.status_code = 300  # Multiple Choices: the links are the choices
+        return page
 
     @router.get("/static/{name}")
     def static(name: str) -> Response:
@@ -320,12 +357,33 @@ def dashboard_router(
         target = {"vendor": "vendor", "buyer": "invoices", "auditor": "audit"}
         return RedirectResponse(f"{prefix}/{target[context.principal.role]}", status_code=303)
 
+    def vendor_url(contract: str, buyer: str) -> str:
+        """The vendor's overview of one buyer's contract of this name."""
+        return f"{prefix}/vendor?contract={quote(contract, safe='')}&buyer={quote(buyer, safe='')}"
+
     @router.get("/vendor", response_class=HTMLResponse)
-    def vendor(request: Request, contract: str | None = None) -> HTMLResponse:
+    def vendor(
+        request: Request, contract: str | None = None, buyer: str | None = None
+    ) -> HTMLResponse:
         context = signed_in(request, "vendor")
-        contracts = visible_contracts(context.principal)
+        principal = context.principal
+        contracts = visible_contracts(principal)
         if contract is not None:
-            contracts_shown = [item for item in contracts if item.contract.contract == contract]
+            picked = buyer_of(principal, contract, buyer)
+            if isinstance(picked, list):
+                return choose_buyer(
+                    request,
+                    context,
+                    contract,
+                    [(name, vendor_url(contract, name)) for name in picked],
+                )
+            contracts_shown = [
+                item
+                for item in contracts
+                if item.contract.contract == contract and item.contract.buyer == picked
+            ]
+        elif buyer is not None:
+            contracts_shown = [item for item in contracts if item.contract.buyer == buyer][:1]
             if not contracts_shown:
                 raise HTTPException(404, "not found")
         else:
@@ -339,12 +397,24 @@ def dashboard_router(
             )
             for item in contracts_shown
         ]
+        # One choice per buyer's contract of a name (its versions are shown together).
+        choices = list(
+            dict.fromkeys((item.contract.contract, item.contract.buyer) for item in contracts)
+        )
+        shown = (
+            (contracts_shown[0].contract.contract, contracts_shown[0].contract.buyer)
+            if contracts_shown
+            else None
+        )
         return render(
             request,
             "vendor.html",
             context,
             pages=pages,
-            contracts=[item.contract for item in contracts],
+            choices=[
+                (name, buyer, vendor_url(name, buyer), (name, buyer) == shown)
+                for name, buyer in choices
+            ],
             title="Outcomes",
         )
 
@@ -433,10 +503,24 @@ def dashboard_router(
         id: str,
         version: int | None = None,
         invoice: str | None = None,
+        buyer: str | None = None,
     ) -> HTMLResponse:
         context = signed_in(request, "vendor", "buyer")
-        item = contract_of(context.principal, contract, version)
+        picked = buyer_of(context.principal, contract, buyer)
+        if isinstance(picked, list):
+            return choose_buyer(
+                request,
+                context,
+                contract,
+                [(name, episode_url(request, name)) for name in picked],
+            )
+        item = contract_of(context.principal, contract, version, picked)
         return episode_page(request, context, item, id, invoice)
+
+    def episode_url(request: Request, buyer: str) -> str:
+        """The episode page asked for, of this buyer's contract."""
+        url = request.url.include_query_params(buyer=buyer)
+        return f"{url.path}?{url.query}"
 
     def episode_page(
         request: Request,
@@ -517,7 +601,8 @@ def dashboard_router(
         data.refresh(issued.buyer)
         return RedirectResponse(
             f"{prefix}/episode?contract={quote(item.contract.contract)}"
-            f"&version={item.contract.version}&invoice={quote(issued.id)}&id={quote(episode)}",
+            f"&version={item.contract.version}&buyer={quote(issued.buyer, safe='')}"
+            f"&invoice={quote(issued.id)}&id={quote(episode)}",
             status_code=303,
         )
 
@@ -529,11 +614,19 @@ def dashboard_router(
         contract: Annotated[str, Form()],
         ruling: Annotated[str, Form()],
         note: Annotated[str, Form()] = "",
+        buyer: Annotated[str | None, Form()] = None,
     ) -> Response:
         context = signed_in(request, "vendor")
         check_csrf(context, csrf)
         principal = context.principal
-        item = contract_of(principal, contract, None)
+        picked = buyer_of(principal, contract, buyer)
+        if isinstance(picked, list):
+            raise HTTPException(
+                422,
+                f"say whose contract {contract!r} the dispute is under: buyer is one of "
+                + ", ".join(picked),
+            )
+        item = contract_of(principal, contract, None, picked)
         found = [dispute for dispute in data.disputes(item) if dispute.dispute_id == dispute_id]
         if not found:
             raise HTTPException(404, "not found")
@@ -545,9 +638,7 @@ def dashboard_router(
         verdict: Ruling = "upheld" if ruling == "upheld" else "rejected"
         desk.rule(principal, tenant, dispute_id, verdict, note.strip()[:REASON_LENGTH_MAX] or None)
         data.refresh(tenant)
-        return RedirectResponse(
-            f"{prefix}/vendor?contract={quote(item.contract.contract)}", status_code=303
-        )
+        return RedirectResponse(vendor_url(item.contract.contract, tenant), status_code=303)
 
     @router.get("/audit", response_class=HTMLResponse)
     def audit(request: Request) -> HTMLResponse:

@@ -257,9 +257,11 @@ class DashboardData:
         self._attached: dict[Path, str] = {}
         self._aliases = itertools.count()  # an alias is never reused
         self._refreshed: dict[Path, float] = {}
-        self._plans: dict[tuple[str, int], PlanSql] = {}
-        self._figures: dict[tuple[str, int, int, str], ContractFigures] = {}
-        self._keepers: dict[tuple[str, int], FigureKeeper] = {}
+        # By (buyer, contract, version): a vendor names its buyers' contracts alike, and each
+        # buyer's may say other things under the same name and version.
+        self._plans: dict[tuple[str, str, int], PlanSql] = {}
+        self._figures: dict[tuple[str, str, int, int, str], ContractFigures] = {}
+        self._keepers: dict[tuple[str, str, int], FigureKeeper] = {}
         # Per table: the updates made here, (from size, to size, customers whose rows changed).
         self._updates: dict[Path, deque[tuple[int, int, frozenset[str]]]] = {}
         # Apart from _lock: hashing new blocks must not hold up the other pages.
@@ -396,8 +398,15 @@ class DashboardData:
         horizon = int(contract.window.total_seconds())
         return self.tables / f"{contract.buyer}-{horizon}.duckdb"
 
+    def _figures_path(self, contract: Contract) -> Path:
+        # A contract's name has no dot, so the file names one buyer's contract whatever the
+        # buyer is called ("acme-eu" + "support" and "acme" + "eu-support" stay apart).
+        return self.tables / (
+            f"{contract.buyer}.{contract.contract}.v{contract.version}.figures.duckdb"
+        )
+
     def _plan(self, contract: Contract) -> PlanSql:
-        key = (contract.contract, contract.version)
+        key = (contract.buyer, contract.contract, contract.version)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = compile_plan(plan_of(contract))
@@ -414,25 +423,23 @@ class DashboardData:
         with self.table(item) as cursor:
             state = cursor.execute("SELECT size, last_leaf FROM episode_table").fetchone()
         assert state is not None
-        key = (contract.contract, contract.version, int(state[0]), str(state[1]))
+        which = (contract.buyer, contract.contract, contract.version)
+        key = (*which, int(state[0]), str(state[1]))
         with self._lock:
             cached = self._figures.get(key)
             if cached is not None:
                 return cached
-            keeper = self._keepers.get(key[:2])
+            keeper = self._keepers.get(which)
             if keeper is None:
-                keeper = self._keepers[key[:2]] = FigureKeeper(
-                    self.tables / f"{contract.buyer}-{contract.contract}-v{contract.version}"
-                    ".figures.duckdb",
-                    plan.verdict,
-                    contract.time_zone,
+                keeper = self._keepers[which] = FigureKeeper(
+                    self._figures_path(contract), plan.verdict, contract.time_zone
                 )
             path = self._table_path(contract)
             totals = keeper.update(
                 self.ledger, contract.buyer, path, self._changed_customers(path, contract.buyer)
             )
         figures = fold_kept(contract, plan, totals)
-        key = (contract.contract, contract.version, totals.size, totals.last_leaf)
+        key = (*which, totals.size, totals.last_leaf)
         with self._lock:
             if len(self._figures) >= FIGURES_CACHED_MAX:
                 self._figures.clear()

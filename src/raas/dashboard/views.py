@@ -60,6 +60,7 @@ class VendorPage(msgspec.Struct, frozen=True, kw_only=True):
     margins: tuple[MarginRow, ...]
     queue: tuple[ReviewItem, ...]
     contract_name: str
+    version: int
     open_disputes: tuple[Dispute, ...]
     ruled_disputes: tuple[Dispute, ...]
 
@@ -162,6 +163,7 @@ def vendor_page(
         margins=margins,
         queue=tuple(queue),
         contract_name=figures.contract,
+        version=figures.version,
         open_disputes=tuple(dispute for dispute in disputes if dispute.status == "open"),
         ruled_disputes=tuple(dispute for dispute in disputes if dispute.status != "open"),
     )
