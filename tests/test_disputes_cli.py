@@ -53,8 +53,8 @@ def problems(first: int, count: int, tenant: str = "acme") -> list:  # type: ign
     ]
 
 
-def invoice(folder: Path, invoice_id: str) -> dict:  # type: ignore[type-arg]
-    data: dict = json.loads((folder / f"invoice-{invoice_id}.json").read_text())  # type: ignore[type-arg]
+def invoice(folder: Path, invoice_id: str, buyer: str = "acme") -> dict:  # type: ignore[type-arg]
+    data: dict = json.loads((folder / f"invoice-{buyer}_{invoice_id}.json").read_text())  # type: ignore[type-arg]
     return data
 
 
@@ -110,7 +110,7 @@ def test_disputes_and_late_events_become_adjustments_on_the_next_invoice(tmp_pat
     ]
     assert all(line["corrects"]["invoice"] == november["id"] for line in december["adjustments"])
     assert invoice(tmp_path, "acme-support-v1-2026-11") == november  # never rewritten
-    page = (tmp_path / "invoice-acme-support-v1-2026-12.html").read_text()
+    page = (tmp_path / "invoice-acme_acme-support-v1-2026-12.html").read_text()
     assert "Adjustments of earlier invoices" in page and "late events" in page
     assert 'Due (total and adjustments)</td><td class="number">' in page
     # The auditor recomputes the adjustments from a bundle of the whole log.
@@ -171,13 +171,24 @@ def test_two_buyers_contracts_of_one_name_settle_dispute_and_export_each_their_o
     keys = tmp_path / "keys"
     assert in_process("keys", "generate", "helpdesk-ai", "--out", keys).exit_code == 0
     invoice_id = "acme-support-v1-2026-11"
+    out = tmp_path / "out"  # one folder for both: each buyer's files keep their own name
     for buyer, path in contracts.items():
         settled = in_process(
             "settle", "--period", "2026-11", "--key", keys / "helpdesk-ai.key",
-            "--out", tmp_path / buyer, "--contract", path, "--db", database,
+            "--out", out, "--contract", path, "--db", database,
         )  # fmt: skip
         assert settled.exit_code == 0, settled.output
-    totals = {buyer: invoice(tmp_path / buyer, invoice_id)["total"] for buyer in contracts}
+        assert str(out / f"invoice-{buyer}_{invoice_id}.json") in settled.output
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"invoice-{buyer}_{invoice_id}.{kind}" for buyer in contracts for kind in ("html", "json")
+    ]
+    with SqliteLedger(database) as ledger:
+        for buyer in contracts:
+            written = (out / f"invoice-{buyer}_{invoice_id}.json").read_bytes()
+            assert written == ledger.get_invoice(buyer, invoice_id)
+            html = (out / f"invoice-{buyer}_{invoice_id}.html").read_text()
+            assert f"helpdesk-ai to {buyer} " in html
+    totals = {buyer: invoice(out, invoice_id, buyer)["total"] for buyer in contracts}
     assert totals == {"acme": "1.98", "globex": "2.97"}
 
     heads = {}

@@ -87,8 +87,9 @@ def test_demo_runs_and_writes_a_consistent_invoice(tmp_path: Path) -> None:
     result = raas("demo", "--conversations", "300", "--out", tmp_path / "demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "AI resolutions (billed)" in result.stdout
-    [json_path] = (tmp_path / "demo").glob("invoice-*.json")
-    [html_path] = (tmp_path / "demo").glob("invoice-*.html")
+    [json_path] = (tmp_path / "demo").glob("invoice-acme_*.json")
+    [html_path] = (tmp_path / "demo").glob("invoice-acme_*.html")
+    assert f"invoice:    {json_path}" in result.stdout  # the summary names the files written
     invoice = json.loads(json_path.read_bytes())
     assert invoice["period"] == "2026-11" and invoice["currency"] == "USD"
     lines = {line["outcome"]: line for line in invoice["lines"]}
@@ -122,7 +123,7 @@ def test_simulate_ingest_settle_commands(tmp_path: Path) -> None:
     signer = next((tmp_path / "keys").glob("*.key"))
     settled = raas(*settle, "--key", signer, "--out", tmp_path / "out", cwd=tmp_path)
     assert settled.returncode == 0, settled.stderr
-    invoice = tmp_path / "out" / "invoice-acme-support-v1-2026-11.json"
+    invoice = tmp_path / "out" / "invoice-acme_acme-support-v1-2026-11.json"
     issued = invoice.read_bytes()
     with SqliteLedger(database) as ledger:
         assert json.loads(issued)["ledger"]["size"] == ledger.head("acme")

@@ -54,7 +54,7 @@ def test_every_engine_gives_the_same_invoice_bytes(
     # refuses other bytes for an issued invoice).
     ok("settle", "--period", "2026-11", "--engine", "reference",
        "--out", tmp_path / "reference", *common, cwd=tmp_path)  # fmt: skip
-    assert_same(tmp_path, f"invoice-{november}.json", ["duckdb", "reference"])
+    assert_same(tmp_path, f"invoice-acme_{november}.json", ["duckdb", "reference"])
 
     with SqliteLedger(database, vendor="helpdesk-ai") as ledger:
         late = problems(20, 2)  # November problems whose events arrive in December
@@ -89,7 +89,7 @@ def test_every_engine_gives_the_same_invoice_bytes(
         assert session.sparkContext._jsc is not None, "the command stopped the test's Spark"
         engines.append("spark")
     december = "acme-support-v1+v2-2026-12"
-    issued = assert_same(tmp_path, f"invoice-{december}.json", engines)
+    issued = assert_same(tmp_path, f"invoice-acme_{december}.json", engines)
     assert b'"adjustments": [\n    {' in issued or b'"kind": "adjustment"' in issued
     assert b'"version": 2' in issued, "the second version rates its part"
 

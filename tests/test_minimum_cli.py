@@ -71,7 +71,7 @@ def resolved(days: range) -> list:  # type: ignore[type-arg]
 
 
 def true_ups(folder: Path, invoice_id: str) -> list[Decimal]:
-    data = json.loads((folder / f"invoice-{invoice_id}.json").read_text())
+    data = json.loads((folder / f"invoice-acme_{invoice_id}.json").read_text())
     return [Decimal(line["amount"]) for line in data["lines"] if line["kind"] == "minimum_true_up"]
 
 
@@ -111,7 +111,7 @@ class Run:
         assert self.settle(self.under, "2026-12", "--key", self.key).exit_code == 0
         self.append(range(63, 64))  # January: 1.00
         assert self.settle(self.under, "2027-01", "--key", self.key).exit_code == 0
-        return (self.out / "invoice-committed-v1-2027-01.json").read_bytes()
+        return (self.out / "invoice-acme_committed-v1-2027-01.json").read_bytes()
 
 
 def test_a_three_month_run_trues_up_its_shortfall_in_the_third_invoice(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_a_three_month_run_trues_up_its_shortfall_in_the_third_invoice(tmp_path:
     # DuckDB, at the same checkpoint, issues the same bytes (the store refuses others).
     done = run.settle(under, "2027-01", engine="duckdb")
     assert done.exit_code == 0, done.output
-    assert (tmp_path / "duckdb" / "invoice-committed-v1-2027-01.json").read_bytes() == issued
+    assert (tmp_path / "duckdb" / "invoice-acme_committed-v1-2027-01.json").read_bytes() == issued
 
     # The run's December was never settled under the other contract: refused, naming it.
     refused = run.settle(over, "2027-01", "--key", key)
@@ -143,7 +143,10 @@ def test_a_three_month_run_trues_up_its_shortfall_in_the_third_invoice(tmp_path:
     assert run.settle(under, "2027-02", "--key", key).exit_code == 0
     assert true_ups(out, "committed-v1-2027-02") == []
     # January settled again for adjustments gives its true-up again: nothing to correct.
-    assert json.loads((out / "invoice-committed-v1-2027-02.json").read_text())["adjustments"] == []
+    assert (
+        json.loads((out / "invoice-acme_committed-v1-2027-02.json").read_text())["adjustments"]
+        == []
+    )
 
     for scope in ("--complete", "--redact"):
         bundle = tmp_path / f"january{scope}.json"
@@ -203,4 +206,4 @@ def test_spark_issues_the_true_up_invoice_byte_for_byte(
     request.getfixturevalue("spark")
     done = run.settle(run.under, "2027-01", engine="spark")
     assert done.exit_code == 0, done.output
-    assert (tmp_path / "spark" / "invoice-committed-v1-2027-01.json").read_bytes() == issued
+    assert (tmp_path / "spark" / "invoice-acme_committed-v1-2027-01.json").read_bytes() == issued

@@ -27,7 +27,7 @@ PREPAID = TEXT.replace(
 
 
 def lines_of(folder: Path, invoice_id: str) -> dict[str, object]:
-    data: dict[str, object] = json.loads((folder / f"invoice-{invoice_id}.json").read_text())
+    data: dict[str, object] = json.loads((folder / f"invoice-acme_{invoice_id}.json").read_text())
     return data
 
 
@@ -58,13 +58,13 @@ class Credit(Run):
             ledger.append(resolved(days))
         done = self.settle(self.contract, period, "--key", self.key)
         assert done.exit_code == 0, done.output
-        issued = (self.out / f"invoice-prepaid-v1-{period}.json").read_bytes()
+        issued = (self.out / f"invoice-acme_prepaid-v1-{period}.json").read_bytes()
         if duckdb:
             done = self.settle(self.contract, period, engine="duckdb")
             assert done.exit_code == 0, done.output
-            assert (self.folder / "duckdb" / f"invoice-prepaid-v1-{period}.json").read_bytes() == (
-                issued
-            )
+            assert (
+                self.folder / "duckdb" / f"invoice-acme_prepaid-v1-{period}.json"
+            ).read_bytes() == (issued)
         return issued
 
     def through_january(self, *, duckdb: bool = False) -> None:
@@ -97,7 +97,7 @@ def test_three_months_draw_the_credit_down_until_it_runs_out(tmp_path: Path) -> 
     january = lines_of(out, "prepaid-v1-2027-01")
     assert summary(january) == ([("outcome", "1.00")], "1.00", "0.00")
     assert january["adjustments"] == []  # December settled again draws the same
-    html = (out / "invoice-prepaid-v1-2026-12.html").read_text()
+    html = (out / "invoice-acme_prepaid-v1-2026-12.html").read_text()
     assert "Prepaid credit before this invoice: 1.00" in html
     assert "left after it: 0.00" in html
 
@@ -185,4 +185,4 @@ def test_spark_issues_the_drawdown_invoice_byte_for_byte(
     request.getfixturevalue("spark")
     done = credit.settle(credit.contract, "2026-12", engine="spark")
     assert done.exit_code == 0, done.output
-    assert (tmp_path / "spark" / "invoice-prepaid-v1-2026-12.json").read_bytes() == issued
+    assert (tmp_path / "spark" / "invoice-acme_prepaid-v1-2026-12.json").read_bytes() == issued

@@ -89,7 +89,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
         assert result.returncode == 0, result.stdout + result.stderr
     public_key = folder / "helpdesk-ai-log.pub"
     signer = load_signer_key(folder / "helpdesk-ai-log.key")
-    invoice = (folder / f"invoice-{INVOICE_ID}.json").read_bytes()
+    invoice = (folder / f"invoice-acme_{INVOICE_ID}.json").read_bytes()
     with SqliteLedger(database) as ledger:
         size = ledger.head("acme")
         assert ledger.get_invoice("acme", INVOICE_ID) == invoice

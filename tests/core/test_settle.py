@@ -20,7 +20,7 @@ from factories import NOVEMBER, conversation, entries, last_ai_answer
 from raas.core.contract import GateTerms, OutcomeTerms, Weights
 from raas.core.episodes import Entry, derive_episodes
 from raas.core.events import Event
-from raas.core.invoice import Invoice, LedgerPoint, invoice_json
+from raas.core.invoice import Invoice, LedgerPoint, invoice_file_stem, invoice_json
 from raas.core.judge import Judge
 from raas.core.money import quantize
 from raas.core.periods import Period, month_period
@@ -164,6 +164,27 @@ def test_invoice_bytes_are_stable() -> None:
     first = invoice_json(settled(events).invoice)
     assert first == invoice_json(settled(list(reversed(events))).invoice)
     assert b'"total": "0.99"' in first
+
+
+def test_invoice_file_names_tell_buyers_apart_whatever_they_are_called() -> None:
+    # Ids repeat across buyers; with "-" between buyer and id, ("acme-eu", "support-...") and
+    # ("acme", "eu-support-...") would be one file, and a buyer with a "/" another folder.
+    invoice = settled(conversation("a", confirm=True)).invoice
+    assert invoice_file_stem(invoice) == f"invoice-acme_{invoice.id}"
+    named = [
+        msgspec.structs.replace(invoice, buyer=buyer, id=invoice_id)
+        for buyer, invoice_id in (
+            ("acme-eu", "support-v1-2026-11"),
+            ("acme", "eu-support-v1-2026-11"),
+            ("acme_eu", "support-v1-2026-11"),
+            ("acme/eu", "support-v1-2026-11"),
+            ("acme%2Feu", "support-v1-2026-11"),
+            ("..", "support-v1-2026-11"),
+        )
+    ]
+    stems = [invoice_file_stem(item) for item in named]
+    assert len(set(stems)) == len(stems)
+    assert all("/" not in stem and stem.startswith("invoice-") for stem in stems)
 
 
 # -- the first format, written as rules, bills what it always billed ------------------------

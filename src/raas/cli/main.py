@@ -31,7 +31,7 @@ from raas.cli.ledger_location import LedgerLocation
 from raas.cli.router_commands import router
 from raas.cli.service_commands import apikey, serve
 from raas.core.contract import Contract, load_contract
-from raas.core.invoice import invoice_json
+from raas.core.invoice import invoice_file_stem, invoice_json
 from raas.core.periods import Period, parse_period, period_containing
 from raas.core.settle import Settlement
 from raas.engine.on_ledger import (
@@ -167,7 +167,8 @@ def simulate(conversations: int, seed: int, out: Path | None, database: str) -> 
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Folder for the invoice's JSON and HTML.",
+    help="Folder for the invoice's JSON and HTML: invoice-<buyer>_<invoice id>.json and .html "
+    "(buyers whose contracts share a name share invoice ids, so the buyer tells them apart).",
 )
 @click.option(
     "--key",
@@ -225,8 +226,9 @@ def settle(
             signer,
             _Where(engine, episode_tables_for(database, table_dir), spark_master),
         )
-    _write_invoice(settlement, out)
+    json_path, html_path = _write_invoice(settlement, out)
     _print_summary(settlement, conversations_simulated=None)
+    stdout.print(f"invoice:    {json_path}\n            {html_path}")
     stdout.print(f"settled at checkpoint\n{note}", end="")
 
 
@@ -412,8 +414,9 @@ def _settle(
 def _write_invoice(settlement: Settlement, out: Path) -> tuple[Path, Path]:
     invoice = settlement.invoice
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"invoice-{invoice.id}.json"
-    html_path = out / f"invoice-{invoice.id}.html"
+    stem = invoice_file_stem(invoice)
+    json_path = out / f"{stem}.json"
+    html_path = out / f"{stem}.html"
     json_path.write_bytes(invoice_json(invoice))
     html_path.write_text(render_invoice_html(invoice), encoding="utf-8")
     return json_path, html_path

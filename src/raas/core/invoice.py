@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 import msgspec
 
@@ -130,6 +131,17 @@ def invoice_json(invoice: Invoice) -> bytes:
     """The invoice as indented JSON with sorted keys: the same invoice gives the same bytes."""
     compact = msgspec.json.encode(invoice, order="sorted")
     return msgspec.json.format(compact, indent=2) + b"\n"
+
+
+def invoice_file_stem(invoice: Invoice) -> str:
+    """What files of this invoice are named, before the extension: "invoice-<buyer>_<id>".
+
+    Ids repeat across buyers (a vendor names every buyer's contract alike), so the buyer is in
+    the name. An id has no "_" (contract names are [a-z0-9-], then -v<version>-<YYYY-MM>), so
+    the last "_" parts buyer and id; the buyer is percent-encoded, so it names no other folder
+    and no two (buyer, id) share a name ("acme-eu" + "support-..." vs "acme" + "eu-support-...").
+    """
+    return f"invoice-{quote(invoice.buyer, safe='')}_{invoice.id}"
 
 
 def invoice_from_json(data: bytes) -> Invoice:

@@ -31,7 +31,7 @@ from raas.audit.verify import verify_bundle, verify_consistency_proof
 from raas.core.contract import Contract
 from raas.core.disputes import DisputeError, check_filing, dispute_deadline, dispute_event
 from raas.core.events import DisputeFiled, DisputeRuled
-from raas.core.invoice import Invoice, invoice_json
+from raas.core.invoice import Invoice, invoice_file_stem, invoice_json
 from raas.dashboard import views
 from raas.dashboard.data import (
     EPISODES_PER_PAGE,
@@ -453,7 +453,7 @@ def dashboard_router(
     ) -> Response:
         context = signed_in(request)
         invoice = readable_invoice(context.principal, invoice_id, buyer)
-        filename = f"invoice-{invoice.id}.{file_format}"
+        filename = f"{invoice_file_stem(invoice)}.{file_format}"
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
         if file_format == "json":
             return Response(
