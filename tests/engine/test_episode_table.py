@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factories import SOURCE, conversation, entries
+from factories import SOURCE, conversation, entries, holdout
 from raas.core.episodes import Episode, derive_episodes
-from raas.core.events import BusinessEvent, Event, make_event
+from raas.core.events import BusinessEvent, Event, HoldoutAssignment, make_event
 from raas.core.features import FEATURES, episode_features
 from raas.engine.episode_table import (
     EPISODE_COLUMNS,
@@ -71,6 +71,19 @@ def table_rows(path: Path) -> dict[str, dict[str, Any]]:
         names = [column[0] for column in cursor.description]
         return {
             row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()
+        }
+
+
+def state_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """What an update starts from besides the rows: log indexes by customer and conversation,
+    and the segments (order aside)."""
+    with duckdb.connect(str(path), read_only=True) as connection:
+        return {
+            table: sorted(
+                connection.execute(f"SELECT * FROM {table}").fetchall(),
+                key=lambda row: tuple(map(str, row)),
+            )
+            for table in ("customers", "conversations", "segments")
         }
 
 
@@ -126,7 +139,8 @@ def test_rows_are_the_episode_features_and_what_settlement_needs_besides(directo
 @st.composite
 def growing_workloads(draw: st.DrawFn) -> list[list[Event]]:
     """A workload cut into appends: new customers, new conversations of known ones,
-    recontacts that join an earlier episode, late events of an earlier conversation."""
+    recontacts that join an earlier episode, late events of an earlier conversation, holdout
+    assignments."""
     batches: list[list[Event]] = []
     number = 0
     known: list[tuple[str, str, datetime]] = []
@@ -163,6 +177,22 @@ def growing_workloads(draw: st.DrawFn) -> list[list[Event]]:
                 batches.append(batch)
                 batch = events[cut:]
             known.append((customer, conversation_id, start))
+            if draw(st.integers(0, 3)) == 0:
+                # A holdout assignment changes the group of every episode of its customer.
+                batch.append(
+                    make_event(
+                        HoldoutAssignment(
+                            group=draw(st.sampled_from(["treatment", "control"])),
+                            experiment="campaign-1",
+                        ),
+                        id=f"holdout-{conversation_id}",
+                        source=SOURCE,
+                        time=start + timedelta(minutes=draw(st.sampled_from([-60, 5]))),
+                        tenant=TENANT,
+                        customer=customer,
+                        conversation=conversation_id,
+                    )
+                )
         batches.append(batch)
     return [batch for batch in batches if batch]
 
@@ -196,9 +226,49 @@ def test_an_incremental_build_equals_a_full_build_at_the_same_size(
         full = fresh(directory)
         build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
         assert table_rows(path) == table_rows(full)
+        assert state_rows(path) == state_rows(full)
         assert read_episode_table_state(path) == read_episode_table_state(full)
     everything = [event for batch in batches for event in batch]
     assert set(table_rows(path)) == {episode.id for episode in reference_episodes(everything)}
+
+
+def test_a_returning_customer_reads_only_what_its_new_conversation_changes(
+    directory: Path,
+) -> None:
+    ledger = MemoryLedger()
+    month = [
+        conversation(f"c{day}", intents=("refund", "billing"), start=START + timedelta(days=day))
+        for day in range(0, 20, 4)
+    ]
+    ledger.append([event for events in month for event in events])
+    path = fresh(directory)
+    build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    # Back two hours after c8: its refund episode is joined, the other four conversations stand.
+    back = conversation("c8b", start=START + timedelta(days=8, hours=2), intents=("refund",))
+    ledger.append(back)
+    built = build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    assert built.customers_derived == 1
+    assert built.entries_read == len(month[2]) + len(back)  # c8 and c8b, not the month
+    full = fresh(directory)
+    build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
+    assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)
+    assert table_rows(path)["c8#refund"]["conversation_ids"] == ["c8", "c8b"]
+    # A holdout assignment belongs to every episode, but changes only its holdout group.
+    ledger.append([holdout("customer-1", "control", at=START)])
+    built = build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    assert built.entries_read == 1
+    full = fresh(directory)
+    build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
+    assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)
+    assert {row["holdout_group"] for row in table_rows(path).values()} == {"control"}
+    # Later conversations read the holdout assignment (each episode's group), not the month.
+    late = conversation("c30", start=START + timedelta(days=30))
+    ledger.append(late)
+    built = build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    assert built.entries_read == len(late) + 1
+    full = fresh(directory)
+    build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
+    assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)
 
 
 def test_a_table_of_another_log_or_a_larger_size_is_built_again(directory: Path) -> None:

@@ -22,7 +22,7 @@ How events become episodes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final, NamedTuple
@@ -121,21 +121,157 @@ def derive_episodes(
     entries: Iterable[Entry], *, link_horizon: timedelta = LINK_HORIZON_DEFAULT
 ) -> list[Episode]:
     """One customer's entries -> that customer's episodes, in order of their start."""
+    return derive_episodes_and_segments(entries, link_horizon=link_horizon)[0]
+
+
+class SegmentSummary(NamedTuple):
+    """What linking reads of one segment (a conversation's part about one intent): enough to
+    link segments again when others join, without the entries behind it."""
+
+    conversation: str
+    intent: str
+    started_at: datetime
+    last_at: datetime  # its last entry's time (its start when it has none)
+    previous_conversation: str | None  # named by its first `recontact` event
+
+
+SegmentKey = tuple[str, str]  # (conversation, intent)
+
+
+def derive_episodes_and_segments(
+    entries: Iterable[Entry], *, link_horizon: timedelta = LINK_HORIZON_DEFAULT
+) -> tuple[list[Episode], list[SegmentSummary]]:
+    """`derive_episodes`, with the summaries of the customer's segments (in link order), which
+    `relink` takes to derive again only what later entries change."""
+    ordered, customer_facts = _ordered(entries)
+    if not ordered and not customer_facts:
+        return [], []
+    segments, conversation_facts, channels = _segments(ordered)
+    summaries = [_summary(segment) for segment in segments]
+    groups = [[segments[at] for at in group] for group in _link(summaries, link_horizon)]
+    episodes = [_episode(group, conversation_facts, customer_facts, channels) for group in groups]
+    return episodes, summaries
+
+
+class Relinked(NamedTuple):
+    """What `relink` found: the customer's segments now, the ids of its earlier episodes that no
+    longer stand as they were, and the groups of segments whose episodes must be derived
+    (`derive_groups`) from the entries of `conversations`."""
+
+    segments: list[SegmentSummary]
+    stale: list[str]
+    groups: list[tuple[SegmentKey, ...]]
+    conversations: set[str]
+
+
+def relink(
+    before: Sequence[SegmentSummary],
+    touched: Collection[str],
+    touched_entries: Iterable[Entry],
+    *,
+    link_horizon: timedelta = LINK_HORIZON_DEFAULT,
+) -> Relinked:
+    """A customer's episodes after entries of the conversations `touched` arrived, as a change
+    to those derived before (pure).
+
+    `before` are the segments the customer's earlier episodes were derived from
+    (`derive_episodes_and_segments`, or an earlier `relink`); `touched_entries` every entry of
+    the touched conversations, earlier and new, but the holdout assignments: they belong to
+    every episode of the customer and change only its holdout group (`customer_holdout_group`)
+    and `event_hashes` (the caller sets those on the episodes that stand).
+
+    Why this is exact: a segment depends on its own conversation's entries alone, and an
+    episode on its group's segments, their conversations' facts and channels, and the
+    customer's holdout assignments. A group made of the same segments as before, none of a
+    touched conversation, gives the same episode; every other group is derived again.
+    """
+    ordered, customer_facts = _ordered(touched_entries)
+    if customer_facts:
+        raise ValueError(
+            "a holdout assignment belongs to no segment: expected touched_entries without "
+            f"them, found {customer_facts[0].event.id!r}"
+        )
+    fresh, _, _ = _segments(ordered)
+    kept = [summary for summary in before if summary.conversation not in touched]
+    after = sorted(
+        [*kept, *(_summary(segment) for segment in fresh)],
+        key=lambda s: (s.started_at, s.conversation, s.intent),
+    )
+    old_groups = {_keys(before, group) for group in _link(before, link_horizon)}
+    standing: set[tuple[SegmentKey, ...]] = set()
+    groups: list[tuple[SegmentKey, ...]] = []
+    for group in _link(after, link_horizon):
+        keys = _keys(after, group)
+        if keys in old_groups and not any(conversation in touched for conversation, _ in keys):
+            standing.add(keys)
+        else:
+            groups.append(keys)
+    stale = [_episode_id(keys) for keys in old_groups - standing]
+    conversations = {conversation for keys in groups for conversation, _ in keys}
+    return Relinked(after, sorted(stale), groups, conversations)
+
+
+def derive_groups(
+    entries: Iterable[Entry], groups: Sequence[tuple[SegmentKey, ...]]
+) -> list[Episode]:
+    """The episodes of these groups of segments (from `relink`), given every entry of their
+    conversations and the customer's holdout assignments (pure)."""
+    ordered, customer_facts = _ordered(entries)
+    segments, conversation_facts, channels = _segments(ordered)
+    by_key = {(segment.conversation, segment.intent): segment for segment in segments}
+    return [
+        _episode([by_key[key] for key in keys], conversation_facts, customer_facts, channels)
+        for keys in groups
+    ]
+
+
+def _ordered(entries: Iterable[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """The entries about episodes, once each and sorted, apart from the holdout assignments."""
     unique: dict[tuple[str, str], Entry] = {}
     for entry in entries:
         if isinstance(entry.event.data, _NOT_ABOUT_EPISODES):
             continue
         unique.setdefault((entry.event.source, entry.event.id), entry)
     ordered = sorted(unique.values(), key=_sort_key)
-    if not ordered:
-        return []
-
     customer_facts = [entry for entry in ordered if isinstance(entry.event.data, HoldoutAssignment)]
-    segments, conversation_facts, channels = _segments(
-        [entry for entry in ordered if not isinstance(entry.event.data, HoldoutAssignment)]
+    if customer_facts:
+        ordered = [
+            entry for entry in ordered if not isinstance(entry.event.data, HoldoutAssignment)
+        ]
+    return ordered, customer_facts
+
+
+def customer_holdout_group(entries: Iterable[Entry]) -> str | None:
+    """The holdout group of every episode of the customer whose entries these are (its last
+    assignment's; None when it has none): the one thing about an episode that a holdout
+    assignment changes besides its `event_hashes`, which the episode table does not hold."""
+    return _holdout_group(_ordered(entries)[1])
+
+
+def _holdout_group(customer_facts: Sequence[Entry]) -> str | None:
+    group: str | None = None
+    for entry in customer_facts:
+        assert isinstance(entry.event.data, HoldoutAssignment)
+        group = entry.event.data.group
+    return group
+
+
+def _summary(segment: _Segment) -> SegmentSummary:
+    return SegmentSummary(
+        segment.conversation,
+        segment.intent,
+        segment.started_at,
+        segment.entries[-1].event.time if segment.entries else segment.started_at,
+        segment.previous_conversation,
     )
-    groups = _link(segments, link_horizon)
-    return [_episode(group, conversation_facts, customer_facts, channels) for group in groups]
+
+
+def _keys(summaries: Sequence[SegmentSummary], group: list[int]) -> tuple[SegmentKey, ...]:
+    return tuple((summaries[at].conversation, summaries[at].intent) for at in group)
+
+
+def _episode_id(keys: tuple[SegmentKey, ...]) -> str:
+    return f"{keys[0][0]}#{keys[0][1]}"
 
 
 def _segments(
@@ -194,32 +330,29 @@ def _segments(
     return ordered_segments, conversation_facts, channels
 
 
-def _link(segments: list[_Segment], link_horizon: timedelta) -> list[list[_Segment]]:
-    groups: list[list[_Segment]] = []
-    group_of: dict[tuple[str, str], list[_Segment]] = {}
-    latest_for_intent: dict[str, list[_Segment]] = {}
-    for segment in segments:
-        group: list[_Segment] | None = None
+def _link(segments: Sequence[SegmentSummary], link_horizon: timedelta) -> list[list[int]]:
+    """The segments (in link order) grouped into episodes, as positions in `segments`."""
+    groups: list[list[int]] = []
+    last_at: list[datetime] = []  # per group, the latest activity of its segments
+    group_of: dict[tuple[str, str], int] = {}
+    latest_for_intent: dict[str, int] = {}
+    for at, segment in enumerate(segments):
+        group: int | None = None
         if segment.previous_conversation is not None:
             group = group_of.get((segment.previous_conversation, segment.intent))
         if group is None:
             candidate = latest_for_intent.get(segment.intent)
-            if candidate is not None and segment.started_at - _last_time(candidate) <= link_horizon:
+            if candidate is not None and segment.started_at - last_at[candidate] <= link_horizon:
                 group = candidate
         if group is None:
-            group = []
-            groups.append(group)
-        group.append(segment)
+            group = len(groups)
+            groups.append([])
+            last_at.append(segment.last_at)
+        groups[group].append(at)
+        last_at[group] = max(last_at[group], segment.last_at)
         group_of[(segment.conversation, segment.intent)] = group
         latest_for_intent[segment.intent] = group
     return groups
-
-
-def _last_time(group: list[_Segment]) -> datetime:
-    return max(
-        segment.entries[-1].event.time if segment.entries else segment.started_at
-        for segment in group
-    )
 
 
 def _episode(
@@ -261,7 +394,6 @@ def _episode(
     confirmed_at: datetime | None = None
     csat: int | None = None
     review_passed: bool | None = None
-    holdout_group: str | None = None
     tiers: set[str] = set()
     models: set[str] = set()
     model_calls = input_tokens = output_tokens = latency_total = latency_max = 0
@@ -298,9 +430,7 @@ def _episode(
         elif isinstance(data, ReviewVerdict):
             review_passed = data.passed
 
-    for entry in customer_facts:
-        assert isinstance(entry.event.data, HoldoutAssignment)
-        holdout_group = entry.event.data.group
+    holdout_group = _holdout_group(customer_facts)
     started_at = entries[0].event.time
     return Episode(
         id=f"{first.conversation}#{first.intent}",

@@ -23,6 +23,12 @@ Tables in the file:
                       so that a sum can be given back as the reference's Decimal writes it
 - `customers`: each customer with the log indexes of its entries, so that an incremental build
   reads only the changed customers' entries (`LedgerStore.entries`);
+- `conversations`: the same log indexes by conversation (conversation NULL: the customer's
+  holdout assignments), and `segments`: what linking reads of each segment
+  (`raas.core.episodes.SegmentSummary`, times in microseconds since the epoch). With them an
+  update derives again only the episodes that a customer's new entries change (`relink`):
+  a customer who comes back reads its new conversation and the episodes it joins, not its
+  whole month;
 - `episode_table`: one row, the state: format, tenant, size, the hash of the log's last leaf
   at that size, link horizon.
 
@@ -41,7 +47,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -49,8 +55,17 @@ from typing import Final, NamedTuple
 import duckdb
 import msgspec
 
-from raas.core.episodes import LINK_HORIZON_DEFAULT, Entry, Episode, derive_episodes
-from raas.core.events import BusinessEvent, decode_entry
+from raas.core.episodes import (
+    LINK_HORIZON_DEFAULT,
+    Entry,
+    Episode,
+    SegmentSummary,
+    customer_holdout_group,
+    derive_episodes_and_segments,
+    derive_groups,
+    relink,
+)
+from raas.core.events import BusinessEvent, HoldoutAssignment, decode_entry
 from raas.core.expressions import DECIMAL_INTEGER_DIGITS, DECIMAL_PLACES, Type
 from raas.core.expressions_sql import column_type, quote_identifier
 from raas.core.features import FEATURES, episode_features
@@ -94,8 +109,9 @@ EPISODE_COLUMNS: Final[Mapping[str, str]] = {
 
 # Changes whenever what a row holds changes (the columns, by their digest; the meaning of a
 # value, by hand); a file of another format is built again from scratch.
+# 3: the conversations and segments tables.
 EPISODE_TABLE_FORMAT: Final = (
-    "2-" + hashlib.sha256(repr(sorted(EPISODE_COLUMNS.items())).encode()).hexdigest()[:12]
+    "3-" + hashlib.sha256(repr(sorted(EPISODE_COLUMNS.items())).encode()).hexdigest()[:12]
 )
 
 # Bounds: rows buffered in Python before they go to DuckDB, and log indexes read at once.
@@ -296,14 +312,47 @@ def _update(
         try:
             for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
                 chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
+                conversations, segments = _customer_states(connection, chunk)
                 known = _delete_customers(connection, chunk)
-                deleted = connection.execute(
-                    "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))",
-                    {"customers": chunk},
-                ).fetchone()
-                assert deleted is not None
-                episodes -= int(deleted[0])
                 customers_kept -= len(known)
+                again: list[str] = []  # derived from all their entries
+                relinked: list[_Derived] = []
+                stale: list[tuple[str, str]] = []
+                touched: list[tuple[str, str | None]] = []
+                holdout_groups: dict[str, str | None] = {}
+                for customer in chunk:
+                    if customer not in known or customer not in conversations:
+                        again.append(customer)
+                        continue
+                    step = _relinked(
+                        ledger,
+                        tenant,
+                        customer,
+                        known[customer],
+                        conversations[customer],
+                        segments.get(customer, []),
+                        # Kept from the scan that found them, or read again.
+                        new_entries.get(customer)
+                        or _entries(ledger, tenant, new_indexes[customer]),
+                        options.link_horizon,
+                    )
+                    relinked.append(step.derived)
+                    stale += ((customer, episode_id) for episode_id in step.stale)
+                    touched += ((customer, conversation) for conversation in step.touched)
+                    if step.holdout_group is not None:
+                        holdout_groups[customer] = step.holdout_group[0]
+                episodes -= _delete_rows(connection, again, stale, touched)
+                if holdout_groups:
+                    # Before the new rows go in: they were derived with it.
+                    connection.execute(
+                        "UPDATE episodes SET holdout_group = assigned.holdout_group FROM "
+                        "(SELECT unnest($customers) AS customer, unnest($groups) AS holdout_group)"
+                        " AS assigned WHERE episodes.customer = assigned.customer",
+                        {
+                            "customers": list(holdout_groups),
+                            "groups": list(holdout_groups.values()),
+                        },
+                    )
                 customers = (
                     (
                         customer,
@@ -311,9 +360,9 @@ def _update(
                             ledger, tenant, customer, known, new_indexes, new_entries
                         ),
                     )
-                    for customer in chunk
+                    for customer in again
                 )
-                derived = _derive(_batches(customers), options)
+                derived = itertools.chain(relinked, _derive(_batches(customers), options))
                 counted = staging.write(derived, options)
                 customers_derived += counted[0]
                 entries_read += counted[1]
@@ -337,6 +386,157 @@ def _update(
     )
 
 
+class _Step(NamedTuple):
+    """A known customer's update by `relink`: its rows to insert, the ids of its episodes to
+    delete, the conversations whose state rows it replaces (None: its holdout assignments),
+    and, when new holdout assignments came, the holdout group of all its episodes."""
+
+    derived: _Derived
+    stale: list[str]
+    touched: set[str | None]
+    holdout_group: tuple[str | None] | None
+
+
+def _relinked(
+    ledger: LedgerStore,
+    tenant: str,
+    customer: str,
+    known: Sequence[int],
+    conversations: Mapping[str | None, Sequence[int]],
+    segments: Sequence[SegmentSummary],
+    new: Sequence[StoredEvent],
+    link_horizon: timedelta,
+) -> _Step:
+    """A known customer's new entries applied to its episodes: only the conversations they
+    belong to and the episodes whose segments link differently are derived again (`relink`).
+    A new holdout assignment changes no other feature of an episode than its holdout group,
+    which the caller sets on the customer's rows that stand."""
+    fresh = _decoded(new)
+    holdouts = [(entry, index) for entry, index in fresh if _conversation_of(entry) is None]
+    fresh = [(entry, index) for entry, index in fresh if _conversation_of(entry) is not None]
+    names = {entry.event.conversation for entry, _ in fresh}
+    earlier = _decoded(
+        _entries(ledger, tenant, sorted(i for name in names for i in conversations.get(name, ())))
+    )
+    touched_entries = [entry for entry, _ in earlier] + [entry for entry, _ in fresh]
+    found = relink(segments, names, touched_entries, link_horizon=link_horizon)
+    needed = sorted(
+        index
+        for name in [*(found.conversations - names), None]
+        for index in conversations.get(name, ())
+    )
+    more = _decoded(_entries(ledger, tenant, needed))
+    customer_facts = [entry for entry, _ in [*more, *holdouts]]
+    entries = touched_entries + customer_facts
+    rows = _episode_rows(entries, derive_groups(entries, found.groups))
+    touched: set[str | None] = set(names)
+    by_conversation: dict[str | None, list[int]] = {name: [] for name in touched}
+    for entry, index in [*earlier, *fresh]:
+        by_conversation[entry.event.conversation].append(index)
+    group = None
+    if holdouts:
+        touched.add(None)
+        by_conversation[None] = [*conversations.get(None, ()), *(index for _, index in holdouts)]
+        group = (customer_holdout_group(customer_facts),)
+    derived = _Derived(
+        episode_lines=[_encoder.encode(row) for row in rows],
+        customer_lines=[
+            _encoder.encode(
+                {
+                    "customer": customer,
+                    "log_indexes": sorted([*known, *(item.log_index for item in new)]),
+                }
+            )
+        ],
+        conversation_lines=_conversation_lines(customer, by_conversation),
+        segment_lines=_segment_lines(
+            customer, [summary for summary in found.segments if summary.conversation in touched]
+        ),
+        entries=[len(earlier) + len(fresh) + len(more) + len(holdouts)],
+    )
+    return _Step(derived, found.stale, touched, group)
+
+
+def _decoded(stored: Iterable[StoredEvent]) -> list[tuple[Entry, int]]:
+    return [(Entry(decode_entry(item.entry), item.leaf_hash), item.log_index) for item in stored]
+
+
+def _customer_states(
+    connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
+) -> tuple[
+    dict[str, dict[str | None, list[int]]],
+    dict[str, list[SegmentSummary]],
+]:
+    """These customers' state rows: log indexes by conversation, and segments in link order."""
+    values = {"customers": list(customers)}
+    conversations: dict[str, dict[str | None, list[int]]] = {}
+    for customer, conversation, indexes in connection.execute(
+        "SELECT customer, conversation, log_indexes FROM conversations "
+        "WHERE customer IN (SELECT unnest($customers))",
+        values,
+    ).fetchall():
+        conversations.setdefault(str(customer), {})[conversation] = list(indexes)
+    segments: dict[str, list[SegmentSummary]] = {}
+    for customer, conversation, intent, started, last, previous in connection.execute(
+        "SELECT customer, conversation, intent, started_at_us, last_at_us, "
+        "previous_conversation FROM segments WHERE customer IN (SELECT unnest($customers))",
+        values,
+    ).fetchall():
+        segments.setdefault(str(customer), []).append(
+            SegmentSummary(
+                str(conversation),
+                str(intent),
+                _EPOCH + timedelta(microseconds=int(started)),
+                _EPOCH + timedelta(microseconds=int(last)),
+                None if previous is None else str(previous),
+            )
+        )
+    for summaries in segments.values():
+        summaries.sort(key=lambda s: (s.started_at, s.conversation, s.intent))
+    return conversations, segments
+
+
+def _delete_rows(
+    connection: duckdb.DuckDBPyConnection,
+    customers: Sequence[str],
+    stale: Sequence[tuple[str, str]],
+    touched: Sequence[tuple[str, str | None]],
+) -> int:
+    """Delete every row of `customers` (derived again in full), the `stale` episodes (customer,
+    id) and the state rows of the `touched` conversations (customer, conversation); how many
+    episodes were deleted."""
+    deleted = 0
+    if customers:
+        values = {"customers": list(customers)}
+        for table in ("conversations", "segments"):
+            connection.execute(
+                f"DELETE FROM {table} WHERE customer IN (SELECT unnest($customers))", values
+            )
+        row = connection.execute(
+            "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))", values
+        ).fetchone()
+        assert row is not None
+        deleted += int(row[0])
+    if stale:
+        row = connection.execute(
+            "DELETE FROM episodes USING (SELECT unnest($customers) AS c, unnest($ids) AS i) "
+            "AS stale WHERE customer = stale.c AND id = stale.i",
+            {"customers": [c for c, _ in stale], "ids": [i for _, i in stale]},
+        ).fetchone()
+        assert row is not None and int(row[0]) == len(stale), "a stale episode was not there"
+        deleted += int(row[0])
+    if touched:
+        pairs = {"customers": [c for c, _ in touched], "conversations": [n for _, n in touched]}
+        for table in ("conversations", "segments"):
+            connection.execute(
+                f"DELETE FROM {table} USING (SELECT unnest($customers) AS c, "
+                "unnest($conversations) AS n) AS touched WHERE customer = touched.c "
+                "AND conversation IS NOT DISTINCT FROM touched.n",
+                pairs,
+            )
+    return deleted
+
+
 # ---------------------------------------------------------------------------------------------
 # Deriving, here or in worker processes
 
@@ -348,6 +548,8 @@ _Batch = list[tuple[str, list[tuple[bytes, bytes, int]]]]
 class _Derived(NamedTuple):
     episode_lines: list[bytes]
     customer_lines: list[bytes]
+    conversation_lines: list[bytes]
+    segment_lines: list[bytes]
     entries: list[int]  # per customer, for progress
 
 
@@ -368,19 +570,66 @@ def _derive_batch(batch: _Batch, horizon_seconds: int) -> _Derived:
     """Decode a batch's entries, derive its customers' episodes and encode their rows (pure;
     runs in a worker process when asked)."""
     link_horizon = timedelta(seconds=horizon_seconds)
-    derived = _Derived([], [], [])
+    derived = _Derived([], [], [], [], [])
     for customer, items in batch:
         entries = [Entry(decode_entry(entry), leaf) for entry, leaf, _ in items]
+        episodes, segments = derive_episodes_and_segments(entries, link_horizon=link_horizon)
         derived.episode_lines.extend(
-            _encoder.encode(row) for row in customer_rows(entries, link_horizon)
+            _encoder.encode(row) for row in _episode_rows(entries, episodes)
         )
         derived.customer_lines.append(
             _encoder.encode(
                 {"customer": customer, "log_indexes": sorted(index for _, _, index in items)}
             )
         )
+        by_conversation: dict[str | None, list[int]] = {}
+        for entry, (_, _, index) in zip(entries, items, strict=True):
+            by_conversation.setdefault(_conversation_of(entry), []).append(index)
+        derived.conversation_lines.extend(_conversation_lines(customer, by_conversation))
+        derived.segment_lines.extend(_segment_lines(customer, segments))
         derived.entries.append(len(items))
     return derived
+
+
+def _conversation_of(entry: Entry) -> str | None:
+    # A holdout assignment belongs to every episode of its customer, not to its conversation.
+    if isinstance(entry.event.data, HoldoutAssignment):
+        return None
+    return entry.event.conversation
+
+
+def _conversation_lines(
+    customer: str, by_conversation: Mapping[str | None, Sequence[int]]
+) -> list[bytes]:
+    return [
+        _encoder.encode(
+            {"customer": customer, "conversation": conversation, "log_indexes": sorted(indexes)}
+        )
+        for conversation, indexes in by_conversation.items()
+    ]
+
+
+def _segment_lines(customer: str, segments: Iterable[SegmentSummary]) -> list[bytes]:
+    return [
+        _encoder.encode(
+            {
+                "customer": customer,
+                "conversation": segment.conversation,
+                "intent": segment.intent,
+                "started_at_us": _microseconds(segment.started_at),
+                "last_at_us": _microseconds(segment.last_at),
+                "previous_conversation": segment.previous_conversation,
+            }
+        )
+        for segment in segments
+    ]
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _derive(batches: Iterator[_Batch], options: _Options) -> Iterator[_Derived]:
@@ -513,15 +762,15 @@ def episode_row(
     return row
 
 
-def customer_rows(entries: Sequence[Entry], link_horizon: timedelta) -> list[dict[str, object]]:
-    """One customer's entries -> the rows of its episodes (pure)."""
+def _episode_rows(entries: Sequence[Entry], episodes: Iterable[Episode]) -> list[dict[str, object]]:
+    """The rows of a customer's episodes, given (at least) the entries behind them (pure)."""
     business_by_hash = {
         entry.leaf_hash.hex(): (entry.event.id, entry.event.data, entry.event.time)
         for entry in entries
         if isinstance(entry.event.data, BusinessEvent)
     }
     rows = []
-    for episode in derive_episodes(entries, link_horizon=link_horizon):
+    for episode in episodes:
         business: list[tuple[str, BusinessEvent, datetime]] = []
         if business_by_hash:
             # A business event names an intent (or follows one), so it is behind exactly one
@@ -571,9 +820,8 @@ class _Staging:
     def __init__(self, connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
         self.connection = connection
         self.directory = Path(tempfile.mkdtemp(prefix=".episode-table-", dir=directory))
-        self.episodes: list[bytes] = []
-        self.customers: list[bytes] = []
-        self.inserted = {"episodes": 0, "customers": 0}  # rows, by table
+        self.lines: dict[str, list[bytes]] = {table: [] for table in _TABLES}
+        self.inserted = dict.fromkeys(_TABLES, 0)  # rows, by table
 
     def __enter__(self) -> _Staging:
         return self
@@ -586,25 +834,25 @@ class _Staging:
         customers and entries they came from."""
         customers = entries = 0
         for batch in derived:
-            self.episodes += batch.episode_lines
-            self.customers += batch.customer_lines
+            self.lines["episodes"] += batch.episode_lines
+            self.lines["customers"] += batch.customer_lines
+            self.lines["conversations"] += batch.conversation_lines
+            self.lines["segments"] += batch.segment_lines
             customers += len(batch.entries)
             entries += sum(batch.entries)
             if options.on_customer is not None:
                 for count in batch.entries:
                     options.on_customer(count)
-            if len(self.episodes) >= options.chunk_episodes:
+            if len(self.lines["episodes"]) >= options.chunk_episodes:
                 self.flush()
         self.flush()
         return customers, entries
 
     def flush(self) -> None:
-        if self.episodes:
-            self._insert("episodes", self.episodes, EPISODE_COLUMNS)
-            self.episodes = []
-        if self.customers:
-            self._insert("customers", self.customers, _CUSTOMER_COLUMNS)
-            self.customers = []
+        for table, columns in _TABLES.items():
+            if self.lines[table]:
+                self._insert(table, self.lines[table], columns)
+                self.lines[table] = []
 
     def _insert(self, table: str, lines: list[bytes], columns: Mapping[str, str]) -> None:
         file = self.directory / f"{table}.ndjson"
@@ -626,6 +874,25 @@ class _Staging:
 _CUSTOMER_COLUMNS: Final[Mapping[str, str]] = {
     "customer": "VARCHAR NOT NULL",
     "log_indexes": "BIGINT[] NOT NULL",
+}
+_CONVERSATION_COLUMNS: Final[Mapping[str, str]] = {
+    "customer": "VARCHAR NOT NULL",
+    "conversation": "VARCHAR",  # NULL: the customer's holdout assignments
+    "log_indexes": "BIGINT[] NOT NULL",
+}
+_SEGMENT_COLUMNS: Final[Mapping[str, str]] = {
+    "customer": "VARCHAR NOT NULL",
+    "conversation": "VARCHAR NOT NULL",
+    "intent": "VARCHAR NOT NULL",
+    "started_at_us": "BIGINT NOT NULL",
+    "last_at_us": "BIGINT NOT NULL",
+    "previous_conversation": "VARCHAR",
+}
+_TABLES: Final[Mapping[str, Mapping[str, str]]] = {
+    "episodes": EPISODE_COLUMNS,
+    "customers": _CUSTOMER_COLUMNS,
+    "conversations": _CONVERSATION_COLUMNS,
+    "segments": _SEGMENT_COLUMNS,
 }
 
 
@@ -679,8 +946,8 @@ _aliases: Final = itertools.count()
 
 
 def _create_schema(connection: duckdb.DuckDBPyConnection) -> None:
-    connection.execute(f"CREATE TABLE episodes ({_columns_sql(EPISODE_COLUMNS)})")
-    connection.execute(f"CREATE TABLE customers ({_columns_sql(_CUSTOMER_COLUMNS)})")
+    for table, columns in _TABLES.items():
+        connection.execute(f"CREATE TABLE {table} ({_columns_sql(columns)})")
     connection.execute(
         "CREATE TABLE episode_table (format VARCHAR NOT NULL, tenant VARCHAR NOT NULL, "
         "size BIGINT NOT NULL, last_leaf VARCHAR NOT NULL, "
