@@ -12,7 +12,12 @@ from click.testing import CliRunner
 
 from raas.cli.main import main
 from raas.engine.episode_table import read_episode_table_state
-from raas.engine.on_ledger import default_table_dir, episode_tables_for
+from raas.engine.on_ledger import (
+    default_table_dir,
+    episode_table_path,
+    episode_tables_for,
+    tenant_file_name,
+)
 from raas.ledger import open_ledger
 from raas.ledger.keys import generate, write_signer_key
 from test_disputes_cli import CONTRACT, problems
@@ -35,6 +40,18 @@ def test_postgres_tables_go_to_the_data_folder_named_after_server_and_database(
     assert episode_tables_for("postgresql://postgres@10.0.0.9:5432/raas")[1] != prefix
     assert episode_tables_for("sqlite:///ledgers/raas.db") == (Path("ledgers"), "raas.db")
     assert episode_tables_for(tmp_path / "raas.db", "t") == (Path("t"), "raas.db")
+
+
+@pytest.mark.parametrize("tenant", ["../x", "a/b", "", ".hidden", "..", "x" * 65, "acme\\eu"])
+def test_a_tenant_that_is_no_plain_name_names_a_file_in_the_folder(
+    tenant: str, tmp_path: Path
+) -> None:
+    # Tenants come from events and contracts; a buyer "../x" must not put a table elsewhere.
+    name = tenant_file_name(tenant)
+    assert len(name) == 64 and set(name) <= set("0123456789abcdef")
+    path = episode_table_path(tmp_path, "raas.db", tenant, 259_200)
+    assert path.parent == tmp_path and not path.name.startswith(".")
+    assert tenant_file_name("acme-eu") == "acme-eu" != tenant_file_name("acme-eu ")
 
 
 def test_settle_on_postgres_leaves_the_current_folder_alone(

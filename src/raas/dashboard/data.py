@@ -34,6 +34,7 @@ from raas.dashboard.figures import FigureKeeper, KeptTotals
 from raas.dashboard.subtrees import KeptSubtrees
 from raas.engine.duckdb_engine import PlanSql, compile_plan
 from raas.engine.episode_table import build_episode_table, changed_customers
+from raas.engine.on_ledger import tenant_file_name
 from raas.errors import RaasError
 from raas.ledger.checkpoint import CheckpointError, open_checkpoint
 from raas.ledger.keys import VerifierKey
@@ -396,13 +397,14 @@ class DashboardData:
 
     def _table_path(self, contract: Contract) -> Path:
         horizon = int(contract.window.total_seconds())
-        return self.tables / f"{contract.buyer}-{horizon}.duckdb"
+        return self.tables / f"{tenant_file_name(contract.buyer)}-{horizon}.duckdb"
 
     def _figures_path(self, contract: Contract) -> Path:
         # A contract's name has no dot, so the file names one buyer's contract whatever the
         # buyer is called ("acme-eu" + "support" and "acme" + "eu-support" stay apart).
         return self.tables / (
-            f"{contract.buyer}.{contract.contract}.v{contract.version}.figures.duckdb"
+            f"{tenant_file_name(contract.buyer)}.{contract.contract}.v{contract.version}"
+            ".figures.duckdb"
         )
 
     def _plan(self, contract: Contract) -> PlanSql:

@@ -39,6 +39,7 @@ __all__ = [
     "episode_table_path",
     "episode_tables_for",
     "settle_on_engine",
+    "tenant_file_name",
 ]
 
 Engine = Literal["reference", "duckdb", "spark"]
@@ -79,11 +80,16 @@ def episode_tables_for(
     return (path.parent if table_dir is None else Path(table_dir)), path.name
 
 
+def tenant_file_name(tenant: str) -> str:
+    """`tenant` as part of a file name: itself when it is a plain name, else its SHA-256 in hex,
+    so that no tenant ("../x", "a/b", "") can name a file outside the folder or a hidden one."""
+    return tenant if _PLAIN_NAME.fullmatch(tenant) else hashlib.sha256(tenant.encode()).hexdigest()
+
+
 def episode_table_path(folder: Path, prefix: str, tenant: str, window: int) -> Path:
     """The episode table file of `tenant` derived with a link horizon of `window` seconds; one
     per horizon, since contract versions may state different windows."""
-    name = tenant if _PLAIN_NAME.fullmatch(tenant) else hashlib.sha256(tenant.encode()).hexdigest()
-    return folder / f"{prefix}.{name}.{window}s.episodes.duckdb"
+    return folder / f"{prefix}.{tenant_file_name(tenant)}.{window}s.episodes.duckdb"
 
 
 def settle_on_engine(
