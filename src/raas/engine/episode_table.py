@@ -312,13 +312,13 @@ def _update(
         try:
             for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
                 chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
-                conversations, segments = _customer_states(connection, chunk)
+                # Their state rows go and come back whole (as a full build writes them).
+                conversations, segments = _take_customer_states(connection, chunk)
                 known = _delete_customers(connection, chunk)
                 customers_kept -= len(known)
                 again: list[str] = []  # derived from all their entries
                 relinked: list[_Derived] = []
                 stale: list[tuple[str, str]] = []
-                touched: list[tuple[str, str | None]] = []
                 holdout_groups: dict[str, str | None] = {}
                 for customer in chunk:
                     if customer not in known or customer not in conversations:
@@ -338,10 +338,11 @@ def _update(
                     )
                     relinked.append(step.derived)
                     stale += ((customer, episode_id) for episode_id in step.stale)
-                    touched += ((customer, conversation) for conversation in step.touched)
                     if step.holdout_group is not None:
                         holdout_groups[customer] = step.holdout_group[0]
-                episodes -= _delete_rows(connection, again, stale, touched)
+                # A customer new to the table has no rows yet.
+                old = [customer for customer in again if customer in known]
+                episodes -= _delete_episodes(connection, old, stale)
                 if holdout_groups:
                     # Before the new rows go in: they were derived with it.
                     connection.execute(
@@ -388,12 +389,10 @@ def _update(
 
 class _Step(NamedTuple):
     """A known customer's update by `relink`: its rows to insert, the ids of its episodes to
-    delete, the conversations whose state rows it replaces (None: its holdout assignments),
-    and, when new holdout assignments came, the holdout group of all its episodes."""
+    delete, and, when new holdout assignments came, the holdout group of all its episodes."""
 
     derived: _Derived
     stale: list[str]
-    touched: set[str | None]
     holdout_group: tuple[str | None] | None
 
 
@@ -429,14 +428,12 @@ def _relinked(
     customer_facts = [entry for entry, _ in [*more, *holdouts]]
     entries = touched_entries + customer_facts
     rows = _episode_rows(entries, derive_groups(entries, found.groups))
-    touched: set[str | None] = set(names)
-    by_conversation: dict[str | None, list[int]] = {name: [] for name in touched}
-    for entry, index in [*earlier, *fresh]:
-        by_conversation[entry.event.conversation].append(index)
+    by_conversation = {name: list(indexes) for name, indexes in conversations.items()}
+    for entry, index in fresh:
+        by_conversation.setdefault(entry.event.conversation, []).append(index)
     group = None
     if holdouts:
-        touched.add(None)
-        by_conversation[None] = [*conversations.get(None, ()), *(index for _, index in holdouts)]
+        by_conversation.setdefault(None, []).extend(index for _, index in holdouts)
         group = (customer_holdout_group(customer_facts),)
     derived = _Derived(
         episode_lines=[_encoder.encode(row) for row in rows],
@@ -449,37 +446,36 @@ def _relinked(
             )
         ],
         conversation_lines=_conversation_lines(customer, by_conversation),
-        segment_lines=_segment_lines(
-            customer, [summary for summary in found.segments if summary.conversation in touched]
-        ),
+        segment_lines=_segment_lines(customer, found.segments),
         entries=[len(earlier) + len(fresh) + len(more) + len(holdouts)],
     )
-    return _Step(derived, found.stale, touched, group)
+    return _Step(derived, found.stale, group)
 
 
 def _decoded(stored: Iterable[StoredEvent]) -> list[tuple[Entry, int]]:
     return [(Entry(decode_entry(item.entry), item.leaf_hash), item.log_index) for item in stored]
 
 
-def _customer_states(
+def _take_customer_states(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
 ) -> tuple[
     dict[str, dict[str | None, list[int]]],
     dict[str, list[SegmentSummary]],
 ]:
-    """These customers' state rows: log indexes by conversation, and segments in link order."""
+    """Delete these customers' state rows; what they held: log indexes by conversation, and
+    segments in link order."""
     values = {"customers": list(customers)}
     conversations: dict[str, dict[str | None, list[int]]] = {}
     for customer, conversation, indexes in connection.execute(
-        "SELECT customer, conversation, log_indexes FROM conversations "
-        "WHERE customer IN (SELECT unnest($customers))",
+        "DELETE FROM conversations WHERE customer IN (SELECT unnest($customers)) "
+        "RETURNING customer, conversation, log_indexes",
         values,
     ).fetchall():
         conversations.setdefault(str(customer), {})[conversation] = list(indexes)
     segments: dict[str, list[SegmentSummary]] = {}
     for customer, conversation, intent, started, last, previous in connection.execute(
-        "SELECT customer, conversation, intent, started_at_us, last_at_us, "
-        "previous_conversation FROM segments WHERE customer IN (SELECT unnest($customers))",
+        "DELETE FROM segments WHERE customer IN (SELECT unnest($customers)) RETURNING "
+        "customer, conversation, intent, started_at_us, last_at_us, previous_conversation",
         values,
     ).fetchall():
         segments.setdefault(str(customer), []).append(
@@ -496,24 +492,18 @@ def _customer_states(
     return conversations, segments
 
 
-def _delete_rows(
+def _delete_episodes(
     connection: duckdb.DuckDBPyConnection,
     customers: Sequence[str],
     stale: Sequence[tuple[str, str]],
-    touched: Sequence[tuple[str, str | None]],
 ) -> int:
-    """Delete every row of `customers` (derived again in full), the `stale` episodes (customer,
-    id) and the state rows of the `touched` conversations (customer, conversation); how many
-    episodes were deleted."""
+    """Delete every episode of `customers` (derived again in full) and the `stale` ones
+    (customer, id); how many were deleted."""
     deleted = 0
     if customers:
-        values = {"customers": list(customers)}
-        for table in ("conversations", "segments"):
-            connection.execute(
-                f"DELETE FROM {table} WHERE customer IN (SELECT unnest($customers))", values
-            )
         row = connection.execute(
-            "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))", values
+            "DELETE FROM episodes WHERE customer IN (SELECT unnest($customers))",
+            {"customers": list(customers)},
         ).fetchone()
         assert row is not None
         deleted += int(row[0])
@@ -525,15 +515,6 @@ def _delete_rows(
         ).fetchone()
         assert row is not None and int(row[0]) == len(stale), "a stale episode was not there"
         deleted += int(row[0])
-    if touched:
-        pairs = {"customers": [c for c, _ in touched], "conversations": [n for _, n in touched]}
-        for table in ("conversations", "segments"):
-            connection.execute(
-                f"DELETE FROM {table} USING (SELECT unnest($customers) AS c, "
-                "unnest($conversations) AS n) AS touched WHERE customer = touched.c "
-                "AND conversation IS NOT DISTINCT FROM touched.n",
-                pairs,
-            )
     return deleted
 
 
