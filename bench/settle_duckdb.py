@@ -107,6 +107,7 @@ def _readable(database: Path, events: object) -> bool:
 def build_table(database: Path, table: Path) -> dict[str, Any]:
     """Build the episode table in a fresh process (timed), unless the table of this ledger's
     current size and last leaf is there; returns the build's figures."""
+    from raas.engine.episode_table import EPISODE_TABLE_FORMAT
     from raas.errors import StoreError
 
     marker = table.with_suffix(".complete")
@@ -116,7 +117,11 @@ def build_table(database: Path, table: Path) -> dict[str, Any]:
             state = _table_state(table)
         except StoreError:  # a table of an earlier format: built again
             state = None
-        current = state is not None and state["last_leaf"] == _last_leaf(database)
+        current = (
+            state is not None
+            and state["format"] == EPISODE_TABLE_FORMAT
+            and state["last_leaf"] == _last_leaf(database)
+        )
         if current and built.get("state") == state:
             return built
     output = _worker("table", database, table)
