@@ -24,14 +24,12 @@ from raas.service.app import create_app
 from raas.service.settings import ServiceSettings
 
 REQUESTS_MIN = 5_000
-EXAMPLES_PER_OPERATION = int(os.environ.get("RAAS_FUZZ_EXAMPLES", "400"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("RAAS_FUZZ_EXAMPLES", "270"))
 # Routes that only a buyer's key may call; every other one is called with the vendor admin's.
 BUYER_ROUTES = {("POST", "/v1/disputes")}
 
 
-def fuzz(
-    schema: schemathesis.BaseSchema, operation: schemathesis.APIOperation, headers: dict[str, str]
-) -> int:
+def fuzz(operation: schemathesis.APIOperation, headers: dict[str, str]) -> int:
     """Call the operation with generated requests, valid and invalid; how many were made."""
     calls = 0
 
@@ -50,8 +48,6 @@ def fuzz(
     )
     def call(case: schemathesis.Case) -> None:
         nonlocal calls
-        if schema.is_security_param_negated(case):
-            return  # a case without a valid key; the valid key sent here would undo it
         calls += 1
         # Valid by the schema is not always valid: an event naming another tenant, a document
         # that is not a contract. Those get a 4xx, which is right, so that check is left out.
@@ -86,11 +82,15 @@ def test_generated_requests_get_no_5xx_and_responses_match_the_schema(tmp_path: 
         )
         assert created.status_code == 201
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        # The key is sent by the test (a valid one, of the operation's scope), so generation
+        # leaves the security parameters alone: a case with a negated key would be skipped,
+        # and generating it is most of this test's time.
+        schema.config.generation.update(with_security_parameters=False)
         for result in schema.get_all_operations():
             operation = result.ok()
             route = (operation.method.upper(), operation.path)
             scope = "buyer" if route in BUYER_ROUTES else "vendor-admin"
             headers = {"Authorization": f"Bearer {keys[('acme', scope)]}"}
-            calls[operation.label] = fuzz(schema, operation, headers)
+            calls[operation.label] = fuzz(operation, headers)
     if "RAAS_FUZZ_EXAMPLES" not in os.environ:
         assert sum(calls.values()) >= REQUESTS_MIN, calls
