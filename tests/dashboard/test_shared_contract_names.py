@@ -92,6 +92,10 @@ def test_evidence_is_of_the_buyer_named_under_that_buyers_contract(
         bundle = vendor.get(f"/dashboard/audit/bundle/{invoice_id}?buyer={buyer}")
         assert bundle.status_code == 200, bundle.text
         assert bundle.json()["invoice"].encode() == issued[buyer]
+        disposition = (
+            f'attachment; filename="bundle-invoice-{buyer}_{workspace.invoices[buyer]}.json"'
+        )
+        assert bundle.headers["content-disposition"] == disposition
 
 
 def kpi(page: str, label: str) -> str:

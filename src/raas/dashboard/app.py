@@ -702,7 +702,12 @@ def dashboard_router(
         return Response(
             body,
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="bundle-{invoice.id}.json"'},
+            # Named as the invoice's files are, buyer included: ids repeat across buyers.
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="bundle-{invoice_file_stem(invoice)}.json"'
+                )
+            },
         )
 
     @router.get("/audit/verify/{invoice_id}", response_class=HTMLResponse)
