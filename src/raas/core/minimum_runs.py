@@ -25,7 +25,6 @@ for the others, since no true-up can fall in them.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Sequence
 from decimal import Decimal
 from itertools import pairwise
@@ -34,9 +33,13 @@ from raas.core.contract import Contract
 from raas.core.invoice import Invoice, InvoiceLine
 from raas.core.periods import Period, next_period, period_containing, previous_period
 from raas.core.pricing import Minimum
-from raas.core.pricing.figures import EXACT
-from raas.core.pricing.lines import ADJUSTMENT_KINDS, CHARGE_KINDS
-from raas.core.versions import contract_parts, issued_before
+from raas.core.pricing.lines import CHARGE_KINDS
+from raas.core.versions import (
+    contract_parts,
+    corrected_total,
+    invoice_of_period,
+    issued_before,
+)
 from raas.errors import SettlementError
 
 __all__ = ["charged", "commitment_prior_subtotals", "first_billing_period", "minimum_of"]
@@ -82,20 +85,7 @@ def charged(invoice: Invoice, corrections: Sequence[InvoiceLine] = ()) -> Decima
     """What `invoice` charged towards a minimum: its charge lines, plus those of `corrections`
     (adjustment lines of later invoices) that correct one of its charge lines or a charge line
     it did not have."""
-    amounts = [line.amount for line in invoice.lines if line.kind in CHARGE_KINDS]
-    for line in corrections:
-        corrects = line.corrects
-        if corrects is None or corrects.invoice != invoice.id:
-            continue
-        if corrects.line is None:
-            # A line the invoice did not have names its kind as its outcome when it bills none.
-            counts = line.outcome not in ADJUSTMENT_KINDS
-        else:
-            counts = invoice.lines[corrects.line].kind in CHARGE_KINDS
-        if counts:
-            amounts.append(line.amount)
-    with decimal.localcontext(EXACT):
-        return sum(amounts, Decimal(0))
+    return corrected_total(invoice, corrections, lambda kind: kind in CHARGE_KINDS)
 
 
 def commitment_prior_subtotals(
@@ -131,15 +121,13 @@ def commitment_prior_subtotals(
     corrections = [line for invoice in before for line in invoice.adjustments]
     subtotals = []
     for label in labels:
-        found = sorted(invoice.id for invoice in before if invoice.period == label)
-        if len(found) != 1:
-            what = "no invoice was" if not found else f"several invoices ({', '.join(found)}) were"
+        invoice, what = invoice_of_period(before, label)
+        if invoice is None:
             raise SettlementError(
                 f"contract {name}, period {period.label} closes a run of {minimum.periods} "
                 f"periods of its minimum commitment ({labels[0]} to {period.label}), but "
                 f"{what} issued for period {label}: its charges count towards the minimum, "
                 f"so settle {label} first (an auditor needs its invoice in the bundle)"
             )
-        invoice = next(invoice for invoice in before if invoice.id == found[0])
         subtotals.append(charged(invoice, corrections))
     return tuple(subtotals)

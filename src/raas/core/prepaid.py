@@ -28,7 +28,13 @@ from raas.core.invoice import Invoice, InvoiceLine
 from raas.core.minimum_runs import first_billing_period
 from raas.core.periods import Period, next_period
 from raas.core.pricing.figures import EXACT
-from raas.core.versions import contract_parts, issued_before, prepaid_credit
+from raas.core.versions import (
+    contract_parts,
+    corrected_total,
+    invoice_of_period,
+    issued_before,
+    prepaid_credit,
+)
 from raas.errors import SettlementError
 
 __all__ = ["DRAWDOWN", "drawn", "prepaid_drawn_before"]
@@ -40,20 +46,7 @@ def drawn(invoice: Invoice, corrections: Sequence[InvoiceLine] = ()) -> Decimal:
     """What `invoice` drew of the prepaid credit (positive): its drawdown lines, plus those of
     `corrections` (adjustment lines of later invoices) that correct one of them or a drawdown
     line it did not have."""
-    amounts = [line.amount for line in invoice.lines if line.kind == DRAWDOWN]
-    for line in corrections:
-        corrects = line.corrects
-        if corrects is None or corrects.invoice != invoice.id:
-            continue
-        if corrects.line is None:
-            # A line the invoice did not have names its kind as its outcome.
-            counts = line.outcome == DRAWDOWN
-        else:
-            counts = invoice.lines[corrects.line].kind == DRAWDOWN
-        if counts:
-            amounts.append(line.amount)
-    with decimal.localcontext(EXACT):
-        return -sum(amounts, Decimal(0))
+    return -corrected_total(invoice, corrections, lambda kind: kind == DRAWDOWN)
 
 
 def _check_credits(versions: Sequence[Contract]) -> None:
@@ -103,9 +96,8 @@ def prepaid_drawn_before(
         could_draw = any(
             prepaid_credit(version) is not None for version, _ in contract_parts(versions, cursor)
         )
-        found = sorted(invoice.id for invoice in before if invoice.period == cursor.label)
-        if could_draw and len(found) != 1:
-            what = "no invoice was" if not found else f"several invoices ({', '.join(found)}) were"
+        found, what = invoice_of_period(before, cursor.label)
+        if could_draw and found is None:
             raise SettlementError(
                 f"contract {name}, period {period.label} draws down prepaid credit, but {what} "
                 f"issued for the earlier period {cursor.label}, which could have drawn from "

@@ -17,6 +17,7 @@ engine (reference, DuckDB, Spark) splits periods the same way without knowing ab
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,9 +26,10 @@ from itertools import pairwise
 import msgspec
 
 from raas.core.contract import Contract
-from raas.core.invoice import ContractPart, Invoice
+from raas.core.invoice import ContractPart, Invoice, InvoiceLine
 from raas.core.periods import Period
-from raas.core.pricing.lines import CHARGE_KINDS
+from raas.core.pricing.figures import EXACT
+from raas.core.pricing.lines import ADJUSTMENT_KINDS, CHARGE_KINDS
 from raas.core.settle import Settlement, SettlementReport
 from raas.errors import SettlementError
 
@@ -133,6 +135,40 @@ def issued_before(
                 "first version: give every version of the contract"
             )
     return before
+
+
+def invoice_of_period(before: Sequence[Invoice], label: str) -> tuple[Invoice | None, str]:
+    """The one invoice among `before` issued for the period `label`, or None with what is
+    wrong, in words for an error ("no invoice was" / "several invoices (a, b) were")."""
+    found = sorted((each for each in before if each.period == label), key=lambda each: each.id)
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return None, "no invoice was"
+    return None, f"several invoices ({', '.join(invoice.id for invoice in found)}) were"
+
+
+def corrected_total(
+    invoice: Invoice, corrections: Sequence[InvoiceLine], counts: Callable[[str], bool]
+) -> Decimal:
+    """The amounts of `invoice`'s lines of a kind that `counts`, plus those of `corrections`
+    (adjustment lines of later invoices) that correct one of them, or a line of such a kind
+    the invoice did not have: that line names its kind as its outcome when the kind bills no
+    outcome (an adjustment kind), else the outcomes it charges for."""
+    amounts = [line.amount for line in invoice.lines if counts(line.kind)]
+    for line in corrections:
+        corrects = line.corrects
+        if corrects is None or corrects.invoice != invoice.id:
+            continue
+        if corrects.line is not None:
+            kind = invoice.lines[corrects.line].kind
+        else:
+            # A charge line names the outcomes it bills: any charge kind stands for it.
+            kind = line.outcome if line.outcome in ADJUSTMENT_KINDS else "outcome"
+        if counts(kind):
+            amounts.append(line.amount)
+    with decimal.localcontext(EXACT):
+        return sum(amounts, Decimal(0))
 
 
 def prepaid_credit(version: Contract) -> Decimal | None:
