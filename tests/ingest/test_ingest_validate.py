@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from raas.core.events import (
     DATA_TYPES,
     DISPUTE_CUSTOMER,
+    NO_NUL_PATTERN,
     BusinessEvent,
     ConversationClosed,
     ConversationStarted,
@@ -39,7 +40,7 @@ from raas.core.events import (
     make_event,
 )
 from raas.errors import BatchRejected, EventError
-from raas.ingest import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, parse_batch, parse_event
+from raas.ingest import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, parse_batch, parse_event, validate
 
 START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -529,3 +530,29 @@ def test_a_nul_character_in_data_text_is_kept() -> None:
     # Only ids and attributes are stored as text columns; data lives inside the entry's bytes.
     sent = event_of(Message(role="customer", text="a\x00b"), 0)
     assert parse_batch(body_of(wire(sent))) == [sent]
+
+
+def test_bodies_without_a_nul_escape_are_held_to_every_other_constraint() -> None:
+    # parse_batch skips the no-NUL pattern for a body that holds no \u0000 escape (the only way
+    # JSON can spell U+0000); every other constraint of every attribute must still apply there.
+    def schemas(union: Any) -> list[dict[str, Any]]:
+        _, components = msgspec.json.schema_components([list[union]])
+        return [components[name] for name in sorted(components)]
+
+    def without_nul_pattern(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: without_nul_pattern(item)
+                for key, item in value.items()
+                if not (key == "pattern" and item == NO_NUL_PATTERN)
+            }
+        if isinstance(value, list):
+            return [without_nul_pattern(item) for item in value]
+        return value
+
+    strict = schemas(validate._AnyEnvelope)
+    assert "pattern" in json.dumps(strict)  # the pattern is there to drop
+    assert schemas(validate._AnyNulFreeEnvelope) == [
+        {**without_nul_pattern(schema), "title": schema["title"].replace("Envelope", "NulFree")}
+        for schema in strict
+    ]

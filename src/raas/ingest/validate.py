@@ -7,6 +7,7 @@ field (a dotted path such as `data.cost`) and the reason, so a sender can fix th
 from __future__ import annotations
 
 import re
+import types
 import typing
 from datetime import UTC
 from typing import Any, Final
@@ -34,11 +35,14 @@ ECHOED_ID_CHARACTERS_MAX: Final = 256
 _EVENT_TYPES_TEXT: Final = ", ".join(sorted(DATA_TYPES))
 
 
-def _typed_envelope(type_name: str, data_class: type[msgspec.Struct]) -> type[msgspec.Struct]:
+def _typed_envelope(
+    type_name: str, data_class: type[msgspec.Struct], *, nul_checked: bool = True
+) -> type[msgspec.Struct]:
     """A copy of `Event` whose `data` has this type's class and whose `type` is a msgspec tag.
 
     Generated from `Event`'s own fields so the two cannot drift apart; a tagged union of these
-    decodes a whole batch, data included, in one pass of msgspec.
+    decodes a whole batch, data included, in one pass of msgspec. With `nul_checked` False the
+    attributes keep every constraint but the no-NUL pattern (see `parse_batch`).
     """
     hints = typing.get_type_hints(Event, include_extras=True)
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
@@ -46,12 +50,14 @@ def _typed_envelope(type_name: str, data_class: type[msgspec.Struct]) -> type[ms
         if field.name == "type":
             continue
         annotation = data_class if field.name == "data" else hints[field.name]
+        if not nul_checked:
+            annotation = _without_nul_pattern(annotation)
         fields.append(
             (field.name, annotation) if field.required else (field.name, annotation, field.default)
         )
     config = Event.__struct_config__
     return msgspec.defstruct(
-        f"_{data_class.__name__}Envelope",
+        f"_{data_class.__name__}Envelope" if nul_checked else f"_{data_class.__name__}NulFree",
         fields,
         kw_only=True,
         frozen=True,
@@ -62,12 +68,52 @@ def _typed_envelope(type_name: str, data_class: type[msgspec.Struct]) -> type[ms
     )
 
 
-_TYPE_OF_ENVELOPE: Final[dict[type[msgspec.Struct], str]] = {
+def _without_nul_pattern(annotation: Any) -> Any:
+    """The annotation with the no-NUL pattern dropped from its msgspec constraints, if it has it
+    (in an optional attribute too); every other constraint is kept."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *metas = typing.get_args(annotation)
+        kept = [
+            _without_pattern(meta)
+            if isinstance(meta, msgspec.Meta) and meta.pattern == NO_NUL_PATTERN
+            else meta
+            for meta in metas
+        ]
+        return typing.Annotated[(base, *kept)]  # built at run time
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.Union[tuple(_without_nul_pattern(a) for a in typing.get_args(annotation))]  # noqa: UP007
+    return annotation
+
+
+_META_CONSTRAINTS: Final = (
+    "gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "tz", "title",
+    "description", "examples", "extra_json_schema", "extra",
+)  # fmt: skip
+
+
+def _without_pattern(meta: msgspec.Meta) -> msgspec.Meta:
+    kept = {name: getattr(meta, name) for name in _META_CONSTRAINTS}
+    return msgspec.Meta(**{name: value for name, value in kept.items() if value is not None})
+
+
+_ENVELOPES: Final = {
     _typed_envelope(type_name, data_class): type_name
     for type_name, data_class in DATA_TYPES.items()
 }
-_AnyEnvelope: Any = typing.Union[tuple(_TYPE_OF_ENVELOPE)]  # noqa: UP007 (built at run time)
+_NUL_FREE_ENVELOPES: Final = {
+    _typed_envelope(type_name, data_class, nul_checked=False): type_name
+    for type_name, data_class in DATA_TYPES.items()
+}
+_TYPE_OF_ENVELOPE: Final[dict[type[msgspec.Struct], str]] = _ENVELOPES | _NUL_FREE_ENVELOPES
+_AnyEnvelope: Any = typing.Union[tuple(_ENVELOPES)]  # noqa: UP007 (built at run time)
+_AnyNulFreeEnvelope: Any = typing.Union[tuple(_NUL_FREE_ENVELOPES)]  # noqa: UP007
 _batch_decoder: Final = msgspec.json.Decoder(list[_AnyEnvelope])
+# A JSON text holds U+0000 only as the escape \u0000 (msgspec refuses raw control characters),
+# so a body without that escape has no NUL anywhere: this decoder skips the no-NUL pattern,
+# a regular expression run on every attribute of every event (measured: decoding a batch
+# 4.2 -> 1.6 CPU-us an event).
+_nul_free_batch_decoder: Final = msgspec.json.Decoder(list[_AnyNulFreeEnvelope])
+_NUL_ESCAPE: Final = b"\\u0000"
 _event_decoder: Final = msgspec.json.Decoder(_AnyEnvelope)
 _items_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
@@ -101,8 +147,9 @@ def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
         _reject_body(f"is {len(body):,} bytes; a batch may hold at most {BATCH_BYTES_MAX:,} bytes")
     if ndjson:
         return _parse_lines(body)
+    decoder = _batch_decoder if _NUL_ESCAPE in body else _nul_free_batch_decoder
     try:
-        envelopes = _batch_decoder.decode(body)
+        envelopes = decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
         # The slow path only runs to say what is wrong, event by event.
         raise _batch_errors(body) from None
