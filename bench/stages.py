@@ -32,7 +32,7 @@ from raas.core.events import Event, entry_and_disclosures
 from raas.ingest import parse_batch
 from raas.ledger.log import extend_frontier
 from raas.ledger.merkle import MerkleFrontier
-from raas.ledger.sqlite import SqliteLedger, _Batch, _key_hash, _store
+from raas.ledger.sqlite import SqliteLedger, _Batch, _key_hashes, _leaf_hashes, _store
 
 _KEY = bytes(32)
 
@@ -70,8 +70,10 @@ def stage_breakdown(
     batches = [parse_batch(body) for body in bodies]
     events: list[Event] = [event for batch in batches for event in batch]
     count = len(events)
-    entries = [entry_and_disclosures(event, _KEY)[0] for event in events]
+    made = [[entry_and_disclosures(event, _KEY)[0] for event in batch] for batch in batches]
+    entries = [entry for batch_entries in made for entry in batch_entries]
     leaves = [leaf_hash(entry) for entry in entries]
+    keys = [[(event.tenant, event.source, event.id) for event in batch] for batch in batches]
     # Each batch's leaves by tenant, as the append groups them.
     grouped: list[dict[str, list[bytes]]] = []
     place = 0
@@ -93,8 +95,8 @@ def stage_breakdown(
         decode = _cpu(lambda: [parse_batch(body) for body in bodies])
         encode = _cpu(lambda: [canonical_bytes(event, checked=False) for event in events])
         entry = _cpu(lambda: [entry_and_disclosures(event, _KEY) for event in events])
-        keys = _cpu(lambda: [_key_hash(event.tenant, event.source, event.id) for event in events])
-        hashes = _cpu(lambda: [leaf_hash(item) for item in entries])
+        key_hashes = _cpu(lambda: [_key_hashes(batch_keys) for batch_keys in keys])
+        hashes = _cpu(lambda: [_leaf_hashes(batch_entries) for batch_entries in made])
         prepare = _cpu(lambda: [_Batch(batch, _KEY) for batch in batches])
         tree = _cpu(frontiers)
         stored = _store_stages([_Batch(batch, _KEY) for batch in batches], folder)
@@ -102,9 +104,9 @@ def stage_breakdown(
             "decode_validate": decode,
             "canonical_encode": encode,
             "commitments": entry - encode,
-            "key_hash": keys,
+            "key_hash": key_hashes,
             "leaf_hash": hashes,
-            "batch_columns": prepare - entry - keys - hashes,
+            "batch_columns": prepare - entry - key_hashes - hashes,
             "tree_nodes": tree,
             **stored,
         }

@@ -33,11 +33,13 @@ import os
 import secrets
 import sqlite3
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from itertools import groupby
-from operator import itemgetter
+from itertools import count as count_from
+from itertools import groupby, repeat
+from operator import add, attrgetter, floordiv, itemgetter, sub
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -207,6 +209,15 @@ _translated = functools.partial(translated, driver_error=sqlite3.Error)
 _json_encoder: Final = msgspec.json.Encoder()
 _key_encoder: Final = msgspec.json.Encoder()
 _KEY_HASH_FORMAT: Final = struct.Struct(">q")
+_LEAF_PREFIX: Final = b"\x00"
+_digest: Final = type(hashlib.sha256()).digest
+_FIRST: Final = itemgetter(0)
+_SECOND: Final = itemgetter(1)
+_TENANT: Final = attrgetter("tenant")
+_SOURCE: Final = attrgetter("source")
+_ID: Final = attrgetter("id")
+_TIME: Final = attrgetter("time")
+_CUSTOMER: Final = attrgetter("customer")
 # A customer row's places: (log index, time in microseconds since the epoch) pairs.
 _PLACE_FORMAT: Final = struct.Struct(">qq")
 
@@ -244,6 +255,21 @@ def _key_hash(tenant: str, source: str, event_id: str, attempt: int = 0) -> int:
         hashlib.sha256(_key_encoder.encode(material)).digest()
     )[0]
     return key_hash
+
+
+def _key_hashes(keys: list[tuple[str, str, str]]) -> list[int]:
+    """`_key_hash` (first attempt) of each (tenant, source, id), mapped with C functions only."""
+    digests = map(_digest, map(hashlib.sha256, map(_key_encoder.encode, keys)))
+    # Each digest read as its key hash, the rest of it skipped.
+    digest_format = struct.Struct(
+        f"{_KEY_HASH_FORMAT.format}{hashlib.sha256().digest_size - _KEY_HASH_FORMAT.size}x"
+    )
+    return list(map(_FIRST, digest_format.iter_unpack(b"".join(digests))))
+
+
+def _leaf_hashes(entries: list[bytes]) -> list[bytes]:
+    """`leaf_hash` of each entry, SHA-256(0x00 || entry), mapped as `_key_hashes` is."""
+    return list(map(_digest, map(hashlib.sha256, map(_LEAF_PREFIX.__add__, entries))))
 
 
 class SqliteLedger(SqlLedger[sqlite3.Connection]):
@@ -651,55 +677,56 @@ class _Batch:
     )
 
     def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
-        self.events_count = len(events)
-        tenants: list[str] = []
-        sources: list[str] = []
-        ids: list[str] = []
-        key_hashes: list[int] = []
-        times: list[int] = []
-        customers: list[str] = []
-        entries: list[bytearray] = []
-        disclosures_of: list[bytearray] = []
-        leaves: list[bytes] = []
-        place_of: dict[tuple[str, str, str], int] = {}
-        # Locals, not attributes and globals: this loop is the ingest hot path.
-        sha256 = hashlib.sha256
-        encode_key = _key_encoder.encode
-        unpack_key_hash = _KEY_HASH_FORMAT.unpack_from
-        microsecond = ONE_MICROSECOND
-        for event in events:
-            tenant = event.tenant
-            source = event.source
-            event_id = event.id
-            entry, disclosures = entry_and_disclosures(event, commitment_key)
-            key = (tenant, source, event_id)
-            place = place_of.get(key)
-            if place is not None:
-                if entries[place] != entry:
-                    raise ConflictError(
-                        tenant, source, event_id, leaves[place].hex(), leaf_hash(entry).hex()
-                    )
-                continue
-            place_of[key] = len(entries)
-            tenants.append(tenant)
-            sources.append(source)
-            ids.append(event_id)
-            key_hashes.append(unpack_key_hash(sha256(encode_key(key)).digest())[0])  # _key_hash
-            times.append((event.time - EPOCH) // microsecond)
-            customers.append(event.customer)
-            entries.append(bytearray(entry))
-            disclosures_of.append(bytearray(disclosures))
-            leaves.append(sha256(b"\x00" + entry).digest())  # leaf_hash(entry)
+        # Column by column, each mapped over the batch with C functions (msgspec, hashlib,
+        # operator): no interpreter frame an event on the ingest hot path.
+        count = len(events)
+        self.events_count = count
+        tenants = list(map(_TENANT, events))
+        sources = list(map(_SOURCE, events))
+        ids = list(map(_ID, events))
+        keys = list(zip(tenants, sources, ids, strict=True))
+        made = [entry_and_disclosures(event, commitment_key) for event in events]
+        entries = list(map(_FIRST, made))
+        disclosures = list(map(_SECOND, made))
+        key_hashes = _key_hashes(keys)
+        leaves = _leaf_hashes(entries)
+        times = list(
+            map(floordiv, map(sub, map(_TIME, events), repeat(EPOCH)), repeat(ONE_MICROSECOND))
+        )
+        customers = list(map(_CUSTOMER, events))
+        if len(set(keys)) < count:
+            # A key repeated inside the batch: keep its first place; the same entry again is a
+            # duplicate, another entry a conflict.
+            place_of: dict[tuple[str, str, str], int] = {}
+            for place, key in enumerate(keys):
+                first = place_of.setdefault(key, place)
+                if first != place and entries[first] != entries[place]:
+                    raise ConflictError(*key, leaves[first].hex(), leaves[place].hex())
+            places = list(place_of.values())
+            tenants, sources, ids, key_hashes, times, customers, entries, disclosures, leaves = (
+                list(map(column.__getitem__, places))
+                for column in (
+                    tenants,
+                    sources,
+                    ids,
+                    key_hashes,
+                    times,
+                    customers,
+                    entries,
+                    disclosures,
+                    leaves,
+                )
+            )
         self.tenants = tenants
         self.sources = sources
         self.ids = ids
         self.key_hashes = key_hashes
         self.times = times
         self.customers = customers
-        self.entries = entries
-        self.disclosures = disclosures_of
+        self.entries = list(map(bytearray, entries))
+        self.disclosures = list(map(bytearray, disclosures))
         self.leaves = leaves
-        self.repeats_inside = len(events) - len(entries)
+        self.repeats_inside = count - len(tenants)
         self.named_tenants = list(dict.fromkeys(tenants))
 
     def kept(self, places: list[int], key_hashes: list[int]) -> _Batch:
@@ -901,33 +928,26 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
     states = {
         tenant: _log_state_for_append(connection, tenant) for tenant in dict.fromkeys(batch.tenants)
     }
-    next_index = {tenant: size for tenant, (_, size, _) in states.items()}
+    tenants = batch.tenants
+    count = len(tenants)
+    # Each event's log index and position, counted on per tenant (mapped, not looped: the
+    # per-event steps here are C functions).
+    counters = {tenant: count_from(size) for tenant, (_, size, _) in states.items()}
+    indexes = list(map(next, map(counters.__getitem__, tenants)))
     bases = {tenant: number << LOG_INDEX_BITS for tenant, (number, _, _) in states.items()}
-    count = len(batch.entries)
-    positions: list[int] = []
-    customers: dict[tuple[str, str], list[int]] = {}  # their places: index, time, index, ...
-    for tenant, customer, time in zip(batch.tenants, batch.customers, batch.times, strict=True):
-        index = next_index[tenant]
-        next_index[tenant] = index + 1
-        positions.append(bases[tenant] + index)
-        places = customers.get((tenant, customer))
-        if places is None:
-            customers[(tenant, customer)] = [index, time]
-        else:
-            places += (index, time)
-    for tenant, size in next_index.items():
+    positions = list(map(add, map(bases.__getitem__, tenants), indexes))
+    sizes = {tenant: next(counter) for tenant, counter in counters.items()}
+    for tenant, size in sizes.items():
         if size > LOG_SIZE_MAX:
             raise StoreError(f"the log of tenant {tenant!r} would exceed {LOG_SIZE_MAX} entries")
+    # Each (tenant, customer)'s places in the batch: log index, time, log index, time, ...
+    customers: dict[tuple[str, str], list[int]] = {}
+    places_of = map(customers.setdefault, zip(tenants, batch.customers, strict=True), _new_lists())
+    deque(map(list.extend, places_of, zip(indexes, batch.times, strict=True)), maxlen=0)
+    seqs = range(seq_before + 1, seq_before + count + 1)
     connection.executemany(
         _INSERT_EVENT,
-        zip(
-            positions,
-            range(seq_before + 1, seq_before + count + 1),
-            batch.key_hashes,
-            batch.entries,
-            batch.disclosures,
-            strict=True,
-        ),
+        zip(positions, seqs, batch.key_hashes, batch.entries, batch.disclosures, strict=True),
     )
     connection.executemany(
         _INSERT_CUSTOMER_ENTRIES,
@@ -936,23 +956,23 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
             for (tenant, customer), places in customers.items()
         ],
     )
-    last_seq: dict[str, int] = {}
-    leaves: dict[str, list[bytes]] = {tenant: [] for tenant in states}
-    for seq, tenant, leaf in zip(
-        range(seq_before + 1, seq_before + count + 1), batch.tenants, batch.leaves, strict=True
-    ):
-        last_seq[tenant] = seq
-        leaves[tenant].append(leaf)
+    if len(states) == 1:
+        leaves = {tenants[0]: batch.leaves}
+    else:
+        leaves = {tenant: [] for tenant in states}
+        deque(map(list.append, map(leaves.__getitem__, tenants), batch.leaves), maxlen=0)
     logs: dict[str, LogHead] = {}
     for tenant, (number, size_before, frontier) in states.items():
-        size = next_index[tenant]
+        size = sizes[tenant]
         _append_leaves(connection, number, size_before, leaves[tenant])
         frontier = moved_frontier(tenant, frontier, leaves[tenant], size)
         connection.execute(
             "UPDATE logs SET size = ?, frontier = ? WHERE tenant = ?",
             (size, frontier.to_bytes(), tenant),
         )
-        logs[tenant] = LogHead(size, last_seq[tenant])
+        # The seq of the tenant's last event in the batch.
+        last_seq = seqs[count - 1 - tenants[::-1].index(tenant)]
+        logs[tenant] = LogHead(size, last_seq)
     for tenant in batch.named_tenants:
         if tenant not in logs:  # only duplicates of it in this batch
             known = _tenant_number(connection, tenant)
@@ -1062,6 +1082,11 @@ def _read_leaves(connection: sqlite3.Connection, tenant: str, start: int, end: i
         bytes(data[position : position + HASH_SIZE_BYTES])
         for position in range(offset, offset + (end - start) * HASH_SIZE_BYTES, HASH_SIZE_BYTES)
     ]
+
+
+def _new_lists() -> Iterator[list[int]]:
+    """A new empty list each time: the default `dict.setdefault` puts in for a new key."""
+    return map(list, repeat(()))
 
 
 _packers: dict[int, struct.Struct] = {}
