@@ -526,6 +526,24 @@ def test_a_nul_character_in_an_id_or_attribute_is_refused_naming_the_field(field
         parse_event(json.dumps(bad).encode())
 
 
+@pytest.mark.parametrize("field", ["id", "customer"])
+def test_a_nul_character_in_an_ndjson_line_is_refused_naming_the_line_and_field(
+    field: str,
+) -> None:
+    # NDJSON lines are decoded without the no-NUL pattern unless the body holds the escape.
+    good = wire(event_of(ConversationStarted(channel="chat"), 0))
+    bad = wire(event_of(ConversationStarted(channel="chat"), 1)) | {field: "a\x00b"}
+    body = json.dumps(good).encode() + b"\n" + json.dumps(bad).encode() + b"\n"
+    assert b"\\u0000" in body
+
+    with pytest.raises(BatchRejected) as rejected:
+        parse_batch(body, ndjson=True)
+
+    (error,) = rejected.value.errors
+    assert (error.field, error.index) == (field, 1)
+    assert error.reason == "holds a NUL character (U+0000), which no ledger store can keep in an id"
+
+
 def test_a_nul_character_in_data_text_is_kept() -> None:
     # Only ids and attributes are stored as text columns; data lives inside the entry's bytes.
     sent = event_of(Message(role="customer", text="a\x00b"), 0)

@@ -115,6 +115,7 @@ _batch_decoder: Final = msgspec.json.Decoder(list[_AnyEnvelope])
 _nul_free_batch_decoder: Final = msgspec.json.Decoder(list[_AnyNulFreeEnvelope])
 _NUL_ESCAPE: Final = b"\\u0000"
 _event_decoder: Final = msgspec.json.Decoder(_AnyEnvelope)
+_nul_free_event_decoder: Final = msgspec.json.Decoder(_AnyNulFreeEnvelope)
 _items_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -239,12 +240,16 @@ def _events_of(envelopes: list[Any]) -> list[Event]:
 def _parse_lines(body: bytes) -> list[Event]:
     lines = [line for line in body.split(b"\n") if line.strip()]
     _check_count(len(lines))
+    # Line by line, not msgspec's decode_lines: that takes any run of JSON values, so two
+    # events on one line, or one split over two, would pass where NDJSON refuses them.
+    decode = (_event_decoder if _NUL_ESCAPE in body else _nul_free_event_decoder).decode
     envelopes = []
     errors = []
     for index, line in enumerate(lines):
         try:
-            envelopes.append(_event_decoder.decode(line))
+            envelopes.append(decode(line))
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            # Without a NUL in the body the two decoders fail alike, at the same field.
             errors.append(_event_error(line, error, index))
     if errors:
         raise BatchRejected(errors)
