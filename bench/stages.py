@@ -7,8 +7,8 @@ exactly, the CPU time of a real append (caches and the interleaving differ).
 
 - decode_validate: `parse_batch`, JSON bytes -> typed events (msgspec, one pass).
 - canonical_encode: RFC 8785 bytes of each event (`canonical_bytes`), personal fields aside.
-- commitments: the rest of `entry_and_disclosures`, the salted HMAC commitments and the
-  disclosures of the events with personal fields, and the type check.
+- commitments: the rest of `entries_and_disclosures`, the salted HMAC commitments and the
+  disclosures of the events with personal fields, and the type and time checks.
 - key_hash, leaf_hash: the 64-bit hash of (tenant, source, id) and SHA-256(0x00 || entry).
 - batch_columns: the rest of making a batch ready (`_Batch`): the columns, in-batch repeats.
 - tree_nodes: the Merkle frontier extended by the batch's leaves, per tenant.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from raas.core.canonical import canonical_bytes, leaf_hash
-from raas.core.events import Event, entry_and_disclosures
+from raas.core.events import Event, entries_and_disclosures
 from raas.ingest import parse_batch
 from raas.ledger.log import extend_frontier
 from raas.ledger.merkle import MerkleFrontier
@@ -70,7 +70,7 @@ def stage_breakdown(
     batches = [parse_batch(body) for body in bodies]
     events: list[Event] = [event for batch in batches for event in batch]
     count = len(events)
-    made = [[entry_and_disclosures(event, _KEY)[0] for event in batch] for batch in batches]
+    made = [entries_and_disclosures(batch, _KEY)[0] for batch in batches]
     entries = [entry for batch_entries in made for entry in batch_entries]
     leaves = [leaf_hash(entry) for entry in entries]
     keys = [[(event.tenant, event.source, event.id) for event in batch] for batch in batches]
@@ -94,7 +94,7 @@ def stage_breakdown(
     for _ in range(passes):
         decode = _cpu(lambda: [parse_batch(body) for body in bodies])
         encode = _cpu(lambda: [canonical_bytes(event, checked=False) for event in events])
-        entry = _cpu(lambda: [entry_and_disclosures(event, _KEY) for event in events])
+        entry = _cpu(lambda: [entries_and_disclosures(batch, _KEY) for batch in batches])
         key_hashes = _cpu(lambda: [_key_hashes(batch_keys) for batch_keys in keys])
         hashes = _cpu(lambda: [_leaf_hashes(batch_entries) for batch_entries in made])
         prepare = _cpu(lambda: [_Batch(batch, _KEY) for batch in batches])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -39,10 +39,11 @@ from raas.core.events import (
     Message,
     ReviewVerdict,
     decode_entry,
+    entries_and_disclosures,
     entry_and_disclosures,
     make_event,
 )
-from raas.errors import StoreError
+from raas.errors import EventError, StoreError
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -251,3 +252,49 @@ def test_only_the_committed_value_opens_a_commitment(text: str, guess: str, id: 
     else:
         with pytest.raises(DisclosureError, match="do not hash"):
             verify_disclosure(entry, forged)
+
+
+def _any_event(number: int, kind: int, text: str, offset_hours: int) -> Event:
+    data = (
+        Message(role="customer", text=text),
+        ReviewVerdict(passed=True, reviewer="qa", note=text or None),
+        Csat(score=3),
+    )[kind]
+    event = make_event(
+        data,
+        id=f"e-{number}",
+        source="urn:raas:test",
+        time=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        tenant=("acme", "globex")[number % 2],
+        customer="c-1",
+        conversation="v-1",
+    )
+    moment = event.time.astimezone(timezone(timedelta(hours=offset_hours)))
+    return msgspec.structs.replace(event, time=moment)
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["", "ada@example.com", "\u00e9"])),
+        max_size=30,
+    ),
+    st.sampled_from([0, 0, 0, 2]),
+)
+def test_a_batch_gets_the_entries_and_disclosures_its_events_get_one_by_one(
+    kinds: list[tuple[int, str]], offset_hours: int
+) -> None:
+    # The batch path (ingest's) against the one-event path: personal fields set, at their
+    # defaults and absent, mixed in any order, and times not in UTC (which both convert).
+    events = [
+        _any_event(number, kind, text, offset_hours) for number, (kind, text) in enumerate(kinds)
+    ]
+    one_by_one = [entry_and_disclosures(event, KEY) for event in events]
+    entries, disclosures = entries_and_disclosures(events, KEY)
+    assert list(zip(entries, disclosures, strict=True)) == one_by_one
+
+
+def test_a_batch_with_an_event_whose_data_is_not_its_type_is_refused_naming_it() -> None:
+    wrong = msgspec.structs.replace(message(id="m-2"), type="dev.raas.csat")
+    with pytest.raises(EventError, match=r"'m-2'.*Message, but an event of type 'dev\.raas\.csat'"):
+        entries_and_disclosures([message(), wrong], KEY)

@@ -7,8 +7,10 @@ errors that name the event, the field and the reason.
 from __future__ import annotations
 
 from base64 import b64encode
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -326,6 +328,10 @@ def _personal_data_fields() -> dict[str, tuple[tuple[str, str, Any], ...]]:
 
 
 _PERSONAL_DATA_FIELDS: Final = _personal_data_fields()
+_TYPE: Final = attrgetter("type")
+_DATA: Final = attrgetter("data")
+_TIME: Final = attrgetter("time")
+_TZINFO: Final = attrgetter("tzinfo")
 _entry_encoder: Final = msgspec.json.Encoder(order="sorted")
 _replace: Final = msgspec.structs.replace
 
@@ -343,6 +349,38 @@ def entry_and_disclosures(event: Event, commitment_key: bytes) -> tuple[bytes, b
     Raises EventError for a naive time, or for data whose class is not the one its type names
     (only an event built in-process without `make_event` can have either).
     """
+    committed, disclosures = _committed(event, commitment_key)
+    return _entry_encoder.encode(committed), disclosures
+
+
+def entries_and_disclosures(
+    events: Sequence[Event], commitment_key: bytes
+) -> tuple[list[bytes], list[bytes]]:
+    """`entry_and_disclosures` of each event, in order: the same bytes, a batch at a time.
+
+    Ingest's way: the checks and the encoding are mapped over the whole batch with C functions,
+    so only events with personal fields (or all of a batch holding an odd event: a time not in
+    UTC, data of another class than its type names) cost an interpreter frame each.
+    """
+    types = list(map(_TYPE, events))
+    plain = not set(map(_TZINFO, map(_TIME, events))) - {UTC} and list(
+        map(type, map(_DATA, events))
+    ) == list(map(DATA_TYPES.get, types))
+    places: Iterable[int] = (
+        [place for place, name in enumerate(types) if name in _PERSONAL_DATA_FIELDS]
+        if plain
+        else range(len(events))
+    )
+    to_encode = list(events)
+    disclosures = [EMPTY_DISCLOSURES] * len(events)
+    for place in places:
+        to_encode[place], disclosures[place] = _committed(events[place], commitment_key)
+    return list(map(_entry_encoder.encode, to_encode)), disclosures
+
+
+def _committed(event: Event, commitment_key: bytes) -> tuple[Event, bytes]:
+    """The event whose canonical bytes are its entry (its time in UTC, its personal fields
+    holding their commitments) and its disclosures; raises as `entry_and_disclosures` says."""
     moment = event.time
     if moment.tzinfo is not UTC:
         if moment.utcoffset() is None:
@@ -358,7 +396,7 @@ def entry_and_disclosures(event: Event, commitment_key: bytes) -> tuple[bytes, b
         )
     personal = _PERSONAL_DATA_FIELDS.get(event.type)
     if personal is None:
-        return _entry_encoder.encode(event), EMPTY_DISCLOSURES
+        return event, EMPTY_DISCLOSURES
     committed: dict[str, str] = {}
     disclosed: dict[str, Disclosure] = {}
     for path, name, default in personal:
@@ -369,9 +407,8 @@ def entry_and_disclosures(event: Event, commitment_key: bytes) -> tuple[bytes, b
         committed[name] = commitment(salt, value)
         disclosed[path] = Disclosure(salt=b64encode(salt).decode("ascii"), value=value)
     if not committed:
-        return _entry_encoder.encode(event), EMPTY_DISCLOSURES
-    entry = _entry_encoder.encode(_replace(event, data=_replace(data, **committed)))
-    return entry, encode_disclosures(disclosed)
+        return event, EMPTY_DISCLOSURES
+    return _replace(event, data=_replace(data, **committed)), encode_disclosures(disclosed)
 
 
 def event_entry(event: Event, commitment_key: bytes) -> bytes:

@@ -47,7 +47,7 @@ import msgspec
 
 from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
-from raas.core.events import Event, entry_and_disclosures
+from raas.core.events import Event, entries_and_disclosures
 from raas.errors import ConflictError, StoreError
 from raas.ledger.keys import VerifierKey
 from raas.ledger.log import (
@@ -212,7 +212,6 @@ _KEY_HASH_FORMAT: Final = struct.Struct(">q")
 _LEAF_PREFIX: Final = b"\x00"
 _digest: Final = type(hashlib.sha256()).digest
 _FIRST: Final = itemgetter(0)
-_SECOND: Final = itemgetter(1)
 _TENANT: Final = attrgetter("tenant")
 _SOURCE: Final = attrgetter("source")
 _ID: Final = attrgetter("id")
@@ -685,9 +684,7 @@ class _Batch:
         sources = list(map(_SOURCE, events))
         ids = list(map(_ID, events))
         keys = list(zip(tenants, sources, ids, strict=True))
-        made = [entry_and_disclosures(event, commitment_key) for event in events]
-        entries = list(map(_FIRST, made))
-        disclosures = list(map(_SECOND, made))
+        entries, disclosures = entries_and_disclosures(events, commitment_key)
         key_hashes = _key_hashes(keys)
         leaves = _leaf_hashes(entries)
         times = list(
