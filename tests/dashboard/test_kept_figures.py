@@ -1,6 +1,7 @@
-"""The vendor's figures kept per customer and brought up to date as the ledger grows: what would
-break is an incremental update whose figures differ from a full grouping of the same table (a
-customer's old share not taken away, a group left at zero, a latency percentile off by one)."""
+"""The vendor's figures kept and brought up to date by each update of the episode table: what
+would break is an update whose sums differ from a full grouping of the same table (a leaving
+episode not taken away, a changed one counted twice, a group left at zero, a latency percentile
+off by one), or sums of another table state or contract taken as current."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 from dashboard_workload import Workspace, build_workspace
 
+from factories import holdout
+from raas.core.events import HoldoutAssignment
 from raas.core.plan import plan_of
-from raas.dashboard.data import ContractFigures, FigureGroup, fold_figures, fold_kept
-from raas.dashboard.figures import FigureKeeper
+from raas.dashboard.data import ContractFigures, FigureGroup, fold_figures
+from raas.dashboard.figures import FigureKeeper, GroupSums, KeptTotals
 from raas.engine.duckdb_engine import compile_plan
-from raas.engine.episode_table import build_episode_table
+from raas.engine.episode_table import build_episode_table, read_episode_table_state
 from raas.ingest.validate import parse_batch
 from raas.sim import SimConfig, Simulation
 
@@ -48,66 +52,194 @@ def scanned_figures(workspace: Workspace, table: Path) -> ContractFigures:
     )
 
 
-def kept_figures(
-    workspace: Workspace, keeper: FigureKeeper, table: Path
-) -> tuple[ContractFigures, bool, int]:
-    contract = workspace.contracts[0].contract
-    plan = compile_plan(plan_of(contract))
-    totals = keeper.update(workspace.ledger, "acme", table)
-    return fold_kept(contract, plan, totals), totals.full, totals.regrouped
-
-
-def grow(workspace: Workspace, seed: int, conversations: int) -> None:
-    """New conversations of (mostly) known customers, from another source: the log grows."""
+def grow(workspace: Workspace, seed: int, conversations: int, *, holdouts: bool = True) -> None:
+    """New conversations of (mostly) known customers, from another source: the log grows.
+    Without `holdouts`, the customers' holdout assignments are left out (each simulation
+    assigns its customers again, which changes every episode of theirs; without, only the
+    episodes the new conversations join change)."""
     simulation = Simulation(
         SimConfig(
             conversations=conversations, seed=seed, tenant="acme", source=f"urn:test:grow:{seed}"
         )
     )
     for body in simulation.ndjson_batches():
-        workspace.ledger.append(parse_batch(body, ndjson=True))
+        events = parse_batch(body, ndjson=True)
+        if not holdouts:
+            events = [event for event in events if not isinstance(event.data, HoldoutAssignment)]
+        workspace.ledger.append(events)
 
 
-def test_kept_figures_equal_a_full_grouping_after_each_growth(tmp_path: Path) -> None:
+# A verdict that a holdout assignment arriving later changes (the example contract's does not).
+HOLDOUT_VERDICT = "CASE WHEN holdout_group = 'control' THEN 0 WHEN handed_off THEN 1 ELSE 2 END"
+
+
+def scanned_totals(table: Path, verdict_sql: str, time_zone: str) -> tuple[object, ...]:
+    """The groups and p95 latency by one full scan of the table: the reference."""
+    with duckdb.connect(str(table), read_only=True) as connection:
+        groups = connection.execute(
+            f"SELECT CAST(timezone('{time_zone}', started_at) AS DATE), {verdict_sql}, "
+            "handed_off, tiers, count(*), coalesce(sum(csat), 0), count(csat), "
+            "coalesce(sum(model_cost), 0) FROM episodes GROUP BY ALL"
+        ).fetchall()
+        latency = connection.execute(
+            "SELECT quantile_disc(latency_ms_max, 0.95) FILTER (model_calls > 0) FROM episodes"
+        ).fetchone()
+    assert latency is not None
+    return (
+        {
+            (day.isoformat(), int(verdict), bool(handed_off), str(tiers)): GroupSums(
+                int(count), int(total), int(answers), Decimal(cost)
+            )
+            for day, verdict, handed_off, tiers, count, total, answers, cost in groups
+        },
+        latency[0],
+    )
+
+
+def kept_totals(keeper: FigureKeeper, table: Path) -> KeptTotals:
+    with duckdb.connect(str(table), read_only=True) as connection:
+        return keeper.totals(connection)
+
+
+def watched_update(workspace: Workspace, table: Path, keepers: list[FigureKeeper]) -> int:
+    """Bring the table to the log's head with the keepers watching, as the dashboard does;
+    how many of them followed it."""
+    state = read_episode_table_state(table)
+    watches = [(keeper, keeper.watch(state.size, state.last_leaf)) for keeper in keepers]
+    built = build_episode_table(
+        workspace.ledger,
+        "acme",
+        None,
+        table,
+        link_horizon=workspace.contracts[0].contract.window,
+        watchers=[watch for _, watch in watches if watch is not None],
+    )
+    assert not built.full and built.updated_from == state.size
+    return sum(
+        keeper.advance(watch, built.state.size, built.state.last_leaf)
+        for keeper, watch in watches
+        if watch is not None
+    )
+
+
+def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(tmp_path: Path) -> None:
     workspace = build_workspace(tmp_path / "ledger", conversations=150)
+    contract = workspace.contracts[0].contract
+    plan = compile_plan(plan_of(contract))
+    zone = contract.time_zone
+    table = tmp_path / "acme.duckdb"
+    build_episode_table(workspace.ledger, "acme", None, table, link_horizon=contract.window)
+    verdicts = (plan.verdict, HOLDOUT_VERDICT)
+    keepers = [FigureKeeper(tmp_path / f"acme.{n}.json", v, zone) for n, v in enumerate(verdicts)]
+    try:
+        for keeper, verdict in zip(keepers, verdicts, strict=True):
+            totals = kept_totals(keeper, table)
+            assert totals.full
+            assert (totals.groups, totals.latency_p95_ms) == scanned_totals(table, verdict, zone)
+        customers = sorted({customer for customer, _ in workspace.ledger.iter_customers("acme")})
+        first = kept_totals(keepers[0], table)
+        growths = [
+            lambda: grow(workspace, 21, 12),
+            # Returning customers: the episodes their conversations join are derived again.
+            lambda: grow(workspace, 22, 40, holdouts=False),
+            # A known customer is put in the control group: every episode of theirs changes.
+            lambda: workspace.ledger.append([holdout(customers[3], "control")]),
+            lambda: grow(workspace, 23, 1),
+        ]
+        for growth in growths:
+            growth()
+            assert watched_update(workspace, table, keepers) == len(keepers)
+            for keeper, verdict in zip(keepers, verdicts, strict=True):
+                totals = kept_totals(keeper, table)
+                assert not totals.full
+                assert totals.size == workspace.ledger.head("acme")
+                assert (totals.groups, totals.latency_p95_ms) == scanned_totals(
+                    table, verdict, zone
+                )
+        assert sum(s.episodes for s in kept_totals(keepers[0], table).groups.values()) > sum(
+            s.episodes for s in first.groups.values()
+        )
+        # Kept in the file: a new keeper (a restarted dashboard) reads the sums, not the table.
+        again = FigureKeeper(keepers[0].path, plan.verdict, zone)
+        assert kept_totals(again, table) == kept_totals(keepers[0], table)._replace(full=False)
+        assert not kept_totals(again, table).full
+        # Another contract (another verdict) does not read these sums as its own.
+        assert kept_totals(FigureKeeper(keepers[0].path, "0", zone), table).full
+        # The table updated where nobody watched: the sums kept are of an older state, not used.
+        grow(workspace, 24, 5)
+        build_episode_table(workspace.ledger, "acme", None, table, link_horizon=contract.window)
+        stale = FigureKeeper(keepers[0].path, plan.verdict, zone)
+        totals = kept_totals(stale, table)
+        assert totals.full and totals.size == workspace.ledger.head("acme")
+        assert (totals.groups, totals.latency_p95_ms) == scanned_totals(table, plan.verdict, zone)
+        # A watch of the old state is no longer taken up.
+        old = again.watch(*again.state) if again.state is not None else None
+        assert old is not None and not stale.advance(old, 0, "")
+    finally:
+        workspace.ledger.close()
+
+
+def test_an_update_that_fails_leaves_the_kept_sums_of_the_table_as_it_was(
+    tmp_path: Path,
+) -> None:
+    workspace = build_workspace(tmp_path / "ledger", conversations=60)
     contract = workspace.contracts[0].contract
     plan = compile_plan(plan_of(contract))
     table = tmp_path / "acme.duckdb"
     build_episode_table(workspace.ledger, "acme", None, table, link_horizon=contract.window)
-    keeper = FigureKeeper(tmp_path / "acme.figures.duckdb", plan.verdict, contract.time_zone)
+    keeper = FigureKeeper(tmp_path / "acme.json", plan.verdict, contract.time_zone)
+    before = kept_totals(keeper, table)
+
+    class Failing:
+        def rows(self, connection: object, query: str, parameters: object, sign: int) -> None:
+            if sign > 0:
+                raise RuntimeError("the update fails after rows left")
+
     try:
-        figures, full, _ = kept_figures(workspace, keeper, table)
-        assert full
-        assert figures == scanned_figures(workspace, table)
-        assert figures.episodes > 100 and figures.latency_p95_ms is not None
-        for seed, conversations in ((21, 12), (22, 40), (23, 1)):
-            grow(workspace, seed, conversations)
-            before = figures
-            build_episode_table(workspace.ledger, "acme", None, table, link_horizon=contract.window)
-            figures, full, regrouped = kept_figures(workspace, keeper, table)
-            assert not full and 0 < regrouped < 150
-            assert figures == scanned_figures(workspace, table)
-            assert figures.episodes > before.episodes and figures.size > before.size
-        # Kept in the file: a new keeper (a restarted dashboard) reads the shares, not the table.
-        keeper.close()
-        again = FigureKeeper(tmp_path / "acme.figures.duckdb", plan.verdict, contract.time_zone)
-        try:
-            figures_again, full, regrouped = kept_figures(workspace, again, table)
-            assert (full, regrouped) == (False, 0) and figures_again == figures
-        finally:
-            again.close()
-        # Another contract (another verdict) does not read these shares as its own.
-        other = FigureKeeper(tmp_path / "acme.figures.duckdb", "0", contract.time_zone)
-        try:
-            assert kept_figures(workspace, other, table)[1]
-        finally:
-            other.close()
+        grow(workspace, 41, 10)
+        state = read_episode_table_state(table)
+        watch = keeper.watch(state.size, state.last_leaf)
+        assert watch is not None
+        with pytest.raises(RuntimeError):
+            build_episode_table(
+                workspace.ledger,
+                "acme",
+                None,
+                table,
+                link_horizon=contract.window,
+                watchers=[watch, Failing()],
+            )
+        # Nothing was committed: the table and the kept sums are as they were.
+        assert read_episode_table_state(table) == state
+        assert kept_totals(keeper, table) == before._replace(full=False)
+        assert watched_update(workspace, table, [keeper]) == 1
+        totals = kept_totals(keeper, table)
+        assert not totals.full and totals.size == workspace.ledger.head("acme")
+        assert (totals.groups, totals.latency_p95_ms) == scanned_totals(
+            table, plan.verdict, contract.time_zone
+        )
     finally:
-        keeper.close()
         workspace.ledger.close()
 
 
-def test_the_dashboard_figures_after_the_log_grew_equal_a_full_grouping(tmp_path: Path) -> None:
+@pytest.fixture
+def grouped(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each of the keepers' totals asked for was grouped in full, in order."""
+    found: list[bool] = []
+    totals = FigureKeeper.totals
+
+    def spied(keeper: FigureKeeper, connection: duckdb.DuckDBPyConnection) -> KeptTotals:
+        kept = totals(keeper, connection)
+        found.append(kept.full)
+        return kept
+
+    monkeypatch.setattr(FigureKeeper, "totals", spied)
+    return found
+
+
+def test_the_dashboard_figures_after_the_log_grew_equal_a_full_grouping(
+    tmp_path: Path, grouped: list[bool]
+) -> None:
     workspace = build_workspace(tmp_path / "ledger", conversations=80)
     data = workspace.data()
     item = workspace.contracts[0]
@@ -115,19 +247,60 @@ def test_the_dashboard_figures_after_the_log_grew_equal_a_full_grouping(tmp_path
         first = data.contract_figures(item)
         data.refresh("acme")  # nothing new: the table is found current, the figures kept
         assert data.contract_figures(item) == first
+        assert grouped == [True]
         grow(workspace, 31, 20)
         data.refresh("acme")
-        data.review_queue(item)  # another page brings the table up first
+        data.review_queue(item)  # another page brings the table up first, the sums along
         grow(workspace, 32, 5)
         data.refresh("acme")
-        # The kept figures span both updates: the customers of each are grouped again.
         grown = data.contract_figures(item)
-        horizon = int(item.contract.window.total_seconds())
-        table = tmp_path / "ledger" / "tables" / f"acme-{horizon}.duckdb"
+        assert grouped == [True, False]
+    finally:
+        data.close()
+    horizon = int(item.contract.window.total_seconds())
+    table = tmp_path / "ledger" / "tables" / f"acme-{horizon}.duckdb"
+    try:
         assert grown == scanned_figures(workspace, table)
         assert grown.size == workspace.ledger.head("acme")
         assert grown.episodes > first.episodes
         assert grown.model_cost > first.model_cost > Decimal(0)
     finally:
+        workspace.ledger.close()
+
+
+def test_warming_keeps_the_figures_before_the_first_page_and_no_page_reads_them_stale(
+    tmp_path: Path, grouped: list[bool]
+) -> None:
+    workspace = build_workspace(tmp_path / "ledger", conversations=60)
+    data = workspace.data()
+    item = workspace.contracts[0]
+    try:
+        data.warm()
+        assert grouped == [True, True]  # both buyers' contracts, grouped in full
         data.close()
+        data = workspace.data()  # a server started again: the figures kept are read
+        data.start_warming()
+        # A page asked for while warming waits for the table it reads, and reads it whole.
+        assert data.contract_figures(item).size == workspace.ledger.head("acme")
+        data.close()  # stops warming (after the contract in hand)
+        data = workspace.data()
+        data.warm()
+        assert grouped[2:] and not any(grouped[2:])
+        del grouped[:]
+        warmed = data.ledger.head("acme")
+        # The log grew after warming, and nobody told the dashboard: the first page still
+        # reads the log's head (warming is no page's refresh), the sums following the update.
+        grow(workspace, 51, 8)
+        grown = data.contract_figures(item)
+        assert grouped == [False]
+        assert data.contract_figures(item) is grown and grouped == [False]
+        assert grown.size == workspace.ledger.head("acme") > warmed
+    finally:
+        data.close()
+    horizon = int(item.contract.window.total_seconds())
+    try:
+        assert grown == scanned_figures(
+            workspace, tmp_path / "ledger" / "tables" / f"acme-{horizon}.duckdb"
+        )
+    finally:
         workspace.ledger.close()

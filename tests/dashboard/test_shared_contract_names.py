@@ -221,10 +221,10 @@ def test_figures_of_namesake_contracts_are_kept_per_buyer(
         assert expected["acme"].billed != expected["globex"].billed
         for item in (acme, globex, acme, globex):
             assert both.contract_figures(item) == expected[item.contract.buyer]
-        kept = sorted(path.name for path in (tmp_path / "both").glob("*.figures.duckdb"))
+        kept = sorted(path.name for path in (tmp_path / "both").glob("*.figures.json"))
         assert kept == [
-            "acme.standard-support.v1.figures.duckdb",
-            "globex.standard-support.v1.figures.duckdb",
+            "acme.standard-support.v1.figures.json",
+            "globex.standard-support.v1.figures.json",
         ]
     finally:
         both.close()

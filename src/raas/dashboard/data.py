@@ -9,9 +9,10 @@ they are decoded once and kept. The shapes returned are plain structs for `raas.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,10 +31,10 @@ from raas.core.invoice import Invoice, invoice_from_json
 from raas.core.judge import Judge, Outcome
 from raas.core.plan import plan_of
 from raas.dashboard.disputes import Dispute, fold_disputes
-from raas.dashboard.figures import FigureKeeper, KeptTotals
+from raas.dashboard.figures import FigureKeeper, FigureWatch, KeptTotals
 from raas.dashboard.subtrees import KeptSubtrees
 from raas.engine.duckdb_engine import PlanSql, compile_plan
-from raas.engine.episode_table import build_episode_table, changed_customers
+from raas.engine.episode_table import build_episode_table
 from raas.engine.on_ledger import tenant_file_name
 from raas.errors import RaasError
 from raas.ledger.checkpoint import CheckpointError, open_checkpoint
@@ -44,8 +45,8 @@ from raas.ledger.store import LedgerStore, StoredEvent
 INVOICES_CACHED_MAX: Final = 64
 TABLE_REFRESH_SECONDS_MIN: Final = 10.0
 FIGURES_CACHED_MAX: Final = 64
-TABLE_UPDATES_KEPT_MAX: Final = 64
 EPISODES_PER_PAGE: Final = 100
+_log = logging.getLogger(__name__)
 REVIEW_QUEUE_MAX: Final = 50
 
 
@@ -263,8 +264,8 @@ class DashboardData:
         self._plans: dict[tuple[str, str, int], PlanSql] = {}
         self._figures: dict[tuple[str, str, int, int, str], ContractFigures] = {}
         self._keepers: dict[tuple[str, str, int], FigureKeeper] = {}
-        # Per table: the updates made here, (from size, to size, customers whose rows changed).
-        self._updates: dict[Path, deque[tuple[int, int, frozenset[str]]]] = {}
+        self._warming: threading.Thread | None = None
+        self._closing = threading.Event()
         # Apart from _lock: hashing new blocks must not hold up the other pages.
         self._subtrees_lock = threading.Lock()
         self._subtrees: dict[str, KeptSubtrees] = {}
@@ -328,38 +329,11 @@ class DashboardData:
         """A cursor on the buyer's episode table (linked with the contract's window), first
         brought up to the ledger's head when it was last refreshed a while ago."""
         path = self._table_path(item.contract)
-        contract = item.contract
         with self._lock:
             alias = self._attached.get(path)
             stale = time.monotonic() - self._refreshed.get(path, -1e9) > TABLE_REFRESH_SECONDS_MIN
-            if alias is not None and stale and self._current(alias, contract.buyer):
-                # Attaching the file again costs more than the pages that read it.
-                self._refreshed[path] = time.monotonic()
-            elif alias is None or stale:
-                if alias is not None:
-                    self._duck.execute(f"DETACH {alias}")
-                    del self._attached[path]
-                # Through the one in-memory database: opening a database costs ~15 ms.
-                built = build_episode_table(
-                    self.ledger,
-                    contract.buyer,
-                    None,
-                    path,
-                    link_horizon=contract.window,
-                    attach_to=self._duck,
-                )
-                updates = self._updates.setdefault(path, deque(maxlen=TABLE_UPDATES_KEPT_MAX))
-                if built.updated_from is None:
-                    updates.clear()
-                elif built.updated_from < built.state.size:
-                    updates.append(
-                        (built.updated_from, built.state.size, frozenset(built.customers_changed))
-                    )
-                alias = f"table_{next(self._aliases)}"
-                literal = "'" + str(path).replace("'", "''") + "'"
-                self._duck.execute(f"ATTACH {literal} AS {alias} (READ_ONLY)")
-                self._attached[path] = alias
-                self._refreshed[path] = time.monotonic()
+            if alias is None or stale:
+                alias = self._bring_up(path, item.contract)
             cursor = self._duck.cursor()
         try:
             cursor.execute(f"USE {alias}")
@@ -367,33 +341,95 @@ class DashboardData:
         finally:
             cursor.close()
 
-    def _current(self, alias: str, tenant: str) -> bool:
-        """Whether the table attached as `alias` is of the tenant's log as it is now."""
-        row = self._duck.execute(f"SELECT size, last_leaf FROM {alias}.episode_table").fetchone()
+    def _bring_up(self, path: Path, contract: Contract) -> str:
+        """Bring the table at `path` up to the buyer's head, attached read-write to the one
+        in-memory database (once: attaching a large file costs more than a page), and the
+        figures kept over it along (the caller holds the lock); its alias."""
+        alias = self._attached.get(path)
+        start = None if alias is None else self._state(alias)
+        if alias is not None and start is not None and self._current(start, contract.buyer):
+            # Built or checked here before: of this format, horizon and tenant.
+            self._refreshed[path] = time.monotonic()
+            return alias
+        if alias is None and path.exists():
+            try:
+                alias = self._attach(path)
+            except duckdb.Error:
+                alias = None  # not a database: built again
+            start = None if alias is None else self._state(alias)
+        watches: list[tuple[FigureKeeper, FigureWatch]] = []
+        if start is not None:
+            for keeper in self._keepers_of(path):
+                watch = keeper.watch(*start)
+                if watch is not None:
+                    watches.append((keeper, watch))
+        built = build_episode_table(
+            self.ledger,
+            contract.buyer,
+            None,
+            path,
+            link_horizon=contract.window,
+            attach_to=self._duck,
+            watchers=[watch for _, watch in watches],
+        )
+        if start is not None and not built.full and built.updated_from == start[0]:
+            for keeper, watch in watches:
+                keeper.advance(watch, built.state.size, built.state.last_leaf)
+        if alias is None or not self._is_attached(alias):
+            # A full build replaced the file (detached first).
+            self._attached.pop(path, None)
+            alias = self._attach(path)
+        self._refreshed[path] = time.monotonic()
+        return alias
+
+    def _attach(self, path: Path) -> str:
+        alias = f"table_{next(self._aliases)}"
+        literal = "'" + str(path).replace("'", "''") + "'"
+        self._duck.execute(f"ATTACH {literal} AS {alias}")
+        self._attached[path] = alias
+        return alias
+
+    def _is_attached(self, alias: str) -> bool:
+        row = self._duck.execute(
+            "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
+        ).fetchone()
+        return row is not None and int(row[0]) == 1
+
+    def _state(self, alias: str) -> tuple[int, str] | None:
+        """The (size, last leaf) of the table attached as `alias`; None when it is not one."""
+        try:
+            row = self._duck.execute(
+                f"SELECT size, last_leaf FROM {alias}.episode_table"
+            ).fetchone()
+        except duckdb.Error:
+            return None
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def _current(self, state: tuple[int, str], tenant: str) -> bool:
+        """Whether a table at `state` is of the tenant's log as it is now."""
         head = self.ledger.head(tenant)
-        if row is None or int(row[0]) != head:
+        if state[0] != head:
             return False
-        return str(row[1]) == (
+        return state[1] == (
             self.ledger.leaf_hashes(tenant, head - 1, head)[0].hex() if head else ""
         )
 
-    def _changed_customers(self, path: Path, tenant: str) -> Callable[[int, int], set[str]]:
-        """The customers with entries at [a, b), from the table's updates this process made
-        when they cover that range (else read from the ledger); the caller holds the lock."""
-        updates = list(self._updates.get(path, ()))
+    def _keepers_of(self, path: Path) -> list[FigureKeeper]:
+        """The figure keepers of every contract whose table is at `path`."""
+        return [
+            self._keeper(item.contract)
+            for item in self.contracts
+            if self._table_path(item.contract) == path
+        ]
 
-        def changed(start: int, end: int) -> set[str]:
-            found: set[str] = set()
-            at = start
-            for old, new, customers in updates:
-                if old == at and new <= end:
-                    found |= customers
-                    at = new
-            if at == end:
-                return found
-            return changed_customers(self.ledger, tenant, start, end)
-
-        return changed
+    def _keeper(self, contract: Contract) -> FigureKeeper:
+        which = (contract.buyer, contract.contract, contract.version)
+        keeper = self._keepers.get(which)
+        if keeper is None:
+            keeper = self._keepers[which] = FigureKeeper(
+                self._figures_path(contract), self._plan(contract).verdict, contract.time_zone
+            )
+        return keeper
 
     def _table_path(self, contract: Contract) -> Path:
         horizon = int(contract.window.total_seconds())
@@ -404,7 +440,7 @@ class DashboardData:
         # buyer is called ("acme-eu" + "support" and "acme" + "eu-support" stay apart).
         return self.tables / (
             f"{tenant_file_name(contract.buyer)}.{contract.contract}.v{contract.version}"
-            ".figures.duckdb"
+            ".figures.json"
         )
 
     def _plan(self, contract: Contract) -> PlanSql:
@@ -417,36 +453,50 @@ class DashboardData:
     def contract_figures(self, item: ContractText) -> ContractFigures:
         """The vendor's figures for one contract, over every episode of its buyer's table:
         each episode classified once and grouped by (day, verdict, handed off, tiers), folded
-        by `fold_figures`, with the latency percentile. The groups are kept per customer
-        (`FigureKeeper`), so after the log grows only the changed customers are grouped again;
-        figures are kept per table state."""
+        by `fold_figures`, with the latency percentile. The groups are kept (`FigureKeeper`)
+        and follow each update of the table; figures are kept per table state."""
         contract = item.contract
         plan = self._plan(contract)
+        which = (contract.buyer, contract.contract, contract.version)
         with self.table(item) as cursor:
             state = cursor.execute("SELECT size, last_leaf FROM episode_table").fetchone()
-        assert state is not None
-        which = (contract.buyer, contract.contract, contract.version)
-        key = (*which, int(state[0]), str(state[1]))
-        with self._lock:
-            cached = self._figures.get(key)
-            if cached is not None:
-                return cached
-            keeper = self._keepers.get(which)
-            if keeper is None:
-                keeper = self._keepers[which] = FigureKeeper(
-                    self._figures_path(contract), plan.verdict, contract.time_zone
-                )
-            path = self._table_path(contract)
-            totals = keeper.update(
-                self.ledger, contract.buyer, path, self._changed_customers(path, contract.buyer)
-            )
+            assert state is not None
+            with self._lock:
+                cached = self._figures.get((*which, int(state[0]), str(state[1])))
+                if cached is not None:
+                    return cached
+                totals = self._keeper(contract).totals(cursor)
         figures = fold_kept(contract, plan, totals)
-        key = (*which, totals.size, totals.last_leaf)
         with self._lock:
             if len(self._figures) >= FIGURES_CACHED_MAX:
                 self._figures.clear()
-            self._figures[key] = figures
+            self._figures[(*which, totals.size, totals.last_leaf)] = figures
         return figures
+
+    def warm(self) -> None:
+        """Bring every contract's episode table and kept figures up to its buyer's head, as
+        the first vendor overview would: at a server's start (`start_warming`), so that no
+        page pays for a table built or figures grouped in full. The next page still checks
+        the table against the log's head (cheap), as warming is not a page's refresh."""
+        for item in self.contracts:
+            if self._closing.is_set():
+                return
+            self.contract_figures(item)
+            with self._lock:
+                self._refreshed[self._table_path(item.contract)] = -1e9
+
+    def start_warming(self) -> None:
+        """`warm` in a thread of its own (a page asked for meanwhile waits for the table it
+        reads, as it would have built it itself); `close` waits for it."""
+
+        def run() -> None:
+            try:
+                self.warm()
+            except Exception:  # a page meets the same error and shows it; warming is a cache
+                _log.exception("warming the dashboard's tables and figures failed")
+
+        self._warming = threading.Thread(target=run, name="dashboard-warm", daemon=True)
+        self._warming.start()
 
     def period_costs(self, item: ContractText) -> list[PeriodCost]:
         """Per issued invoice of the contract: its total and the model cost of the episodes
@@ -655,11 +705,12 @@ class DashboardData:
         return Checkpoints(tenant, tuple(sorted(notes.items())))
 
     def close(self) -> None:
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()
         with self._lock:
             self._attached.clear()
             self._duck.close()
-            for keeper in self._keepers.values():
-                keeper.close()
             self._keepers.clear()
 
 

@@ -1,32 +1,35 @@
-"""The vendor's figures kept current as the ledger grows: each customer's share of a contract's
-grouped figures, kept in a DuckDB file beside the episode table, and their sums in memory.
+"""The vendor's figures kept current as the ledger grows: one contract's grouped figures over an
+episode table, and the latency histogram, kept in a small file beside the table.
 
-A full grouping of a million-episode table takes more than a second; the table is rebuilt one
-customer at a time (a customer's rows are a function of that customer's entries alone), so the
-figures are too: after the log grows from size a to b, only the customers with entries at
-[a, b) are grouped again, their old shares subtracted and their new ones added. The sums are
-exactly those of a full grouping of the table at b (integers and decimals, no floats).
+A full grouping of a million-episode table takes about a second, so it is done once per table
+(and contract); after that, each update of the table tells which rows it takes away and which it
+adds (`raas.engine.episode_table.RowsWatcher`, inside the update's transaction), and the kept
+sums subtract the figures of the first and add those of the second: a few hundred rows for a
+growth of a few hundred conversations, however large the table. The sums are exactly those of
+a full grouping of the table at its new state (integers and decimals, no floats); kept sums of
+another state than the table's are never used: the table is grouped in full again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import duckdb
+import msgspec
 
-from raas.engine.episode_table import EPISODE_TABLE_FORMAT, changed_customers
-from raas.ledger.store import LedgerStore
+from raas.engine.episode_table import EPISODE_TABLE_FORMAT
 
-# Changes whenever what a kept share means changes; a file of another format is filled again.
-KEPT_FORMAT: Final = "1"
+# Changes whenever what the kept file means changes; a file of another format is not read.
+KEPT_FORMAT: Final = "2"
 LATENCY_QUANTILE: Final = 0.95
-_TABLE: Final = "episode_file"  # the episode table, attached read-only while shares are read
 
 GroupKey = tuple[str, int, bool, str]  # day (ISO, contract zone), verdict, handed off, tiers
 
@@ -40,190 +43,45 @@ class GroupSums(NamedTuple):
 
 class KeptTotals(NamedTuple):
     """The figures' groups and the p95 latency of the episode table at `size`; whether they
-    were all grouped again (`full`), else how many customers were (`regrouped`)."""
+    were grouped in full from the table just now (`full`)."""
 
     groups: dict[GroupKey, GroupSums]
     latency_p95_ms: int | None
     size: int
     last_leaf: str
     full: bool
-    regrouped: int
 
 
-class FigureKeeper:
-    """One contract's shares per customer, for one episode table file (`update` under the
-    caller's lock: the table must not be rewritten while it is attached)."""
+class _KeptFile(msgspec.Struct, frozen=True):
+    """The file: the signature of what was grouped, the table state, the sums."""
 
-    def __init__(self, path: Path, verdict_sql: str, time_zone: str) -> None:
-        self.path = path
-        self.signature = hashlib.sha256(
-            "\n".join((KEPT_FORMAT, EPISODE_TABLE_FORMAT, verdict_sql, time_zone)).encode()
-        ).hexdigest()
-        zone = time_zone.replace("'", "''")
-        # What one customer's episodes add to each group, and to the latency histogram.
-        self._shares_sql = (
-            f"SELECT customer, CAST(timezone('{zone}', started_at) AS DATE) AS day, "
-            f"{verdict_sql} AS verdict, handed_off, tiers, count(*) AS episodes, "
-            "coalesce(sum(csat), 0) AS csat_total, count(csat) AS csat_answers, "
-            "coalesce(sum(model_cost), 0) AS model_cost FROM {source} GROUP BY ALL"
-        )
-        self._latency_sql = (
-            "SELECT customer, latency_ms_max AS latency_ms, count(*) AS episodes FROM {source} "
-            "WHERE model_calls > 0 AND latency_ms_max IS NOT NULL GROUP BY ALL"
-        )
-        self._groups: dict[GroupKey, GroupSums] | None = None
-        self._latencies: Counter[int] = Counter()
-        self._connection: duckdb.DuckDBPyConnection | None = None
+    signature: str
+    size: int
+    last_leaf: str
+    groups: list[tuple[str, int, bool, str, int, int, int, str]]  # the cost as written
+    latencies: list[tuple[int, int]]  # (milliseconds, episodes)
 
-    def update(
-        self,
-        ledger: LedgerStore,
-        tenant: str,
-        table: Path,
-        changed: Callable[[int, int], set[str]] | None = None,
-    ) -> KeptTotals:
-        """The totals at the table's state, regrouping only the customers that changed since
-        the shares were last kept (all of them the first time, or when the log is another).
-        `changed(a, b)` gives the customers with entries at [a, b) when the caller knows them
-        (default: `changed_customers` reads those entries)."""
-        connection = self._connect()
-        connection.execute(f"ATTACH {_literal(str(table))} AS {_TABLE} (READ_ONLY)")
-        try:
-            row = connection.execute(
-                f"SELECT size, last_leaf FROM {_TABLE}.episode_table"
-            ).fetchone()
-            assert row is not None, f"{table} holds no state"
-            size, last_leaf = int(row[0]), str(row[1])
-            full, regrouped = False, 0
-            kept = connection.execute("SELECT signature, size, last_leaf FROM kept").fetchone()
-            if kept is not None and tuple(kept) == (self.signature, size, last_leaf):
-                if self._groups is None:
-                    self._load(connection)
-            elif (
-                kept is not None
-                and kept[0] == self.signature
-                and _grown(ledger, tenant, int(kept[1]), str(kept[2]), size)
-            ):
-                if self._groups is None:
-                    self._load(connection)
-                if changed is None:
-                    customers = sorted(changed_customers(ledger, tenant, int(kept[1]), size))
-                else:
-                    customers = sorted(changed(int(kept[1]), size))
-                self._regroup(connection, customers, size, last_leaf)
-                regrouped = len(customers)
-            else:
-                self._regroup(connection, None, size, last_leaf)
-                full = True
-        except BaseException:
-            self._groups = None  # read again from the file, as it was committed
-            raise
-        finally:
-            connection.execute(f"DETACH {_TABLE}")
-        assert self._groups is not None
-        return KeptTotals(
-            dict(self._groups), _quantile(self._latencies), size, last_leaf, full, regrouped
-        )
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+class _Sums:
+    """Groups and latency histogram, added to and taken from."""
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        if self._connection is None:
-            connection = duckdb.connect(str(self.path))
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS shares (customer VARCHAR NOT NULL, day DATE NOT NULL, "
-                "verdict INTEGER NOT NULL, handed_off BOOLEAN, tiers VARCHAR, "
-                "episodes BIGINT NOT NULL, csat_total BIGINT NOT NULL, "
-                "csat_answers BIGINT NOT NULL, model_cost DECIMAL(38, 12) NOT NULL)"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS latencies (customer VARCHAR NOT NULL, "
-                "latency_ms BIGINT NOT NULL, episodes BIGINT NOT NULL)"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS kept (signature VARCHAR NOT NULL, "
-                "size BIGINT NOT NULL, last_leaf VARCHAR NOT NULL)"
-            )
-            self._connection = connection
-        return self._connection
+    def __init__(self) -> None:
+        self.groups: dict[GroupKey, GroupSums] = {}
+        self.latencies: Counter[int] = Counter()
 
-    def _load(self, connection: duckdb.DuckDBPyConnection) -> None:
-        self._groups = {}
-        self._latencies = Counter()
-        self._add_all(connection)
+    def copy(self) -> _Sums:
+        other = _Sums()
+        other.groups = dict(self.groups)
+        other.latencies = Counter(self.latencies)
+        return other
 
-    def _regroup(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        customers: Sequence[str] | None,
-        size: int,
-        last_leaf: str,
-    ) -> None:
-        """Group `customers` (None: everyone) again from the attached table, in one
-        transaction with the state it brings the file to; the sums follow."""
-        if customers is None:
-            self._groups, self._latencies = {}, Counter()
-            where, values = "", {}
-        else:
-            where, values = (
-                " WHERE customer IN (SELECT unnest($customers))",
-                {"customers": list(customers)},
-            )
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            # A few customers: the rows deleted and inserted come back and are folded here, each
-            # table scanned once to delete rather than twice more to sum what changed.
-            returning = "" if customers is None else " RETURNING * EXCLUDE (customer)"
-            for table, sql in (("shares", self._shares_sql), ("latencies", self._latency_sql)):
-                removed = connection.execute(f"DELETE FROM {table}{where}{returning}", values)
-                if customers is not None:
-                    self._fold(table, removed.fetchall(), -1)
-                source = f"(SELECT * FROM {_TABLE}.episodes{where})"
-                added = connection.execute(
-                    f"INSERT INTO {table} {sql.format(source=source)}{returning}", values
-                )
-                if customers is not None:
-                    self._fold(table, added.fetchall(), +1)
-            if customers is None:
-                self._add_all(connection)
-            connection.execute("DELETE FROM kept")
-            connection.execute(
-                "INSERT INTO kept VALUES (?, ?, ?)", [self.signature, size, last_leaf]
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-
-    def _add_all(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Add every kept share to the sums."""
-        rows = connection.execute(
-            "SELECT day, verdict, handed_off, tiers, sum(episodes), sum(csat_total), "
-            "sum(csat_answers), sum(model_cost) FROM shares GROUP BY ALL"
-        ).fetchall()
-        self._fold("shares", rows, +1)
-        latencies = connection.execute(
-            "SELECT latency_ms, sum(episodes) FROM latencies GROUP BY ALL"
-        ).fetchall()
-        self._fold("latencies", latencies, +1)
-
-    def _fold(self, table: str, rows: Sequence[tuple[Any, ...]], sign: int) -> None:
-        """Add (sign 1) or take away (-1) rows of `table` (shares or latencies, without the
-        customer; grouped or not, as sums they are the same). Each partial sum is of real
-        episodes (all taken away are kept ones), so a group of no episodes sums to nothing."""
-        assert self._groups is not None
-        if table == "latencies":
-            for latency, count in rows:
-                self._latencies[int(latency)] += sign * int(count)
-                if self._latencies[int(latency)] == 0:
-                    del self._latencies[int(latency)]
-            return
-        groups = self._groups
+    def fold_groups(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
+        """Add (sign 1) or take away (-1) grouped rows (day, verdict, handed off, tiers,
+        episodes, CSAT total, CSAT answers, model cost). Each partial sum is of real episodes
+        (all taken away were added before), so a group of no episodes sums to nothing."""
+        groups = self.groups
         for day, verdict, handed_off, tiers, episodes, total, answers, cost in rows:
-            key = (day.isoformat(), int(verdict), bool(handed_off), str(tiers))
+            key = (_day(day), int(verdict), bool(handed_off), str(tiers))
             old = groups.get(key, GroupSums(0, 0, 0, Decimal(0)))
             new = GroupSums(
                 old.episodes + sign * int(episodes),
@@ -236,14 +94,157 @@ class FigureKeeper:
             else:
                 groups.pop(key, None)
 
+    def fold_latencies(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
+        latencies = self.latencies
+        for latency, count in rows:
+            value = int(latency)
+            latencies[value] += sign * int(count)
+            if latencies[value] == 0:
+                del latencies[value]
 
-def _grown(ledger: LedgerStore, tenant: str, kept_size: int, kept_leaf: str, size: int) -> bool:
-    """Whether the log at `size` extends the one the shares were kept at."""
-    if kept_size > size or kept_size > ledger.head(tenant):
-        return False
-    if kept_size == 0:
-        return kept_leaf == ""
-    return ledger.leaf_hashes(tenant, kept_size - 1, kept_size)[0].hex() == kept_leaf
+
+class FigureKeeper:
+    """One contract's sums over one episode table, kept in the file at `path`.
+
+    `totals` gives the sums of the table a connection reads, grouped in full unless those kept
+    are of its state; `watch` gives the watcher for an update of the table, whose sums become
+    the kept ones by `advance` once the update is committed."""
+
+    def __init__(self, path: Path, verdict_sql: str, time_zone: str) -> None:
+        self.path = path
+        self.signature = hashlib.sha256(
+            "\n".join((KEPT_FORMAT, EPISODE_TABLE_FORMAT, verdict_sql, time_zone)).encode()
+        ).hexdigest()
+        zone = time_zone.replace("'", "''")
+        self._groups_sql = (
+            f"SELECT CAST(timezone('{zone}', started_at) AS DATE) AS day, "
+            f"{verdict_sql} AS verdict, handed_off, tiers, count(*) AS episodes, "
+            "coalesce(sum(csat), 0) AS csat_total, count(csat) AS csat_answers, "
+            "coalesce(sum(model_cost), 0) AS model_cost FROM {source} GROUP BY ALL"
+        )
+        self._latency_sql = (
+            "SELECT latency_ms_max AS latency_ms, count(*) AS episodes FROM {source} "
+            "WHERE model_calls > 0 AND latency_ms_max IS NOT NULL GROUP BY ALL"
+        )
+        self._state: tuple[int, str] | None = None
+        self._sums = _Sums()
+        self._loaded = False
+
+    @property
+    def state(self) -> tuple[int, str] | None:
+        """The table state (size, last leaf) the kept sums are of, if any."""
+        self._load()
+        return self._state
+
+    def totals(self, connection: duckdb.DuckDBPyConnection) -> KeptTotals:
+        """The sums of the episode table that `connection` reads (its default database): the
+        kept ones when they are of the table's state, else grouped in full and kept."""
+        row = connection.execute("SELECT size, last_leaf FROM episode_table").fetchone()
+        assert row is not None, "the episode table holds no state"
+        state = (int(row[0]), str(row[1]))
+        full = self.state != state
+        if full:
+            sums = _Sums()
+            self.add(connection, sums, "episodes", {}, +1)
+            self._keep(state, sums)
+        return KeptTotals(
+            dict(self._sums.groups),
+            _quantile(self._sums.latencies),
+            state[0],
+            state[1],
+            full,
+        )
+
+    def watch(self, size: int, last_leaf: str) -> FigureWatch | None:
+        """A watcher for an update of the table from (size, last leaf): None when the sums
+        kept are of another state (they are grouped in full when next asked for)."""
+        if self.state != (size, last_leaf):
+            return None
+        return FigureWatch(self, (size, last_leaf), self._sums.copy())
+
+    def advance(self, watch: FigureWatch, size: int, last_leaf: str) -> bool:
+        """Keep the sums `watch` followed, as those of the table at (size, last leaf) now that
+        the update is committed; False (and nothing kept) when the kept sums moved since."""
+        if self.state != watch.start:
+            return False
+        self._keep((size, last_leaf), watch.sums)
+        return True
+
+    def add(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        sums: _Sums,
+        source: str,
+        parameters: Mapping[str, Any],
+        sign: int,
+    ) -> None:
+        """Group the rows of `source` (a table or a parenthesized query) into `sums`."""
+        rows = connection.execute(self._groups_sql.format(source=source), parameters).fetchall()
+        sums.fold_groups(rows, sign)
+        latencies = connection.execute(
+            self._latency_sql.format(source=source), parameters
+        ).fetchall()
+        sums.fold_latencies(latencies, sign)
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            kept = msgspec.json.decode(self.path.read_bytes(), type=_KeptFile)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return  # none, or not one this version reads: grouped in full when asked for
+        if kept.signature != self.signature:
+            return
+        sums = _Sums()
+        sums.fold_groups(
+            (
+                (day, verdict, handed, tiers, n, total, answers, Decimal(cost))
+                for day, verdict, handed, tiers, n, total, answers, cost in kept.groups
+            ),
+            +1,
+        )
+        sums.fold_latencies(kept.latencies, +1)
+        self._state, self._sums = (kept.size, kept.last_leaf), sums
+
+    def _keep(self, state: tuple[int, str], sums: _Sums) -> None:
+        """Make `sums` the kept ones, of `state`: in memory, and in the file (written whole
+        beside it and moved over it, so a crash leaves the old file or the new one)."""
+        self._state, self._sums = state, sums
+        kept = _KeptFile(
+            self.signature,
+            state[0],
+            state[1],
+            [(*key, *value[:3], str(value.model_cost)) for key, value in sums.groups.items()],
+            sorted(sums.latencies.items()),
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writing = self.path.with_name(self.path.name + ".writing")
+        writing.write_bytes(msgspec.json.encode(kept))
+        os.replace(writing, self.path)
+
+
+class FigureWatch:
+    """One update's watcher for a keeper: the kept sums, with the rows the update takes away
+    subtracted and those it adds added (`raas.engine.episode_table.RowsWatcher`)."""
+
+    def __init__(self, keeper: FigureKeeper, start: tuple[int, str], sums: _Sums) -> None:
+        self.keeper = keeper
+        self.start = start
+        self.sums = sums
+
+    def rows(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        query: str,
+        parameters: Mapping[str, Any],
+        sign: int,
+    ) -> None:
+        self.keeper.add(connection, self.sums, f"({query})", parameters, sign)
+
+
+def _day(value: date | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _quantile(histogram: Counter[int]) -> int | None:
@@ -259,7 +260,3 @@ def _quantile(histogram: Counter[int]) -> int | None:
         if seen >= position:
             return value
     raise AssertionError("unreachable: the positions add up to the count")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import duckdb
 import msgspec
@@ -77,6 +77,7 @@ __all__ = [
     "EPISODE_TABLE_FORMAT",
     "EpisodeTableBuild",
     "EpisodeTableState",
+    "RowsWatcher",
     "build_episode_table",
     "changed_customers",
     "export_parquet",
@@ -159,6 +160,23 @@ class EpisodeTableBuild(msgspec.Struct, frozen=True, kw_only=True):
     customers_changed: tuple[str, ...] = ()  # sorted
 
 
+class RowsWatcher(Protocol):
+    """Told of every row of `episodes` that an update takes away or adds, inside the update's
+    transaction, so that what it keeps of the rows (sums, say) can follow them without reading
+    the table again. A full build tells nothing (`EpisodeTableBuild.full`)."""
+
+    def rows(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        query: str,
+        parameters: Mapping[str, Any],
+        sign: int,
+    ) -> None:
+        """`query` (with `parameters`) selects rows of `episodes` (every column, by name) that
+        leave the table (sign -1: called before they are deleted or changed) or enter it (+1:
+        called after they are inserted or changed). Each row leaves or enters once per update."""
+
+
 def build_episode_table(
     ledger: LedgerStore,
     tenant: str,
@@ -170,6 +188,7 @@ def build_episode_table(
     processes: int = 0,
     on_customer: Callable[[int], None] | None = None,
     attach_to: duckdb.DuckDBPyConnection | None = None,
+    watchers: Sequence[RowsWatcher] = (),
 ) -> EpisodeTableBuild:
     """Bring the episode table at `path` to `tenant`'s log at `size` entries (default: the log
     as it is now).
@@ -184,7 +203,8 @@ def build_episode_table(
     the same). `on_customer(entries)` is called after each customer is derived (progress).
     With `attach_to`, a DuckDB connection, the file is attached to its database while it is
     read and written (and detached after) instead of opened as a database of its own, which
-    costs more than a small update.
+    costs more than a small update; a file already attached there (read-write) is used as it
+    is. `watchers` are told of the rows an update takes away and adds (`RowsWatcher`).
     """
     target = Path(path)
     size = ledger.head(tenant) if size is None else size
@@ -197,7 +217,9 @@ def build_episode_table(
         raise ValueError(f"chunk_episodes must be at least 1, found {chunk_episodes}")
     if processes < 0:
         raise ValueError(f"processes must be 0 or more, found {processes}")
-    options = _Options(link_horizon, chunk_episodes, processes, on_customer, attach_to)
+    options = _Options(
+        link_horizon, chunk_episodes, processes, on_customer, attach_to, tuple(watchers)
+    )
     horizon_seconds = _whole_seconds(link_horizon)
     last_leaf = _last_leaf(ledger, tenant, size)
     previous = _previous_state(target, attach_to)
@@ -255,6 +277,7 @@ class _Options(NamedTuple):
     processes: int
     on_customer: Callable[[int], None] | None
     attach_to: duckdb.DuckDBPyConnection | None
+    watchers: tuple[RowsWatcher, ...] = ()
 
 
 def _build_full(
@@ -280,6 +303,12 @@ def _build_full(
             derived = _derive(_batches(customers), options)
             customers_derived, entries_read = staging.write(derived, options)
             state = _write_state(connection, tenant, size, last_leaf, options.link_horizon)
+        if options.attach_to is not None:
+            # The file is replaced: where it is attached, it is detached first (the caller
+            # attaches the new one).
+            attached = _attached_as(options.attach_to, target)
+            if attached is not None:
+                options.attach_to.execute(f"DETACH {quote_identifier(attached, 'duckdb')}")
         _remove_database(target)
         os.replace(building, target)
     finally:
@@ -306,7 +335,7 @@ def _update(
     episodes, customers_kept = previous.episodes, previous.customers
     with (
         _opened(target, options.attach_to) as connection,
-        _Staging(connection, target.parent) as staging,
+        _Staging(connection, target.parent, options.watchers) as staging,
     ):
         connection.execute("BEGIN TRANSACTION")
         try:
@@ -342,6 +371,9 @@ def _update(
                         holdout_groups[customer] = step.holdout_group[0]
                 # A customer new to the table has no rows yet.
                 old = [customer for customer in again if customer in known]
+                if options.watchers:
+                    # Their rows all leave or change (holdout groups), and the stale ones go.
+                    _tell_leaving(connection, options.watchers, [*old, *holdout_groups], stale)
                 episodes -= _delete_episodes(connection, old, stale)
                 if holdout_groups:
                     # Before the new rows go in: they were derived with it.
@@ -354,6 +386,13 @@ def _update(
                             "groups": list(holdout_groups.values()),
                         },
                     )
+                    for watcher in options.watchers:
+                        watcher.rows(
+                            connection,
+                            "SELECT * FROM episodes WHERE customer IN (SELECT unnest($customers))",
+                            {"customers": list(holdout_groups)},
+                            +1,
+                        )
                 customers = (
                     (
                         customer,
@@ -490,6 +529,32 @@ def _take_customer_states(
     for summaries in segments.values():
         summaries.sort(key=lambda s: (s.started_at, s.conversation, s.intent))
     return conversations, segments
+
+
+def _tell_leaving(
+    connection: duckdb.DuckDBPyConnection,
+    watchers: Sequence[RowsWatcher],
+    customers: Sequence[str],
+    stale: Sequence[tuple[str, str]],
+) -> None:
+    """Tell the watchers of the rows about to leave: every episode of `customers` and the
+    `stale` ones (customer, id), each row once."""
+    whole = set(customers)
+    rest = [(customer, episode) for customer, episode in stale if customer not in whole]
+    if not whole and not rest:
+        return
+    query = (
+        "SELECT * FROM episodes WHERE customer IN (SELECT unnest($customers)) UNION ALL "
+        "SELECT episodes.* FROM episodes JOIN (SELECT unnest($stale_customers) AS customer, "
+        "unnest($stale_ids) AS id) AS stale USING (customer, id)"
+    )
+    parameters = {
+        "customers": sorted(whole),
+        "stale_customers": [customer for customer, _ in rest],
+        "stale_ids": [episode for _, episode in rest],
+    }
+    for watcher in watchers:
+        watcher.rows(connection, query, parameters, -1)
 
 
 def _delete_episodes(
@@ -798,8 +863,14 @@ class _Staging:
     """Rows on their way into DuckDB: buffered as newline-delimited JSON in a temporary
     directory, then inserted with DuckDB's JSON reader (one chunk at a time)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        directory: Path,
+        watchers: Sequence[RowsWatcher] = (),
+    ) -> None:
         self.connection = connection
+        self.watchers = watchers
         self.directory = Path(tempfile.mkdtemp(prefix=".episode-table-", dir=directory))
         self.lines: dict[str, list[bytes]] = {table: [] for table in _TABLES}
         self.inserted = dict.fromkeys(_TABLES, 0)  # rows, by table
@@ -844,11 +915,14 @@ class _Staging:
             f"{_string_literal(name)}: {_string_literal(_bare_type(kind))}"
             for name, kind in columns.items()
         )
-        self.connection.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json("
-            f"{_string_literal(str(file))}, format = 'newline_delimited', "
-            f"columns = {{{types}}})"
+        rows = (
+            f"SELECT {names} FROM read_json({_string_literal(str(file))}, "
+            f"format = 'newline_delimited', columns = {{{types}}})"
         )
+        self.connection.execute(f"INSERT INTO {table} ({names}) {rows}")
+        if table == "episodes":
+            for watcher in self.watchers:
+                watcher.rows(self.connection, rows, {}, +1)
         file.unlink()
 
 
@@ -902,8 +976,17 @@ def _opened(
         with _connect(path, read_only=read_only) as connection:
             yield connection
         return
-    alias = f"episode_table_{next(_aliases)}"
     cursor = attach_to.cursor()
+    attached = _attached_as(attach_to, path)
+    if attached is not None:
+        # Attached read-write by the caller, who keeps it so: used as it is.
+        try:
+            cursor.execute(f"USE {quote_identifier(attached, 'duckdb')}")
+            yield cursor
+        finally:
+            cursor.close()
+        return
+    alias = f"episode_table_{next(_aliases)}"
     try:
         home = cursor.execute("SELECT current_database()").fetchone()
         assert home is not None
@@ -921,6 +1004,16 @@ def _opened(
         cursor.execute(f"USE {quote_identifier(str(home[0]), 'duckdb')}")
         cursor.execute(f"DETACH {alias}")
         cursor.close()
+
+
+def _attached_as(connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """The alias under which the file at `path` is attached read-write to `connection`'s
+    database, if it is."""
+    row = connection.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE path = ? AND NOT readonly",
+        [str(path)],
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 _aliases: Final = itertools.count()

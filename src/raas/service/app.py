@@ -123,6 +123,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         services.worker.start()
+        # The dashboard's tables and figures are brought up while the first requests come.
+        app.state.dashboard.start_warming()
         try:
             yield
         finally:
