@@ -191,7 +191,9 @@ def test_an_update_that_fails_leaves_the_kept_sums_of_the_table_as_it_was(
     before = kept_totals(keeper, table)
 
     class Failing:
-        def rows(self, connection: object, query: str, parameters: object, sign: int) -> None:
+        expressions = ("id",)
+
+        def rows(self, values: object, sign: int) -> None:
             if sign > 0:
                 raise RuntimeError("the update fails after rows left")
 

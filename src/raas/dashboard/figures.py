@@ -16,7 +16,7 @@ import hashlib
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -116,15 +116,26 @@ class FigureKeeper:
             "\n".join((KEPT_FORMAT, EPISODE_TABLE_FORMAT, verdict_sql, time_zone)).encode()
         ).hexdigest()
         zone = time_zone.replace("'", "''")
+        day = f"CAST(timezone('{zone}', started_at) AS DATE)"
         self._groups_sql = (
-            f"SELECT CAST(timezone('{zone}', started_at) AS DATE) AS day, "
-            f"{verdict_sql} AS verdict, handed_off, tiers, count(*) AS episodes, "
-            "coalesce(sum(csat), 0) AS csat_total, count(csat) AS csat_answers, "
-            "coalesce(sum(model_cost), 0) AS model_cost FROM {source} GROUP BY ALL"
+            f"SELECT {day} AS day, {verdict_sql} AS verdict, handed_off, tiers, "
+            "count(*) AS episodes, coalesce(sum(csat), 0) AS csat_total, "
+            "count(csat) AS csat_answers, coalesce(sum(model_cost), 0) AS model_cost "
+            "FROM episodes GROUP BY ALL"
         )
         self._latency_sql = (
-            "SELECT latency_ms_max AS latency_ms, count(*) AS episodes FROM {source} "
+            "SELECT latency_ms_max AS latency_ms, count(*) AS episodes FROM episodes "
             "WHERE model_calls > 0 AND latency_ms_max IS NOT NULL GROUP BY ALL"
+        )
+        # What one row adds, as the groupings above count it.
+        self.expressions: tuple[str, ...] = (
+            day,
+            f"({verdict_sql})",
+            "handed_off",
+            "tiers",
+            "csat",
+            "model_cost",
+            "CASE WHEN model_calls > 0 THEN latency_ms_max END",
         )
         self._state: tuple[int, str] | None = None
         self._sums = _Sums()
@@ -145,7 +156,8 @@ class FigureKeeper:
         full = self.state != state
         if full:
             sums = _Sums()
-            self.add(connection, sums, "episodes", {}, +1)
+            sums.fold_groups(connection.execute(self._groups_sql).fetchall(), +1)
+            sums.fold_latencies(connection.execute(self._latency_sql).fetchall(), +1)
             self._keep(state, sums)
         return KeptTotals(
             dict(self._sums.groups),
@@ -169,22 +181,6 @@ class FigureKeeper:
             return False
         self._keep((size, last_leaf), watch.sums)
         return True
-
-    def add(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        sums: _Sums,
-        source: str,
-        parameters: Mapping[str, Any],
-        sign: int,
-    ) -> None:
-        """Group the rows of `source` (a table or a parenthesized query) into `sums`."""
-        rows = connection.execute(self._groups_sql.format(source=source), parameters).fetchall()
-        sums.fold_groups(rows, sign)
-        latencies = connection.execute(
-            self._latency_sql.format(source=source), parameters
-        ).fetchall()
-        sums.fold_latencies(latencies, sign)
 
     def _load(self) -> None:
         if self._loaded:
@@ -216,7 +212,7 @@ class FigureKeeper:
             state[0],
             state[1],
             [(*key, *value[:3], str(value.model_cost)) for key, value in sums.groups.items()],
-            sorted(sums.latencies.items()),
+            list(sums.latencies.items()),
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writing = self.path.with_name(self.path.name + ".writing")
@@ -233,14 +229,27 @@ class FigureWatch:
         self.start = start
         self.sums = sums
 
-    def rows(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        query: str,
-        parameters: Mapping[str, Any],
-        sign: int,
-    ) -> None:
-        self.keeper.add(connection, self.sums, f"({query})", parameters, sign)
+    @property
+    def expressions(self) -> Sequence[str]:
+        return self.keeper.expressions
+
+    def rows(self, values: Sequence[Sequence[Any]], sign: int) -> None:
+        """Rows' (day, verdict, handed off, tiers, CSAT, model cost, latency of an episode
+        with model calls) added (sign 1) or taken away (-1)."""
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        latencies: Counter[int] = Counter()
+        for day, verdict, handed_off, tiers, csat, cost, latency in values:
+            sums = groups.setdefault((day, verdict, handed_off, tiers), [0, 0, 0, Decimal(0)])
+            sums[0] += 1
+            if csat is not None:
+                sums[1] += int(csat)
+                sums[2] += 1
+            if cost is not None:
+                sums[3] += Decimal(cost)
+            if latency is not None:
+                latencies[int(latency)] += 1
+        self.sums.fold_groups([(*key, *sums) for key, sums in groups.items()], sign)
+        self.sums.fold_latencies(latencies.items(), sign)
 
 
 def _day(value: date | str) -> str:

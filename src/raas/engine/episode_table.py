@@ -163,18 +163,16 @@ class EpisodeTableBuild(msgspec.Struct, frozen=True, kw_only=True):
 class RowsWatcher(Protocol):
     """Told of every row of `episodes` that an update takes away or adds, inside the update's
     transaction, so that what it keeps of the rows (sums, say) can follow them without reading
-    the table again. A full build tells nothing (`EpisodeTableBuild.full`)."""
+    the table again: the values of its `expressions` (SQL over a row's columns) for each row,
+    read by the update from the rows it deletes and inserts anyway. A full build tells nothing
+    (`EpisodeTableBuild.full`)."""
 
-    def rows(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        query: str,
-        parameters: Mapping[str, Any],
-        sign: int,
-    ) -> None:
-        """`query` (with `parameters`) selects rows of `episodes` (every column, by name) that
-        leave the table (sign -1: called before they are deleted or changed) or enter it (+1:
-        called after they are inserted or changed). Each row leaves or enters once per update."""
+    @property
+    def expressions(self) -> Sequence[str]: ...
+
+    def rows(self, values: Sequence[Sequence[Any]], sign: int) -> None:
+        """The `expressions`' values of rows that leave the table (sign -1) or enter it (+1);
+        each row leaves or enters once per update (a changed row does both)."""
 
 
 def build_episode_table(
@@ -373,8 +371,11 @@ def _update(
                 old = [customer for customer in again if customer in known]
                 if options.watchers:
                     # Their rows all leave or change (holdout groups), and the stale ones go.
-                    _tell_leaving(connection, options.watchers, [*old, *holdout_groups], stale)
-                episodes -= _delete_episodes(connection, old, stale)
+                    episodes -= _delete_told(
+                        connection, options.watchers, old, list(holdout_groups), stale
+                    )
+                else:
+                    episodes -= _delete_episodes(connection, old, stale)
                 if holdout_groups:
                     # Before the new rows go in: they were derived with it.
                     connection.execute(
@@ -386,10 +387,11 @@ def _update(
                             "groups": list(holdout_groups.values()),
                         },
                     )
-                    for watcher in options.watchers:
-                        watcher.rows(
+                    if options.watchers:
+                        _tell(
                             connection,
-                            "SELECT * FROM episodes WHERE customer IN (SELECT unnest($customers))",
+                            options.watchers,
+                            "FROM episodes WHERE customer IN (SELECT unnest($customers))",
                             {"customers": list(holdout_groups)},
                             +1,
                         )
@@ -428,7 +430,8 @@ def _update(
 
 class _Step(NamedTuple):
     """A known customer's update by `relink`: its rows to insert, the ids of its episodes to
-    delete, and, when new holdout assignments came, the holdout group of all its episodes."""
+    delete, and, when new holdout assignments moved it to another group, the holdout group of
+    all its episodes."""
 
     derived: _Derived
     stale: list[str]
@@ -473,7 +476,12 @@ def _relinked(
     group = None
     if holdouts:
         by_conversation.setdefault(None, []).extend(index for _, index in holdouts)
-        group = (customer_holdout_group(customer_facts),)
+        assigned = [entry for entry, _ in more if _conversation_of(entry) is None]
+        new_group = customer_holdout_group([*assigned, *(entry for entry, _ in holdouts)])
+        # Assigned again to the group it was in (as a returning customer usually is): the
+        # rows that stand hold that group already, and stay as they are.
+        if new_group != customer_holdout_group(assigned):
+            group = (new_group,)
     derived = _Derived(
         episode_lines=[_encoder.encode(row) for row in rows],
         customer_lines=[
@@ -531,30 +539,67 @@ def _take_customer_states(
     return conversations, segments
 
 
-def _tell_leaving(
+def _delete_told(
     connection: duckdb.DuckDBPyConnection,
     watchers: Sequence[RowsWatcher],
     customers: Sequence[str],
+    changing: Sequence[str],
     stale: Sequence[tuple[str, str]],
-) -> None:
-    """Tell the watchers of the rows about to leave: every episode of `customers` and the
-    `stale` ones (customer, id), each row once."""
-    whole = set(customers)
-    rest = [(customer, episode) for customer, episode in stale if customer not in whole]
-    if not whole and not rest:
-        return
-    query = (
-        "SELECT * FROM episodes WHERE customer IN (SELECT unnest($customers)) UNION ALL "
-        "SELECT episodes.* FROM episodes JOIN (SELECT unnest($stale_customers) AS customer, "
-        "unnest($stale_ids) AS id) AS stale USING (customer, id)"
+) -> int:
+    """Delete every episode of `customers` and the `stale` ones (customer, id), telling the
+    watchers of them and of the rows of `changing` customers (about to change), each row
+    once; how many were deleted. One scan of the table finds them all, by row id."""
+    gone = set(customers)
+    changed = set(changing)
+    stale_keys = set(stale)
+    affected = gone | changed | {customer for customer, _ in stale_keys}
+    if not affected:
+        return 0
+    expressions = [expression for watcher in watchers for expression in watcher.expressions]
+    rows = connection.execute(
+        f"SELECT rowid, customer, id, {', '.join(expressions)} FROM episodes "
+        "WHERE customer IN (SELECT unnest($customers))",
+        {"customers": sorted(affected)},
+    ).fetchall()
+    leaving = [
+        row for row in rows if row[1] in gone or row[1] in changed or (row[1], row[2]) in stale_keys
+    ]
+    _tell_values(watchers, [row[3:] for row in leaving], -1)
+    deleted = [row[0] for row in leaving if row[1] in gone or (row[1], row[2]) in stale_keys]
+    assert len(deleted) == sum(row[1] in gone for row in leaving) + len(stale_keys), (
+        "a stale episode was not there"
     )
-    parameters = {
-        "customers": sorted(whole),
-        "stale_customers": [customer for customer, _ in rest],
-        "stale_ids": [episode for _, episode in rest],
-    }
+    if not deleted:
+        return 0
+    found = connection.execute(
+        "DELETE FROM episodes WHERE rowid IN (SELECT unnest($rows))", {"rows": deleted}
+    ).fetchone()
+    assert found is not None and int(found[0]) == len(deleted)
+    return len(deleted)
+
+
+def _tell(
+    connection: duckdb.DuckDBPyConnection,
+    watchers: Sequence[RowsWatcher],
+    source: str,
+    parameters: Mapping[str, Any],
+    sign: int,
+) -> None:
+    """Tell the watchers of the rows `source` (FROM ...) selects."""
+    expressions = [expression for watcher in watchers for expression in watcher.expressions]
+    rows = connection.execute(f"SELECT {', '.join(expressions)} {source}", parameters).fetchall()
+    _tell_values(watchers, rows, sign)
+
+
+def _tell_values(watchers: Sequence[RowsWatcher], rows: Sequence[Sequence[Any]], sign: int) -> None:
+    """Each watcher its own expressions' values of `rows` (all watchers' values, in order)."""
+    if not rows:
+        return
+    at = 0
     for watcher in watchers:
-        watcher.rows(connection, query, parameters, -1)
+        count = len(watcher.expressions)
+        watcher.rows([row[at : at + count] for row in rows], sign)
+        at += count
 
 
 def _delete_episodes(
@@ -915,14 +960,14 @@ class _Staging:
             f"{_string_literal(name)}: {_string_literal(_bare_type(kind))}"
             for name, kind in columns.items()
         )
-        rows = (
-            f"SELECT {names} FROM read_json({_string_literal(str(file))}, "
+        source = (
+            f"FROM read_json({_string_literal(str(file))}, "
             f"format = 'newline_delimited', columns = {{{types}}})"
         )
-        self.connection.execute(f"INSERT INTO {table} ({names}) {rows}")
-        if table == "episodes":
-            for watcher in self.watchers:
-                watcher.rows(self.connection, rows, {}, +1)
+        self.connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} {source}")
+        if table == "episodes" and self.watchers:
+            # The rows as inserted: read again from the file (a few), not from the table.
+            _tell(self.connection, self.watchers, source, {}, +1)
         file.unlink()
 
 
