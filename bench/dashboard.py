@@ -10,25 +10,27 @@ stored as issued (its lines list the month's billed episodes), and the log is ha
 blocks the episode page proves its events from (`raas.dashboard.subtrees`; like the episode
 table, done once for a dashboard's folder and then kept up as the log grows; timed apart).
 
-Then the dashboard is served in-process and each main page timed as the server sees it
-(request in, HTML out; no network, no browser): the vendor's overview, the buyer's invoice
-list, invoice, first page of a line's episodes and one episode, and the auditor's checkpoints.
-The first request of each page is reported apart (the vendor's overview groups the vendor's
-figures from the whole table then, when they were never kept; other pages decode the invoice
+Then the dashboard is served in-process. First the vendor's overview of a folder nobody warmed
+is timed once (it groups the vendor's figures from the whole table), and its kept figures are
+removed; then the dashboard is warmed as `raas serve` does at start (`DashboardData.warm`,
+timed apart: tables and figures brought up to the head) and each main page timed as the server
+sees it (request in, HTML out; no network, no browser): the vendor's overview, the buyer's
+invoice list, invoice, first page of a line's episodes and one episode, and the auditor's
+checkpoints. The first request of each page is reported apart (other pages decode the invoice
 once), then the median of `--runs` requests, with CPU time beside wall time and the load
 average (the machine is shared). Then the ledger grows `--growths` times by
-`--growth-conversations` new conversations (of known customers, as customers come back), and
-the first vendor overview after each growth is timed: it brings the episode table and the
-kept figures up to the new head before it renders; then the first episode page (it hashes the
-blocks the growth completed). The growth is new customers by default
-(their ids renamed from the simulation's); with `--returning` the month's own customers come
-back, and the episode table derives each one's whole month again (the heaviest customers of a
-large simulated month have thousands of entries). Target: under 300 ms per page. Writes
-bench/results/dashboard.json, with the machine (CPU model and count) and the load average.
+`--growth-conversations` new conversations, and the first vendor overview after each growth is
+timed: it brings the episode table up to the new head before it renders, the kept figures
+following the rows the update changes; then the first episode page (it hashes the blocks the
+growth completed). The growth is new customers by default (their ids renamed from the
+simulation's); with `--returning` the month's own customers come back, and the episode table
+derives again the episodes their new conversations join. Target: under 300 ms per page. Writes
+bench/results/dashboard.json (or `--output`), with the machine (CPU model and count) and the
+load average.
 
     .venv/bin/python bench/dashboard.py [--conversations 20000] [--runs 7] [--growths 5]
         [--growth-conversations 200] [--ledger settle-1000000.db --table episodes.duckdb]
-        [--workdir /tmp/raas-bench-dashboard]
+        [--returning] [--workdir /tmp/raas-bench-dashboard] [--output results.json]
 """
 
 from __future__ import annotations

@@ -339,9 +339,12 @@ def _update(
         try:
             for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
                 chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
-                # Their state rows go and come back whole (as a full build writes them).
-                conversations, segments = _take_customer_states(connection, chunk)
-                known = _delete_customers(connection, chunk)
+                # Their state rows go and come back whole (as a full build writes them). Which
+                # of them the table holds is one narrow scan: reading the state rows is a wide
+                # one per table, for nothing when all are new customers.
+                present = _present(connection, chunk)
+                conversations, segments = _take_customer_states(connection, present)
+                known = _delete_customers(connection, present)
                 customers_kept -= len(known)
                 again: list[str] = []  # derived from all their entries
                 relinked: list[_Derived] = []
@@ -503,6 +506,15 @@ def _decoded(stored: Iterable[StoredEvent]) -> list[tuple[Entry, int]]:
     return [(Entry(decode_entry(item.entry), item.leaf_hash), item.log_index) for item in stored]
 
 
+def _present(connection: duckdb.DuckDBPyConnection, customers: Sequence[str]) -> list[str]:
+    """Those of `customers` that the table holds."""
+    rows = connection.execute(
+        "SELECT customer FROM customers WHERE customer IN (SELECT unnest($customers))",
+        {"customers": list(customers)},
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 def _take_customer_states(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
 ) -> tuple[
@@ -511,6 +523,8 @@ def _take_customer_states(
 ]:
     """Delete these customers' state rows; what they held: log indexes by conversation, and
     segments in link order."""
+    if not customers:
+        return {}, {}
     values = {"customers": list(customers)}
     conversations: dict[str, dict[str | None, list[int]]] = {}
     for customer, conversation, indexes in connection.execute(
@@ -802,6 +816,8 @@ def _delete_customers(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
 ) -> dict[str, list[int]]:
     """Delete these customers' rows of `customers`; the log indexes they held."""
+    if not customers:
+        return {}
     rows = connection.execute(
         "DELETE FROM customers WHERE customer IN (SELECT unnest($customers)) "
         "RETURNING customer, log_indexes",
