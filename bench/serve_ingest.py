@@ -5,6 +5,8 @@ memory (RSS) after one minute and at the end. Writes bench/results/serve_ingest.
     python bench/serve_ingest.py                 # the full run: 10 minutes
     python bench/serve_ingest.py --minutes 2     # a quick one (recorded as such)
 
+The server's memory and CPU include its worker processes (`raas serve --ingest-processes`).
+
 Every event is new (ids carry the batch number), so each request does a full append: parse,
 commitments, leaf hashes, Merkle frontier, one SQLite transaction fsynced (synchronous=FULL).
 """
@@ -106,16 +108,31 @@ def load(
     )
 
 
+def _server_pids(pid: int) -> list[int]:
+    """The server and its worker processes (the ones preparing ingested batches)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return [pid, *(grandchild for child in children for grandchild in _server_pids(child))]
+
+
 def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+    """Resident memory of the server and its workers together."""
+    total = 0
+    for process in _server_pids(pid):
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the server and its workers together."""
+    ticks = 0
+    for process in _server_pids(pid):
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -130,6 +147,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--events-per-batch", type=int, default=1_000)
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=None,
+        help="raas serve --ingest-processes (default: the server's own default)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     arguments = parser.parse_args()
     seconds = arguments.minutes * 60
@@ -139,8 +162,10 @@ def main() -> None:
     key, _ = create_api_key(store, "acme", "ingest", "bench", "bench")
     store.close()
     port = _free_port()
+    processes = arguments.ingest_processes
     server = subprocess.Popen(
-        [*RAAS_SERVE, "--db", f"sqlite:///{database}", "--port", str(port), "--rate", "100000"],
+        [*RAAS_SERVE, "--db", f"sqlite:///{database}", "--port", str(port), "--rate", "100000"]
+        + ([] if processes is None else ["--ingest-processes", str(processes)]),
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -151,6 +176,7 @@ def main() -> None:
             time.sleep(0.1)
     load_before = os.getloadavg()[0]
     server_cpu_before = _cpu_seconds(server.pid)
+    server_processes = len(_server_pids(server.pid))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     loader = context.Process(
@@ -186,6 +212,8 @@ def main() -> None:
         "minutes": arguments.minutes,
         "connections": arguments.connections,
         "events_per_batch": arguments.events_per_batch,
+        "ingest_processes": "server default" if processes is None else processes,
+        "server_processes": server_processes,
         "events": outcome["events"],
         "requests": len(latencies),
         "failed_requests": outcome["failure_count"],

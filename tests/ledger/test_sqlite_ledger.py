@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -252,6 +256,40 @@ def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(tmp_path: Pa
                 event_entry(row.reveal(), key) for row in stored
             ]
         assert there.check().problem is None
+
+
+def test_bodies_appended_one_by_one_from_threads_through_worker_processes(tmp_path: Path) -> None:
+    # What raas serve does: each request thread hands its body to the ledger's preparers and
+    # waits for its own receipt; concurrent batches are stored whole, each once.
+    bodies = [msgspec.json.encode([event(n * 10 + k) for k in range(10)]) for n in range(24)]
+    conflicting = msgspec.json.encode([event(3), event(3, data=Csat(score=5), seconds=99)])
+    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+        ledger.start_preparers(2)
+        with ThreadPoolExecutor(4) as senders:
+            receipts = list(senders.map(lambda body: ledger.append_body(body, parse_batch), bodies))
+        assert [receipt.stored for receipt in receipts] == [10] * 24
+        assert ledger.head("acme") == 240
+        # Again: every event is a duplicate now, and nothing more is stored.
+        again = ledger.append_body(bodies[5], parse_batch)
+        assert (again.stored, again.duplicates) == (0, 10)
+        with pytest.raises(BatchRejected, match="broken") as rejected:
+            ledger.append_body(b'[{"id": "broken", "time": "yesterday"}]', parse_batch)
+        assert [error.event_id for error in rejected.value.errors] == ["broken"]
+        with pytest.raises(ConflictError):  # one key, two contents, inside one batch
+            ledger.append_body(conflicting, parse_batch)
+        assert ledger.append_body(b"[]", parse_batch).stored == 0
+        # A worker killed from outside: the body in hand is parsed here, later ones by new ones.
+        for worker in list(multiprocessing.active_children()):
+            if worker.name.startswith("SpawnProcess"):
+                os.kill(worker.pid or 0, signal.SIGKILL)
+        late = [msgspec.json.encode([event(1000 + n)]) for n in range(3)]
+        assert [ledger.append_body(body, parse_batch).stored for body in late] == [1, 1, 1]
+        assert ledger.head("acme") == 243
+        key = commitment_key(tmp_path / "ledger.db")
+        stored = rows(ledger, "acme")
+        assert [row.entry for row in stored] == [event_entry(row.reveal(), key) for row in stored]
+        assert ledger.check().problem is None
+    assert not [child for child in multiprocessing.active_children() if child.is_alive()]
 
 
 # -- failures ----------------------------------------------------------------------------------

@@ -68,7 +68,9 @@ def filing_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
+    """A served app over a new SQLite file; parametrize it indirectly with a number of ingest
+    worker processes (raas serve's --ingest-processes; 0 unless given)."""
     database = tmp_path / "raas.db"
     keys = make_keys(database)
     settings = ServiceSettings(
@@ -76,6 +78,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
         signer_key_paths=(signer_key(tmp_path),),
         requests_per_second=10_000,
         requests_burst=10_000,
+        ingest_processes=getattr(request, "param", 0),
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield Service(client, database, keys)

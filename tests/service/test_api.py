@@ -26,6 +26,12 @@ JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
 
 
+# Ingest parses in the server process, or in a worker process (raas serve's default).
+ingest_ways = pytest.mark.parametrize(
+    "service", [0, 1], indirect=True, ids=["parsed-here", "parsed-in-worker"]
+)
+
+
 def events_of(tenant: str = "acme") -> list[Event]:
     return conversation("c1", tenant=tenant) + conversation(
         "c2", customer="customer-2", confirm=True, tenant=tenant
@@ -69,6 +75,7 @@ def settle_acme(service: Service) -> str:
     return invoice_id
 
 
+@ingest_ways
 def test_ingest_json_and_ndjson_store_once_and_report_duplicates(service: Service) -> None:
     events = events_of()
     first = ingest(service, events)
@@ -84,6 +91,7 @@ def test_ingest_json_and_ndjson_store_once_and_report_duplicates(service: Servic
         assert ledger.count("acme") == len(events)
 
 
+@ingest_ways
 def test_a_bad_event_rejects_the_batch_naming_event_field_and_reason(service: Service) -> None:
     events = [msgspec.to_builtins(event) for event in events_of()]
     events[3]["data"] = {"role": "robot"}
@@ -103,6 +111,7 @@ def test_a_bad_event_rejects_the_batch_naming_event_field_and_reason(service: Se
         assert ledger.count("acme") == 0
 
 
+@ingest_ways
 def test_an_event_of_another_tenant_rejects_the_batch(service: Service) -> None:
     events = events_of() + conversation("g1", tenant="globex")
     response = service.client.post(

@@ -6,6 +6,7 @@ key text is printed once by `create` and cannot be read back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 DATABASE_DEFAULT: Final = "sqlite:///raas.db"
 CLI_ACTOR: Final = "cli"
+# One preparing process where there is a second core for it.
+INGEST_PROCESSES_DEFAULT: Final = 1 if (os.cpu_count() or 1) > 1 else 0
 
 stdout = Console(soft_wrap=True, highlight=False)
 
@@ -81,6 +84,14 @@ database_url_option = click.option(
     show_default=True,
     help="Claims of a settlement run before it is failed (each of its servers died running it).",
 )
+@click.option(
+    "--ingest-processes",
+    type=click.IntRange(min=0),
+    default=INGEST_PROCESSES_DEFAULT,
+    show_default=True,
+    help="Worker processes that parse and make ready ingested batches while the server writes "
+    "(SQLite ledger): ingest then uses another core. 0 parses in the server process.",
+)
 def serve(
     database: str,
     host: str,
@@ -91,6 +102,7 @@ def serve(
     timeout_seconds: float,
     lease_seconds: float,
     attempts_max: int,
+    ingest_processes: int,
 ) -> None:
     """Serve the HTTP API (OpenAPI document at /openapi.json, docs at /docs)."""
     # Imported here: only this command needs the web framework and the server.
@@ -107,6 +119,7 @@ def serve(
         request_timeout_seconds=timeout_seconds,
         settlement_lease_seconds=lease_seconds,
         settlement_attempts_max=attempts_max,
+        ingest_processes=ingest_processes,
     )
     app = create_app(settings)
     click.echo(f"raas serve on http://{host}:{port} (database {database})", err=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any, Final
 
@@ -165,6 +166,29 @@ def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
     if _DISPUTE_ENVELOPES.isdisjoint(map(type, envelopes)):
         return events
     return _checked_disputes(events)
+
+
+def parse_tenant_batch(body: bytes, *, tenant: str, ndjson: bool) -> Sequence[Event]:
+    """`parse_batch` for a key of `tenant`: a batch naming another tenant is refused whole.
+    Module-level, so that a ledger can run it in a worker process (`append_body`)."""
+    return of_tenant(parse_batch(body, ndjson=ndjson), tenant)
+
+
+def of_tenant(events: Sequence[Event], tenant: str) -> Sequence[Event]:
+    """The events, if every one names `tenant`; else BatchRejected naming each that does not."""
+    wrong = [
+        EventError(
+            event.id,
+            "tenant",
+            f"this key writes to tenant {tenant!r} only, the event names {event.tenant!r}",
+            index,
+        )
+        for index, event in enumerate(events)
+        if event.tenant != tenant
+    ]
+    if wrong:
+        raise BatchRejected(wrong)
+    return events
 
 
 def parse_event(obj: bytes) -> Event:

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import secrets
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from typing import Any, Final
@@ -178,6 +178,12 @@ class PostgresLedger(SqlLedger[psycopg.Connection[Any]]):
         for events in batches:
             if events:
                 yield self.append(events)
+
+    def append_body(self, body: bytes, parse: Callable[[bytes], Sequence[Event]]) -> AppendReceipt:
+        return self.append(parse(body))
+
+    def start_preparers(self, processes: int) -> None:
+        pass  # each server process appends on its own connection; run more servers instead
 
     @contextmanager
     def _writing(

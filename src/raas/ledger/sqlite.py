@@ -33,9 +33,11 @@ import os
 import secrets
 import sqlite3
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from itertools import count as count_from
 from itertools import groupby, repeat
@@ -298,6 +300,9 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
                 connection.close()
                 raise
         self._connection: sqlite3.Connection | None = connection
+        self._preparers: ProcessPoolExecutor | None = None
+        self._preparer_processes = 0
+        self._preparers_lock = threading.Lock()
 
     _queries = _QUERIES
     _driver_error = sqlite3.Error
@@ -318,7 +323,52 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         connection = self._open_connection()
         if not events:
             return AppendReceipt(0, 0, {})
-        batch = _Batch(events, self._commitment_key)
+        return self._append_one(connection, _Batch(events, self._commitment_key))
+
+    def append_body(self, body: bytes, parse: Callable[[bytes], Sequence[Event]]) -> AppendReceipt:
+        """`append(parse(body))`; once `start_preparers` ran, parsed and made ready (entries,
+        commitments, hashes) in a worker process while this thread only writes and commits.
+
+        Errors of `parse` and of making the batch ready (BatchRejected, ConflictError inside the
+        batch) are raised here as they would be by `append`.
+        """
+        connection = self._open_connection()
+        preparers = self._preparers
+        if preparers is None:
+            return self.append(parse(body))
+        try:
+            prepared = preparers.submit(_prepare_body, parse, body).result()
+        except BrokenProcessPool:
+            # A worker died (killed from outside): this body is parsed here, and the next one
+            # goes to new workers.
+            self._restart_preparers(preparers)
+            return self.append(parse(body))
+        if isinstance(prepared, _Failure):
+            raise prepared.error()
+        if prepared is None:
+            return AppendReceipt(0, 0, {})
+        return self._append_one(connection, _from_wire(prepared))
+
+    def start_preparers(self, processes: int) -> None:
+        """Prepare `append_body`'s bodies in `processes` worker processes (spawned now; they
+        hold the ledger's commitment key in memory until `close`). 0 prepares here."""
+        with self._preparers_lock:
+            if self._preparers is not None:
+                self._preparers.shutdown(cancel_futures=True)
+            self._preparers = _preparer_pool(processes, self._commitment_key) if processes else None
+            self._preparer_processes = processes
+
+    def _restart_preparers(self, broken: ProcessPoolExecutor) -> None:
+        with self._preparers_lock:
+            if self._preparers is broken:
+                broken.shutdown(wait=False)
+                self._preparers = _preparer_pool(self._preparer_processes, self._commitment_key)
+
+    def close(self) -> None:
+        self.start_preparers(0)
+        super().close()
+
+    def _append_one(self, connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
         with self._lock, _translated("append to the ledger"):
             receipt = self._write(connection, batch)
             try:
@@ -784,6 +834,19 @@ def _from_wire(data: bytes) -> _Batch:
 _preparer_key: bytes | None = None
 
 
+def _preparer_pool(processes: int, commitment_key: bytes) -> ProcessPoolExecutor:
+    # spawn, not fork: this process may hold threads and an open database.
+    pool = ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_preparer,
+        initargs=(commitment_key,),
+    )
+    for _ in range(processes):  # each starts its process now, not on the first body
+        pool.submit(int)
+    return pool
+
+
 def _start_preparer(commitment_key: bytes) -> None:
     global _preparer_key
     _preparer_key = commitment_key
@@ -833,7 +896,7 @@ def _prepare_body(
     parse: Callable[[bytes], Sequence[Event]], body: bytes
 ) -> bytes | _Failure | None:
     """In a worker process: parse one body and make its batch ready (None if it is empty)."""
-    assert _preparer_key is not None, "a preparer runs in a pool started by append_parsed"
+    assert _preparer_key is not None, "started by append_parsed or start_preparers"
     try:
         events = parse(body)
         return _to_wire(_Batch(events, _preparer_key)) if events else None

@@ -8,7 +8,7 @@ an in-memory fake on it with the same semantics, for tests above.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -125,6 +125,17 @@ class LedgerStore(Protocol):
         Empty batches are skipped. A store may overlap making one batch ready with storing the
         one before; a failing batch raises after the receipts of the batches before it.
         """
+        ...
+
+    def append_body(self, body: bytes, parse: Callable[[bytes], Sequence[Event]]) -> AppendReceipt:
+        """`append(parse(body))`, parsed and made ready in a worker process once
+        `start_preparers` started them (`parse` must then be picklable), so that a server's
+        requests use more than the one core its interpreter holds."""
+        ...
+
+    def start_preparers(self, processes: int) -> None:
+        """Parse and make ready `append_body`'s bodies in this many worker processes until
+        `close`; a store that cannot parses in the calling thread as before."""
         ...
 
     def head(self, tenant: str) -> int:
@@ -493,6 +504,12 @@ class MemoryLedger(MerkleLog[None]):
         for events in batches:
             if events:
                 yield self.append(events)
+
+    def append_body(self, body: bytes, parse: Callable[[bytes], Sequence[Event]]) -> AppendReceipt:
+        return self.append(parse(body))
+
+    def start_preparers(self, processes: int) -> None:
+        pass  # in memory, one process holds it all
 
     def head(self, tenant: str) -> int:
         return len(self._logs.get(tenant, ()))

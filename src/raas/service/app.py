@@ -26,7 +26,7 @@ from raas.audit.receipt import encode_receipt
 from raas.core.invoice import InvoiceLine
 from raas.dashboard.service import mount_dashboard
 from raas.errors import RaasError
-from raas.ingest.validate import BATCH_EVENTS_MAX, parse_batch
+from raas.ingest.validate import BATCH_EVENTS_MAX
 from raas.ledger.keys import SignerKey, load_signer_key
 from raas.ledger.store import LedgerStore
 from raas.service import models
@@ -122,6 +122,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        services.ledger.start_preparers(settings.ingest_processes)
         services.worker.start()
         # The dashboard's tables and figures are brought up while the first requests come.
         app.state.dashboard.start_warming()
@@ -130,6 +131,7 @@ def create_app(
         finally:
             # Waits for the settlement in hand: it must end before its stores close.
             await run_in_threadpool(services.worker.stop)
+            await run_in_threadpool(services.ledger.start_preparers, 0)
             app.state.dashboard.close()
             if owned:
                 services.store.close()
@@ -414,8 +416,7 @@ def _add_routes(app: FastAPI) -> None:
         body = await request.body()
 
         def work() -> models.IngestReceipt:
-            events = parse_batch(body, ndjson=media_type == NDJSON)
-            receipt, size = data.append(events)
+            receipt, size = data.append_body(body, ndjson=media_type == NDJSON)
             return models.IngestReceipt(
                 accepted=receipt.stored,
                 duplicates=receipt.duplicates,

@@ -43,6 +43,9 @@ class ServiceSettings:
     # and the run is failed after this many claims (see raas.service.worker).
     settlement_lease_seconds: float = RUN_LEASE.total_seconds()
     settlement_attempts_max: int = RUN_ATTEMPTS_MAX
+    # Worker processes that parse and make ready ingested batches, so that ingest uses more than
+    # the one core the server's interpreter holds (SQLite ledgers; 0: in the server process).
+    ingest_processes: int = 0
 
 
 def sqlite_path(database: str) -> Path | None:

@@ -9,6 +9,7 @@ each action, a second lock behind the handlers' own check: an ingest key can onl
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,8 +31,9 @@ from raas.core.periods import Period, parse_period
 from raas.core.prepaid import prepaid_drawn_before
 from raas.core.versions import starting_balance
 from raas.engine.reference import issued_invoices, settle_from_ledger
-from raas.errors import BatchRejected, EventError, RaasError
+from raas.errors import RaasError
 from raas.ingest.otlp import ModelPrice
+from raas.ingest.validate import of_tenant, parse_tenant_batch
 from raas.ledger.evidence import EvidenceError, export_bundle, export_receipt
 from raas.ledger.keys import SignerKey
 from raas.ledger.store import AppendReceipt, LedgerStore, StoredEvent
@@ -175,22 +177,18 @@ class TenantData:
     def append(self, events: Sequence[Event]) -> tuple[AppendReceipt, int]:
         """Store the batch (all of it, or nothing); the receipt and the log's size after it."""
         self.require(Action.INGEST)
-        tenant = self.tenant
-        wrong = [
-            EventError(
-                event.id,
-                "tenant",
-                f"this key writes to tenant {tenant!r} only, the event names {event.tenant!r}",
-                index,
-            )
-            for index, event in enumerate(events)
-            if event.tenant != tenant
-        ]
-        if wrong:
-            raise BatchRejected(wrong)
-        receipt = self._ledger.append(events)
-        head = receipt.logs.get(tenant)
-        return receipt, head.size if head is not None else self._ledger.head(tenant)
+        return self._stored(self._ledger.append(of_tenant(events, self.tenant)))
+
+    def append_body(self, body: bytes, *, ndjson: bool) -> tuple[AppendReceipt, int]:
+        """`append` of the events the body parses to (a JSON array, or NDJSON), parsed where
+        the ledger prepares batches (another process, when it was given some)."""
+        self.require(Action.INGEST)
+        parse = functools.partial(parse_tenant_batch, tenant=self.tenant, ndjson=ndjson)
+        return self._stored(self._ledger.append_body(body, parse))
+
+    def _stored(self, receipt: AppendReceipt) -> tuple[AppendReceipt, int]:
+        head = receipt.logs.get(self.tenant)
+        return receipt, head.size if head is not None else self._ledger.head(self.tenant)
 
     def log_size(self) -> int:
         self.require(Action.READ_CHECKPOINTS)
