@@ -1,6 +1,19 @@
 """Gateway overhead: streaming chat completions through `raas gateway` against the same upstream
 called directly, side by side in one run, at 1, 50 and 200 concurrent streams; medians, the
-gateway process's CPU per proxied request, and the load average to bench/results/gateway.json.
+offered load, the gateway process's CPU per proxied request, and the load average to
+bench/results/gateway.json.
+
+Three measures, each at 1, 50 and 200 streams:
+- paced, steady: the headline. N streams stay open, each asking again as soon as its answer
+  ends; the upstream sends an event every 10 ms. Each stream starts at a random moment within
+  one answer's duration, so arrivals are spread as they would be under a steady load of N
+  concurrent conversations; each stream's first two requests (warm-up, while the others are
+  still starting) and its last (while the others are already stopping) are not counted.
+- paced, burst: N streams start at the same instant and each asks a few times; the first
+  requests of all streams reach the gateway together and queue for its CPU, so this shows how
+  a synchronized burst of N arrivals is absorbed, not the overhead in steady state.
+- back to back: the whole answer at once and the next request straight away, which saturates
+  the CPUs (client, upstream and gateway share them) and so shows the gateway's CPU per request.
 
 Three processes: a fast upstream (raw asyncio, a canned SSE answer of 13 events with usage, so
 that it is not the bottleneck), the gateway under uvicorn as `raas gateway` runs it (uvloop and
@@ -25,6 +38,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from random import Random
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +48,26 @@ CONCURRENCY = (1, 50, 200)
 # Back to back: the whole answer at once and each stream asks again straight away, which
 # saturates the CPUs and measures the gateway's cost per request.
 PACED_INTERVAL_SECONDS = 0.01
+EVENTS_PER_ANSWER = 13
+ANSWER_SECONDS = (EVENTS_PER_ANSWER - 1) * PACED_INTERVAL_SECONDS
+# Requests per stream and round that are counted; steady streams make WARM_UP more before and
+# COOL_DOWN more after them.
 REQUESTS_PER_STREAM = {
-    "paced": {1: 40, 50: 4, 200: 2},
+    "paced_steady": {1: 40, 50: 8, 200: 5},
+    "paced_burst": {1: 40, 50: 4, 200: 2},
     "back_to_back": {1: 400, 50: 16, 200: 6},
+}
+WARM_UP = 2
+COOL_DOWN = 1
+MODES = {
+    "paced_steady": "N streams open in steady state: each starts at a random moment within one "
+    f"answer ({ANSWER_SECONDS * 1000:.0f} ms), asks again as soon as its answer ends, and its "
+    f"first {WARM_UP} and last {COOL_DOWN} requests are not counted; the upstream sends an "
+    f"event every {PACED_INTERVAL_SECONDS * 1000:.0f} ms",
+    "paced_burst": "N streams start at the same instant and ask a few times each, all counted: "
+    "the first requests of all streams arrive together and queue for the gateway's CPU",
+    "back_to_back": "the whole answer at once and the next request straight away: CPU-bound, "
+    "shows the gateway's CPU per request",
 }
 ROUNDS = 4
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
@@ -243,25 +274,36 @@ def _body(paced: bool) -> bytes:
     return json.dumps(request).encode()
 
 
+class _Sample:
+    """The counted requests of one round on one path: seconds to the first and to the last body
+    byte, and how many failed."""
+
+    def __init__(self) -> None:
+        self.first: list[float] = []
+        self.last: list[float] = []
+        self.failures = 0
+
+
 async def _measure(
-    url: str, streams: int, requests_each: int, paced: bool
-) -> tuple[list[float], list[float], int]:
-    """Seconds to the first and to the last body byte of each streamed answer, and how many
-    requests failed."""
+    url: str, streams: int, requests_each: int, paced: bool, offsets: list[float] | None = None
+) -> _Sample:
+    """Run `streams` streams of requests; with `offsets` (steady state) stream i starts after
+    offsets[i] seconds and makes WARM_UP requests before and COOL_DOWN after the counted ones."""
     from raas.gateway.upstream import Endpoint, UpstreamError, UpstreamPool
 
     pool = UpstreamPool()
     body = _body(paced)
-    first: list[float] = []
-    last: list[float] = []
-    failures = 0
+    sample = _Sample()
+    skip_before, skip_after = (WARM_UP, COOL_DOWN) if offsets is not None else (0, 0)
 
     async def stream(number: int) -> None:
-        nonlocal failures
         endpoint = Endpoint(
             url, {"content-type": "application/json", "x-raas-conversation": f"bench-{number}"}
         )
-        for _ in range(requests_each):
+        if offsets is not None:
+            await asyncio.sleep(offsets[number])
+        for position in range(skip_before + requests_each + skip_after):
+            counted = skip_before <= position < skip_before + requests_each
             started = time.perf_counter()
             try:
                 connection = await pool.post(endpoint, body, 60)
@@ -273,14 +315,15 @@ async def _measure(
                 finally:
                     connection.release()
             except UpstreamError:
-                failures += 1
+                sample.failures += counted
                 continue
-            first.append(first_byte - started)
-            last.append(time.perf_counter() - started)
+            if counted:
+                sample.first.append(first_byte - started)
+                sample.last.append(time.perf_counter() - started)
 
     await asyncio.gather(*(stream(number) for number in range(streams)))
     await pool.aclose()
-    return first, last, failures
+    return sample
 
 
 async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[str, Any]:
@@ -292,52 +335,45 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
     await _measure(direct, 4, 50, False)
     await _measure(gateway, 4, 50, False)  # warm both paths
     total_gateway = 200
+    random = Random(5)
     for mode, per_stream in REQUESTS_PER_STREAM.items():
-        paced = mode == "paced"
+        paced = mode != "back_to_back"
         figures[mode] = {}
         for streams in CONCURRENCY:
             requests_each = max(2, per_stream[streams] // (4 if quick else 1))
-            times: dict[str, tuple[list[float], list[float]]] = {
-                "direct": ([], []),
-                "gateway": ([], []),
-            }
+            made_each = requests_each
+            samples: dict[str, list[_Sample]] = {"direct": [], "gateway": []}
             cpu_per_request: list[float] = []
             client_cpu: list[float] = []
-            failed = {"direct": 0, "gateway": 0}
             for _ in range(rounds):
-                first, last, failures = await _measure(direct, streams, requests_each, paced)
-                times["direct"][0].extend(first)
-                times["direct"][1].extend(last)
-                failed["direct"] += failures
+                offsets = None
+                if mode == "paced_steady":
+                    # The same spread for both paths in a round, another one each round.
+                    offsets = [random.uniform(0, ANSWER_SECONDS) for _ in range(streams)]
+                    made_each = WARM_UP + requests_each + COOL_DOWN
+                samples["direct"].append(
+                    await _measure(direct, streams, requests_each, paced, offsets)
+                )
                 before = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
                 client_before = time.process_time()
-                first, last, failures = await _measure(gateway, streams, requests_each, paced)
-                requests = streams * requests_each
+                samples["gateway"].append(
+                    await _measure(gateway, streams, requests_each, paced, offsets)
+                )
+                requests = streams * made_each
                 client_cpu.append((time.process_time() - client_before) / requests)
                 after = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
-                times["gateway"][0].extend(first)
-                times["gateway"][1].extend(last)
-                failed["gateway"] += failures
                 total_gateway += requests
                 cpu_per_request.append((after - before) / requests)
-            row: dict[str, Any] = {"requests_each_path": streams * requests_each * rounds}
-            for name, index in (("first_byte", 0), ("last_byte", 1)):
-                direct_median = statistics.median(times["direct"][index]) * 1000
-                gateway_median = statistics.median(times["gateway"][index]) * 1000
-                row[f"{name}_direct_median_ms"] = round(direct_median, 3)
-                row[f"{name}_gateway_median_ms"] = round(gateway_median, 3)
-                row[f"{name}_overhead_median_ms"] = round(gateway_median - direct_median, 3)
-            row["last_byte_direct_p90_ms"] = round(_quantile(times["direct"][1], 0.9) * 1000, 3)
-            row["last_byte_gateway_p90_ms"] = round(_quantile(times["gateway"][1], 0.9) * 1000, 3)
+            row = _row(samples, streams, streams * requests_each * rounds)
             row["gateway_cpu_us_per_request"] = round(statistics.median(cpu_per_request) * 1e6, 1)
             row["client_cpu_us_per_request"] = round(statistics.median(client_cpu) * 1e6, 1)
-            row["failed"] = failed
             figures[mode][str(streams)] = row
             print(
                 f"{mode:>12} {streams:>4} streams: overhead p50 first byte "
                 f"{row['first_byte_overhead_median_ms']:8.3f} ms, last byte "
                 f"{row['last_byte_overhead_median_ms']:8.3f} ms (direct "
-                f"{row['last_byte_direct_median_ms']:.3f} ms); gateway CPU "
+                f"{row['last_byte_direct_median_ms']:.3f} ms); offered "
+                f"{row['requests_per_second']['gateway']:.0f} requests/s; gateway CPU "
                 f"{row['gateway_cpu_us_per_request']:.0f} us/request",
                 flush=True,
             )
@@ -345,6 +381,32 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
         await _get_json(base + "/bench/profile")
     figures["gateway_requests_total"] = total_gateway
     return figures
+
+
+def _row(samples: dict[str, list[_Sample]], streams: int, counted_each_path: int) -> dict[str, Any]:
+    """Medians per path and gateway minus direct, with the load each path carried: every stream
+    has one request open at a time, so (Little's law) streams / mean time per request is the
+    requests per second, and 13 times that the SSE events per second."""
+    row: dict[str, Any] = {"streams": streams, "requests_each_path": counted_each_path}
+    first = {path: [t for s in rounds for t in s.first] for path, rounds in samples.items()}
+    last = {path: [t for s in rounds for t in s.last] for path, rounds in samples.items()}
+    for name, times in (("first_byte", first), ("last_byte", last)):
+        direct_median = statistics.median(times["direct"]) * 1000
+        gateway_median = statistics.median(times["gateway"]) * 1000
+        row[f"{name}_direct_median_ms"] = round(direct_median, 3)
+        row[f"{name}_gateway_median_ms"] = round(gateway_median, 3)
+        row[f"{name}_overhead_median_ms"] = round(gateway_median - direct_median, 3)
+    for name, share in (("p90", 0.9), ("p99", 0.99)):
+        for path in ("direct", "gateway"):
+            row[f"last_byte_{path}_{name}_ms"] = round(_quantile(last[path], share) * 1000, 3)
+    row["requests_per_second"] = {
+        path: round(streams / statistics.fmean(times), 1) for path, times in last.items()
+    }
+    row["sse_events_per_second"] = {
+        path: round(rate * EVENTS_PER_ANSWER) for path, rate in row["requests_per_second"].items()
+    }
+    row["failed"] = {path: sum(s.failures for s in rounds) for path, rounds in samples.items()}
+    return row
 
 
 def _quantile(values: list[float], share: float) -> float:
@@ -411,9 +473,10 @@ def main() -> None:
     result = {
         "what": "streaming chat completion (13 SSE events, usage included), medians of the "
         "time to the first and to the last body byte, gateway minus direct to the same upstream, "
-        "in one run, rounds alternating; paced: an event every 10 ms; back to back: the whole "
-        "answer at once and the next request straight away (CPU-bound); the gateway's CPU per "
-        "proxied request from its own time.process_time()",
+        "in one run, rounds alternating; the load each path carried (counted requests per "
+        "second while they ran, and SSE events per second); the gateway's CPU per proxied "
+        "request (counted or not) from its own time.process_time(), ledger writer included",
+        "modes": MODES,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "load_average_before": [round(value, 2) for value in load_before],
