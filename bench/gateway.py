@@ -367,6 +367,11 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
             row = _row(samples, streams, streams * requests_each * rounds)
             row["gateway_cpu_us_per_request"] = round(statistics.median(cpu_per_request) * 1e6, 1)
             row["client_cpu_us_per_request"] = round(statistics.median(client_cpu) * 1e6, 1)
+            # How much of one CPU the gateway kept busy: on 2 CPUs shared by client, upstream and
+            # gateway (and whatever else runs), what is left for the others.
+            row["gateway_cpus_busy"] = round(
+                statistics.median(cpu_per_request) * row["requests_per_second"]["gateway"], 2
+            )
             figures[mode][str(streams)] = row
             print(
                 f"{mode:>12} {streams:>4} streams: overhead p50 first byte "
@@ -374,7 +379,8 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
                 f"{row['last_byte_overhead_median_ms']:8.3f} ms (direct "
                 f"{row['last_byte_direct_median_ms']:.3f} ms); offered "
                 f"{row['requests_per_second']['gateway']:.0f} requests/s; gateway CPU "
-                f"{row['gateway_cpu_us_per_request']:.0f} us/request",
+                f"{row['gateway_cpu_us_per_request']:.0f} us/request "
+                f"({row['gateway_cpus_busy']:.2f} CPUs busy)",
                 flush=True,
             )
     if profile:

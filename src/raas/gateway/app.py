@@ -48,6 +48,7 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _SSE_HEADERS: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 # An SSE event ends with a blank line; servers end lines with LF or CRLF.
 _SSE_EVENT_END: Final = re.compile(rb"(\r\n\r\n|\n\n)")
+_EVENT_ENDS: Final = (b"\n\n", b"\r\n\r\n")
 
 
 class RequestError(Exception):
@@ -298,19 +299,23 @@ class Gateway:
                 }
             )
             relay = _SseRelay(client_wants_usage)
+            feed, receive = relay.feed, connection.receive
             first_token: float | None = None
             broken: str | None = None
             out = b""
             try:
-                while chunk := await connection.receive():
-                    if first_token is None:
-                        first_token = time.perf_counter()
-                    out = relay.feed(chunk)
-                    if connection.finished:
+                # Once per event a model streams: bound methods in locals, one check of the end.
+                chunk = await receive()
+                if chunk:
+                    first_token = time.perf_counter()
+                while chunk:
+                    out = feed(chunk)
+                    if connection.complete:  # `receive` took all that came: nothing is left
                         break  # the last piece goes out with the end of the body
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
                         out = b""
+                    chunk = await receive()
             except UpstreamError as failure:
                 broken = f"{_problem(failure)} mid-stream"
             tail = out + relay.finish()
@@ -451,15 +456,15 @@ class _SseRelay:
         self.usage: Any = None
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._buffer + chunk if self._buffer else chunk
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-        if lf < 0 and crlf < 0:
-            self._buffer = data
-            return b""
-        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        if end == len(data):
-            complete, self._buffer = data, b""
+        if not self._buffer and chunk.endswith(_EVENT_ENDS):
+            complete = chunk  # the usual case: the upstream wrote whole events
         else:
+            data = self._buffer + chunk
+            lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+            if lf < 0 and crlf < 0:
+                self._buffer = data
+                return b""
+            end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
             complete, self._buffer = data[:end], data[end:]
         if b'"usage"' in complete:
             complete = self._read_usage(complete)

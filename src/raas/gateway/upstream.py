@@ -141,7 +141,12 @@ class Connection(asyncio.Protocol):
                 return b""
             if self._error is not None:
                 raise self._error
-            await self._wait()
+            # `_wait` inlined: this runs once per streamed event.
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         data = body[0] if len(body) == 1 else b"".join(body)
         body.clear()
         self._buffered = 0
@@ -149,11 +154,6 @@ class Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         return data
-
-    @property
-    def finished(self) -> bool:
-        """Whether the whole body arrived and was received: `receive` would give b""."""
-        return self.complete and not self._body
 
     async def read(self) -> bytes:
         """The rest of the body."""
@@ -230,7 +230,9 @@ class Connection(asyncio.Protocol):
         if self._buffered > BUFFERED_BYTES_MAX and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
-        self._wake()
+        waiter = self._waiter  # `_wake` inlined: this runs once per streamed event
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
