@@ -460,11 +460,10 @@ class _SseRelay:
             complete = chunk  # the usual case: the upstream wrote whole events
         else:
             data = self._buffer + chunk
-            lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-            if lf < 0 and crlf < 0:
+            end = _events_end(data, len(data))
+            if not end:
                 self._buffer = data
                 return b""
-            end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
             complete, self._buffer = data[:end], data[end:]
         if b'"usage"' in complete:
             complete = self._read_usage(complete)
@@ -491,6 +490,10 @@ class _SseRelay:
 
     def _read_usage(self, complete: bytes) -> bytes:
         """Read the events that mention usage; drop the usage-only one if not wanted."""
+        # Only the events from the first mention on are split: an answer that came in one piece
+        # has its usage near the end, after all its content events.
+        start = _events_end(complete, complete.find(b'"usage"'))
+        head, complete = complete[:start], complete[start:]
         parts = _SSE_EVENT_END.split(complete)  # event, its end, event, its end, ..., b""
         for position in range(0, len(parts) - 1, 2):
             if b'"usage"' in parts[position]:
@@ -499,7 +502,13 @@ class _SseRelay:
                     self.usage = chunk["usage"]
                     if not chunk.get("choices") and not self._keep_usage:
                         parts[position] = parts[position + 1] = b""
-        return b"".join(parts)
+        return head + b"".join(parts)
+
+
+def _events_end(data: bytes, before: int) -> int:
+    """Where the last whole event that ends before `before` ends (0 if none does)."""
+    lf, crlf = data.rfind(b"\n\n", 0, before), data.rfind(b"\r\n\r\n", 0, before)
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 def _event_json(event: bytes) -> Any:
