@@ -326,7 +326,26 @@ async def _measure(
     return sample
 
 
-async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[str, Any]:
+def _scheduled(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Seconds each process (all its threads) ran on a CPU and waited for one while runnable,
+    from Linux's /proc/PID/task/*/schedstat; empty where that is not available."""
+    times: dict[str, tuple[float, float]] = {}
+    for name, pid in pids.items():
+        try:
+            ran = waited = 0
+            for thread in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{thread}/schedstat") as numbers:
+                    fields = numbers.read().split()
+                ran, waited = ran + int(fields[0]), waited + int(fields[1])
+        except (OSError, IndexError, ValueError):
+            return {}
+        times[name] = (ran / 1e9, waited / 1e9)
+    return times
+
+
+async def _run(
+    direct: str, gateway: str, quick: bool, profile: bool, pids: dict[str, int]
+) -> dict[str, Any]:
     base = gateway.rsplit("/v1/", 1)[0]
     await _wait(direct.replace("/chat/completions", "/models"))
     await _wait(base + "/bench/cpu")
@@ -345,6 +364,7 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
             samples: dict[str, list[_Sample]] = {"direct": [], "gateway": []}
             cpu_per_request: list[float] = []
             client_cpu: list[float] = []
+            scheduled: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
             for _ in range(rounds):
                 offsets = None
                 if mode == "paced_steady":
@@ -356,9 +376,16 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
                 )
                 before = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
                 client_before = time.process_time()
+                scheduled_before, started = _scheduled(pids), time.perf_counter()
                 samples["gateway"].append(
                     await _measure(gateway, streams, requests_each, paced, offsets)
                 )
+                seconds = time.perf_counter() - started
+                for name, (ran, waited) in _scheduled(pids).items():
+                    ran_before, waited_before = scheduled_before[name]
+                    scheduled[name].append(
+                        ((ran - ran_before) / seconds, (waited - waited_before) / seconds)
+                    )
                 requests = streams * made_each
                 client_cpu.append((time.process_time() - client_before) / requests)
                 after = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
@@ -372,6 +399,17 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
             row["gateway_cpus_busy"] = round(
                 statistics.median(cpu_per_request) * row["requests_per_second"]["gateway"], 2
             )
+            # Other work on the machine takes CPU from all three processes: say how much there
+            # was, and how long each process of the gateway path, runnable, waited for a CPU.
+            row["load_average_1_minute"] = round(os.getloadavg()[0], 2)
+            if all(scheduled.values()):
+                row["gateway_path_cpus"] = {
+                    name: {
+                        "running": round(statistics.median(ran for ran, _ in times), 2),
+                        "waiting_for_a_cpu": round(statistics.median(w for _, w in times), 2),
+                    }
+                    for name, times in scheduled.items()
+                }
             figures[mode][str(streams)] = row
             print(
                 f"{mode:>12} {streams:>4} streams: overhead p50 first byte "
@@ -380,13 +418,23 @@ async def _run(direct: str, gateway: str, quick: bool, profile: bool) -> dict[st
                 f"{row['last_byte_direct_median_ms']:.3f} ms); offered "
                 f"{row['requests_per_second']['gateway']:.0f} requests/s; gateway CPU "
                 f"{row['gateway_cpu_us_per_request']:.0f} us/request "
-                f"({row['gateway_cpus_busy']:.2f} CPUs busy)",
+                f"({row['gateway_cpus_busy']:.2f} CPUs busy); load {row['load_average_1_minute']}"
+                + _waits(row),
                 flush=True,
             )
     if profile:
         await _get_json(base + "/bench/profile")
     figures["gateway_requests_total"] = total_gateway
     return figures
+
+
+def _waits(row: dict[str, Any]) -> str:
+    cpus = row.get("gateway_path_cpus")
+    if not cpus:
+        return ""
+    return "; waiting for a CPU: " + ", ".join(
+        f"{name} {times['waiting_for_a_cpu']:.2f}" for name, times in cpus.items()
+    )
 
 
 def _row(samples: dict[str, list[_Sample]], streams: int, counted_each_path: int) -> dict[str, Any]:
@@ -461,6 +509,11 @@ def main() -> None:
                     f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
                     arguments.quick,
                     arguments.profile,
+                    {
+                        "client": os.getpid(),
+                        "upstream": processes[0].pid or 0,
+                        "gateway": processes[1].pid or 0,
+                    },
                 )
             )
         finally:
@@ -481,7 +534,10 @@ def main() -> None:
         "time to the first and to the last body byte, gateway minus direct to the same upstream, "
         "in one run, rounds alternating; the load each path carried (counted requests per "
         "second while they ran, and SSE events per second); the gateway's CPU per proxied "
-        "request (counted or not) from its own time.process_time(), ledger writer included",
+        "request (counted or not) from its own time.process_time(), ledger writer included; "
+        "gateway_path_cpus: during the gateway rounds, how many CPUs each process of the path "
+        "kept busy and how many of its threads were on average runnable but waiting for a CPU "
+        "(Linux schedstat): waits mean the 2 CPUs were oversubscribed",
         "modes": MODES,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
