@@ -363,3 +363,40 @@ def test_export_to_parquet_keeps_every_value(directory: Path) -> None:
         names = [column[0] for column in cursor.description]
         [row] = cursor.fetchall()
     assert dict(zip(names, row, strict=True)) == table_rows(path)["c1#refund"]
+
+
+def test_a_table_kept_attached_is_updated_in_place_and_detached_when_built_again(
+    directory: Path,
+) -> None:
+    ledger = MemoryLedger()
+    ledger.append(conversation("c1", customer="customer-1", start=START))
+    path = fresh(directory)
+    build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    home = duckdb.connect()
+    try:
+        home.execute(f"ATTACH '{path}' AS kept")
+        ledger.append(conversation("c2", customer="customer-2", start=START))
+        built = build_episode_table(
+            ledger, TENANT, None, path, link_horizon=HORIZON, attach_to=home, attached_as="kept"
+        )
+        # Written through the attached database, which stays attached and reads the update.
+        assert not built.full and built.customers_derived == 1
+        assert home.execute("SELECT count(*) FROM kept.episodes").fetchone() == (2,)
+        # Another horizon: a new file replaces this one, so it is detached first.
+        rebuilt = build_episode_table(
+            ledger,
+            TENANT,
+            None,
+            path,
+            link_horizon=timedelta(hours=1),
+            attach_to=home,
+            attached_as="kept",
+        )
+        assert rebuilt.full
+        names = {row[0] for row in home.execute("FROM duckdb_databases()").fetchall()}
+        assert "kept" not in names
+    finally:
+        home.close()
+    full = fresh(directory)
+    build_episode_table(ledger, TENANT, None, full, link_horizon=timedelta(hours=1))
+    assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)

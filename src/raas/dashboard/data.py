@@ -347,6 +347,11 @@ class DashboardData:
         figures kept over it along (the caller holds the lock); its alias."""
         alias = self._attached.get(path)
         start = None if alias is None else self._state(alias)
+        if alias is not None and start is None:
+            # No table there any more (a full build that failed after detaching it).
+            self._duck.execute(f"DETACH DATABASE IF EXISTS {alias}")
+            del self._attached[path]
+            alias = None
         if alias is not None and start is not None and self._current(start, contract.buyer):
             # Built or checked here before: of this format, horizon and tenant.
             self._refreshed[path] = time.monotonic()
@@ -370,13 +375,14 @@ class DashboardData:
             path,
             link_horizon=contract.window,
             attach_to=self._duck,
+            attached_as=alias,
             watchers=[watch for _, watch in watches],
         )
         if start is not None and not built.full and built.updated_from == start[0]:
             for keeper, watch in watches:
                 keeper.advance(watch, built.state.size, built.state.last_leaf)
-        if alias is None or not self._is_attached(alias):
-            # A full build replaced the file (detached first).
+        if alias is None or built.full:
+            # A new file, or a full build replaced it (detached first).
             self._attached.pop(path, None)
             alias = self._attach(path)
         self._refreshed[path] = time.monotonic()
@@ -388,12 +394,6 @@ class DashboardData:
         self._duck.execute(f"ATTACH {literal} AS {alias}")
         self._attached[path] = alias
         return alias
-
-    def _is_attached(self, alias: str) -> bool:
-        row = self._duck.execute(
-            "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
-        ).fetchone()
-        return row is not None and int(row[0]) == 1
 
     def _state(self, alias: str) -> tuple[int, str] | None:
         """The (size, last leaf) of the table attached as `alias`; None when it is not one."""

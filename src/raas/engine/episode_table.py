@@ -186,6 +186,7 @@ def build_episode_table(
     processes: int = 0,
     on_customer: Callable[[int], None] | None = None,
     attach_to: duckdb.DuckDBPyConnection | None = None,
+    attached_as: str | None = None,
     watchers: Sequence[RowsWatcher] = (),
 ) -> EpisodeTableBuild:
     """Bring the episode table at `path` to `tenant`'s log at `size` entries (default: the log
@@ -201,8 +202,10 @@ def build_episode_table(
     the same). `on_customer(entries)` is called after each customer is derived (progress).
     With `attach_to`, a DuckDB connection, the file is attached to its database while it is
     read and written (and detached after) instead of opened as a database of its own, which
-    costs more than a small update; a file already attached there (read-write) is used as it
-    is. `watchers` are told of the rows an update takes away and adds (`RowsWatcher`).
+    costs more than a small update. With `attached_as` too, the file is already attached
+    there read-write under that alias, and kept so: used as it is (detached first when a full
+    build replaces the file; the caller attaches the new one). `watchers` are told of the rows
+    an update takes away and adds (`RowsWatcher`).
     """
     target = Path(path)
     size = ledger.head(tenant) if size is None else size
@@ -215,12 +218,20 @@ def build_episode_table(
         raise ValueError(f"chunk_episodes must be at least 1, found {chunk_episodes}")
     if processes < 0:
         raise ValueError(f"processes must be 0 or more, found {processes}")
+    if attached_as is not None and attach_to is None:
+        raise ValueError("attached_as names an alias in attach_to's database: give both")
     options = _Options(
-        link_horizon, chunk_episodes, processes, on_customer, attach_to, tuple(watchers)
+        link_horizon,
+        chunk_episodes,
+        processes,
+        on_customer,
+        attach_to,
+        attached_as,
+        tuple(watchers),
     )
     horizon_seconds = _whole_seconds(link_horizon)
     last_leaf = _last_leaf(ledger, tenant, size)
-    previous = _previous_state(target, attach_to)
+    previous = _previous_state(target, attach_to, attached_as)
     if (
         previous is not None
         and previous.format == EPISODE_TABLE_FORMAT
@@ -275,6 +286,7 @@ class _Options(NamedTuple):
     processes: int
     on_customer: Callable[[int], None] | None
     attach_to: duckdb.DuckDBPyConnection | None
+    attached_as: str | None = None
     watchers: tuple[RowsWatcher, ...] = ()
 
 
@@ -301,12 +313,9 @@ def _build_full(
             derived = _derive(_batches(customers), options)
             customers_derived, entries_read = staging.write(derived, options)
             state = _write_state(connection, tenant, size, last_leaf, options.link_horizon)
-        if options.attach_to is not None:
-            # The file is replaced: where it is attached, it is detached first (the caller
-            # attaches the new one).
-            attached = _attached_as(options.attach_to, target)
-            if attached is not None:
-                options.attach_to.execute(f"DETACH {quote_identifier(attached, 'duckdb')}")
+        if options.attach_to is not None and options.attached_as is not None:
+            # The file is replaced: detached first (the caller attaches the new one).
+            options.attach_to.execute(f"DETACH {quote_identifier(options.attached_as, 'duckdb')}")
         _remove_database(target)
         os.replace(building, target)
     finally:
@@ -332,7 +341,7 @@ def _update(
     # The counts follow the rows deleted and inserted (counting the tables again is a scan).
     episodes, customers_kept = previous.episodes, previous.customers
     with (
-        _opened(target, options.attach_to) as connection,
+        _opened(target, options.attach_to, attached_as=options.attached_as) as connection,
         _Staging(connection, target.parent, options.watchers) as staging,
     ):
         connection.execute("BEGIN TRANSACTION")
@@ -1029,7 +1038,11 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
 
 @contextmanager
 def _opened(
-    path: Path, attach_to: duckdb.DuckDBPyConnection | None, *, read_only: bool = False
+    path: Path,
+    attach_to: duckdb.DuckDBPyConnection | None,
+    *,
+    read_only: bool = False,
+    attached_as: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection whose default database is the file at `path`: a database of its own, or
     the file attached to `attach_to`'s database (detached, so written through, on leaving)."""
@@ -1038,11 +1051,10 @@ def _opened(
             yield connection
         return
     cursor = attach_to.cursor()
-    attached = _attached_as(attach_to, path)
-    if attached is not None:
+    if attached_as is not None:
         # Attached read-write by the caller, who keeps it so: used as it is.
         try:
-            cursor.execute(f"USE {quote_identifier(attached, 'duckdb')}")
+            cursor.execute(f"USE {quote_identifier(attached_as, 'duckdb')}")
             yield cursor
         finally:
             cursor.close()
@@ -1065,16 +1077,6 @@ def _opened(
         cursor.execute(f"USE {quote_identifier(str(home[0]), 'duckdb')}")
         cursor.execute(f"DETACH {alias}")
         cursor.close()
-
-
-def _attached_as(connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
-    """The alias under which the file at `path` is attached read-write to `connection`'s
-    database, if it is."""
-    row = connection.execute(
-        "SELECT database_name FROM duckdb_databases() WHERE path = ? AND NOT readonly",
-        [str(path)],
-    ).fetchone()
-    return None if row is None else str(row[0])
 
 
 _aliases: Final = itertools.count()
@@ -1161,14 +1163,14 @@ def _read_state(connection: duckdb.DuckDBPyConnection, path: Path) -> EpisodeTab
 
 
 def _previous_state(
-    target: Path, attach_to: duckdb.DuckDBPyConnection | None
+    target: Path, attach_to: duckdb.DuckDBPyConnection | None, attached_as: str | None
 ) -> EpisodeTableState | None:
     """The state of the table already at `target`, or None when there is none or it is not
     one this version reads (it is then built again from scratch)."""
     if not target.exists():
         return None
     try:
-        with _opened(target, attach_to, read_only=True) as connection:
+        with _opened(target, attach_to, read_only=True, attached_as=attached_as) as connection:
             return _read_state(connection, target)
     except StoreError:
         return None
