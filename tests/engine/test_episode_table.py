@@ -400,3 +400,32 @@ def test_a_table_kept_attached_is_updated_in_place_and_detached_when_built_again
     full = fresh(directory)
     build_episode_table(ledger, TENANT, None, full, link_horizon=timedelta(hours=1))
     assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)
+
+
+def customer_indexes(path: Path) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        rows = connection.execute("SELECT table_name FROM duckdb_indexes()").fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def test_an_update_reads_changed_customers_through_indexes_it_creates_on_older_tables(
+    directory: Path,
+) -> None:
+    ledger = MemoryLedger()
+    ledger.append(conversation("c1", customer="customer-1", start=START))
+    ledger.append(conversation("c2", customer="customer-2", start=START))
+    path = fresh(directory)
+    build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    tables = {"episodes", "customers", "conversations", "segments"}
+    assert customer_indexes(path) == tables
+    # A table built before the indexes: its first update creates them.
+    with duckdb.connect(str(path)) as connection:
+        for table in tables:
+            connection.execute(f"DROP INDEX {table}_customer")
+    ledger.append(conversation("c3", customer="customer-1", start=START + timedelta(hours=1)))
+    built = build_episode_table(ledger, TENANT, None, path, link_horizon=HORIZON)
+    assert not built.full and built.customers_derived == 1
+    assert customer_indexes(path) == tables
+    full = fresh(directory)
+    build_episode_table(ledger, TENANT, None, full, link_horizon=HORIZON)
+    assert table_rows(path) == table_rows(full) and state_rows(path) == state_rows(full)
