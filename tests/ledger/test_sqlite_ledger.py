@@ -17,6 +17,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -37,7 +39,7 @@ from raas.core.events import (
 from raas.errors import BatchRejected, ConflictError, EventError, StoreError
 from raas.ingest import parse_batch
 from raas.ledger import LedgerStore, SqliteLedger, StoredEvent
-from raas.ledger.store import time_microseconds
+from raas.ledger.store import AppendReceipt, time_microseconds
 
 START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 SOURCE = "urn:raas:test:agents"
@@ -290,6 +292,49 @@ def test_bodies_appended_one_by_one_from_threads_through_worker_processes(tmp_pa
         assert [row.entry for row in stored] == [event_entry(row.reveal(), key) for row in stored]
         assert ledger.check().problem is None
     assert not [child for child in multiprocessing.active_children() if child.is_alive()]
+
+
+def test_batches_that_wait_for_the_writer_are_committed_together_failing_alone(
+    tmp_path: Path,
+) -> None:
+    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+        ledger.append([event(0)])
+        statements: list[str] = []
+        assert ledger._connection is not None
+        ledger._connection.set_trace_callback(statements.append)
+        batches = [
+            [event(1), event(2)],
+            [event(2), event(3)],  # event 2 again: a duplicate of the batch before
+            [event(4), event(0, data=Csat(score=5))],  # event 0 with other content: a conflict
+            [event(5)],
+        ]
+        outcomes: dict[int, AppendReceipt | BaseException] = {}
+
+        def send(number: int) -> None:
+            try:
+                outcomes[number] = ledger.append(batches[number])
+            except ConflictError as error:
+                outcomes[number] = error
+
+        threads = [threading.Thread(target=send, args=(number,)) for number in range(4)]
+        with ledger._lock:  # a write in progress: each batch comes and waits, in this order
+            for number, thread in enumerate(threads):
+                thread.start()
+                while len(ledger._waiting) <= number:
+                    time.sleep(0.001)
+        for thread in threads:
+            thread.join()
+
+        assert statements.count("COMMIT") == 1
+        assert isinstance(outcomes.pop(2), ConflictError)
+        assert {
+            number: (outcome.stored, outcome.duplicates, outcome.logs["acme"].size)
+            for number, outcome in outcomes.items()
+            if isinstance(outcome, AppendReceipt)
+        } == {0: (2, 0, 3), 1: (1, 1, 4), 3: (1, 0, 5)}
+        stored = [row.event.id for row in rows(ledger, "acme")]
+        assert stored == [f"event-{n}" for n in (0, 1, 2, 3, 5)]
+        assert ledger.check().problem is None
 
 
 # -- failures ----------------------------------------------------------------------------------
