@@ -337,6 +337,33 @@ def test_batches_that_wait_for_the_writer_are_committed_together_failing_alone(
         assert ledger.check().problem is None
 
 
+def test_commits_reach_the_database_file_by_the_ledgers_own_checkpoints(tmp_path: Path) -> None:
+    # The writer leaves the WAL to a thread of the ledger (it checkpoints itself only past
+    # 1 GiB): what is committed must still arrive in the database file, without a close.
+    path = tmp_path / "ledger.db"
+
+    def in_the_file() -> int:
+        # immutable: read the database file alone, as if there were no WAL
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+        except sqlite3.OperationalError:  # not even the schema copied yet
+            return 0
+        finally:
+            connection.close()
+
+    with SqliteLedger(path) as ledger:
+        ledger.append([event(n) for n in range(50)])
+        deadline = time.monotonic() + 20
+        while in_the_file() < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_the_file() == 50
+        ledger.append([event(n) for n in range(50, 80)])
+        assert ledger.count("acme") == 80  # the WAL still serves what is not yet copied
+    assert in_the_file() == 80
+    assert not [thread for thread in threading.enumerate() if thread.name == "raas-wal-checkpoint"]
+
+
 # -- failures ----------------------------------------------------------------------------------
 
 
