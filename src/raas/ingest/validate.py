@@ -161,11 +161,7 @@ def parse_batch(body: bytes, *, ndjson: bool = False) -> list[Event]:
         # The slow path only runs to say what is wrong, event by event.
         raise _batch_errors(body) from None
     _check_count(len(envelopes))
-    events = _events_of(envelopes)
-    # Most batches hold no dispute: one pass over the envelopes' classes in C says so.
-    if _DISPUTE_ENVELOPES.isdisjoint(map(type, envelopes)):
-        return events
-    return _checked_disputes(events)
+    return _checked_events(envelopes)
 
 
 def parse_tenant_batch(body: bytes, *, tenant: str, ndjson: bool) -> Sequence[Event]:
@@ -227,7 +223,12 @@ def _dispute_errors(events: list[Event], *, indexed: bool = True) -> list[EventE
     return errors
 
 
-def _checked_disputes(events: list[Event]) -> list[Event]:
+def _checked_events(envelopes: list[Any]) -> list[Event]:
+    """The events of decoded envelopes, the dispute events among them checked."""
+    events = _events_of(envelopes)
+    # Most batches hold no dispute: one pass over the envelopes' classes in C says so.
+    if _DISPUTE_ENVELOPES.isdisjoint(map(type, envelopes)):
+        return events
     errors = _dispute_errors(events)
     if errors:
         raise BatchRejected(errors)
@@ -286,7 +287,7 @@ def _parse_lines(body: bytes) -> list[Event]:
             errors.append(_event_error(line, error, index))
     if errors:
         raise BatchRejected(errors)
-    return _checked_disputes(_events_of(envelopes))
+    return _checked_events(envelopes)
 
 
 def _batch_errors(body: bytes) -> BatchRejected:
