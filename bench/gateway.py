@@ -16,13 +16,13 @@ Three measures, each at 1, 50 and 200 streams:
   the CPUs (client, upstream and gateway share them) and so shows the gateway's CPU per request.
 
 Three processes: a fast upstream (raw asyncio, a canned SSE answer of 13 events with usage, so
-that it is not the bottleneck), the gateway under uvicorn as `raas gateway` runs it (uvloop and
-httptools when installed, a SQLite ledger), and the client here (keep-alive HTTP/1.1 on asyncio,
-one connection per stream). Rounds alternate direct and gateway. The gateway process answers
-`GET /bench/cpu` with its `time.process_time()`, read before and after each gateway round;
-`--profile` runs it under cProfile and prints where its time goes.
+that it is not the bottleneck), the gateway as `raas gateway` runs it (its own HTTP server on
+uvloop and httptools, a SQLite ledger), and the client here (keep-alive HTTP/1.1 on asyncio,
+one connection per stream). Rounds alternate direct and gateway. The gateway's CPU per request
+is what its threads ran during each gateway round (Linux schedstat); `--profile` runs it under
+cProfile and prints where its time goes (dumped when it stops).
 
-    .venv/bin/python bench/gateway.py [--quick] [--profile]
+    .venv/bin/python bench/gateway.py [--quick] [--profile] [--mode M] [--streams N]
 """
 
 from __future__ import annotations
@@ -220,22 +220,12 @@ def _serve_gateway(port: int, upstream: str, database: str, profile: str | None)
     )
     gateway = build_gateway(tiers, SqliteLedger(database))
     profiler = cProfile.Profile(time.process_time) if profile else None
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/bench/"):
-            if scope["path"] == "/bench/profile" and profiler is not None and profile:
-                profiler.disable()
-                profiler.dump_stats(profile)
-                profiler.enable()
-            body = json.dumps({"cpu_seconds": time.process_time()}).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await gateway(scope, receive, send)
-
     if profiler is not None:
         profiler.enable()
-    serve(app, "127.0.0.1", port)  # as `raas gateway` runs it
+    serve(gateway, "127.0.0.1", port)  # as `raas gateway` runs it, until SIGTERM
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -328,7 +318,7 @@ async def _measure(
 
 def _scheduled(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
     """Seconds each process (all its threads) ran on a CPU and waited for one while runnable,
-    from Linux's /proc/PID/task/*/schedstat; empty where that is not available."""
+    from Linux's /proc/PID/task/*/schedstat (the bench needs it: the gateway's CPU is read so)."""
     times: dict[str, tuple[float, float]] = {}
     for name, pid in pids.items():
         try:
@@ -337,28 +327,34 @@ def _scheduled(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
                 with open(f"/proc/{pid}/task/{thread}/schedstat") as numbers:
                     fields = numbers.read().split()
                 ran, waited = ran + int(fields[0]), waited + int(fields[1])
-        except (OSError, IndexError, ValueError):
-            return {}
+        except (OSError, IndexError, ValueError) as error:
+            raise SystemExit(f"bench/gateway.py needs Linux's schedstat: {error}") from error
         times[name] = (ran / 1e9, waited / 1e9)
     return times
 
 
 async def _run(
-    direct: str, gateway: str, quick: bool, profile: bool, pids: dict[str, int]
+    direct: str,
+    gateway: str,
+    quick: bool,
+    pids: dict[str, int],
+    modes: list[str],
+    concurrency: list[int],
 ) -> dict[str, Any]:
     base = gateway.rsplit("/v1/", 1)[0]
     await _wait(direct.replace("/chat/completions", "/models"))
-    await _wait(base + "/bench/cpu")
+    await _wait(base + "/v1/models")
     rounds = 2 if quick else ROUNDS
     figures: dict[str, Any] = {}
     await _measure(direct, 4, 50, False)
     await _measure(gateway, 4, 50, False)  # warm both paths
     total_gateway = 200
     random = Random(5)
-    for mode, per_stream in REQUESTS_PER_STREAM.items():
+    for mode in modes:
+        per_stream = REQUESTS_PER_STREAM[mode]
         paced = mode != "back_to_back"
         figures[mode] = {}
-        for streams in CONCURRENCY:
+        for streams in concurrency:
             requests_each = max(2, per_stream[streams] // (4 if quick else 1))
             made_each = requests_each
             samples: dict[str, list[_Sample]] = {"direct": [], "gateway": []}
@@ -374,23 +370,24 @@ async def _run(
                 samples["direct"].append(
                     await _measure(direct, streams, requests_each, paced, offsets)
                 )
-                before = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
                 client_before = time.process_time()
                 scheduled_before, started = _scheduled(pids), time.perf_counter()
                 samples["gateway"].append(
                     await _measure(gateway, streams, requests_each, paced, offsets)
                 )
                 seconds = time.perf_counter() - started
-                for name, (ran, waited) in _scheduled(pids).items():
+                scheduled_after = _scheduled(pids)
+                for name, (ran, waited) in scheduled_after.items():
                     ran_before, waited_before = scheduled_before[name]
                     scheduled[name].append(
                         ((ran - ran_before) / seconds, (waited - waited_before) / seconds)
                     )
                 requests = streams * made_each
                 client_cpu.append((time.process_time() - client_before) / requests)
-                after = (await _get_json(base + "/bench/cpu"))["cpu_seconds"]
                 total_gateway += requests
-                cpu_per_request.append((after - before) / requests)
+                # What the gateway's threads ran (its CPU time, ledger writer included).
+                gateway_ran = scheduled_after["gateway"][0] - scheduled_before["gateway"][0]
+                cpu_per_request.append(gateway_ran / requests)
             row = _row(samples, streams, streams * requests_each * rounds)
             row["gateway_cpu_us_per_request"] = round(statistics.median(cpu_per_request) * 1e6, 1)
             row["client_cpu_us_per_request"] = round(statistics.median(client_cpu) * 1e6, 1)
@@ -402,14 +399,13 @@ async def _run(
             # Other work on the machine takes CPU from all three processes: say how much there
             # was, and how long each process of the gateway path, runnable, waited for a CPU.
             row["load_average_1_minute"] = round(os.getloadavg()[0], 2)
-            if all(scheduled.values()):
-                row["gateway_path_cpus"] = {
-                    name: {
-                        "running": round(statistics.median(ran for ran, _ in times), 2),
-                        "waiting_for_a_cpu": round(statistics.median(w for _, w in times), 2),
-                    }
-                    for name, times in scheduled.items()
+            row["gateway_path_cpus"] = {
+                name: {
+                    "running": round(statistics.median(ran for ran, _ in times), 2),
+                    "waiting_for_a_cpu": round(statistics.median(w for _, w in times), 2),
                 }
+                for name, times in scheduled.items()
+            }
             figures[mode][str(streams)] = row
             print(
                 f"{mode:>12} {streams:>4} streams: overhead p50 first byte "
@@ -422,8 +418,6 @@ async def _run(
                 + _waits(row),
                 flush=True,
             )
-    if profile:
-        await _get_json(base + "/bench/profile")
     figures["gateway_requests_total"] = total_gateway
     return figures
 
@@ -481,6 +475,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     parser.add_argument("--profile", action="store_true", help="run the gateway under cProfile")
+    parser.add_argument(
+        "--mode",
+        action="append",
+        choices=list(REQUESTS_PER_STREAM),
+        help="only this measure (repeatable), for iterating; only a full run writes results",
+    )
+    parser.add_argument(
+        "--streams",
+        action="append",
+        type=int,
+        choices=CONCURRENCY,
+        help="only this concurrency (repeatable), for iterating",
+    )
     arguments = parser.parse_args()
     _loop_policy()
     from raas.ledger.sqlite import SqliteLedger
@@ -508,12 +515,13 @@ def main() -> None:
                     f"{upstream}/chat/completions",
                     f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
                     arguments.quick,
-                    arguments.profile,
                     {
                         "client": os.getpid(),
                         "upstream": processes[0].pid or 0,
                         "gateway": processes[1].pid or 0,
                     },
+                    arguments.mode or list(REQUESTS_PER_STREAM),
+                    arguments.streams or list(CONCURRENCY),
                 )
             )
         finally:
@@ -527,7 +535,7 @@ def main() -> None:
             _print_profile(profile)
     total = figures.pop("gateway_requests_total")
     print(f"ledger: {accounted} model-call events for {total} proxied requests")
-    if arguments.quick or arguments.profile:
+    if arguments.quick or arguments.profile or arguments.mode or arguments.streams:
         return
     result = {
         "what": "streaming chat completion (13 SSE events, usage included), medians of the "

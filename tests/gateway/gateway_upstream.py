@@ -1,5 +1,5 @@
-"""A small OpenAI-protocol upstream for gateway tests and the benchmark, and a helper that runs
-any ASGI app under uvicorn on a free port in a background thread.
+"""A small OpenAI-protocol upstream for gateway tests, a helper that runs any ASGI app under
+uvicorn on a free port in a background thread, and one that serves a gateway so.
 
 The upstream behaves by the model asked for: "ok" answers (with usage), "nousage" answers
 without usage, "fail" answers HTTP 500, "slow" waits `SLOW_SECONDS` before answering.
@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 import uvicorn
+
+from raas.gateway import Gateway, GatewayServer
 
 SLOW_SECONDS = 5.0
 
@@ -152,3 +154,54 @@ class ServerThread:
     def __exit__(self, *exception: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class GatewayThread:
+    """Serves a gateway as `raas gateway` does (its own HTTP server, uvloop where installed) on
+    127.0.0.1 and a free port, in a background thread; leaving stops it (the ledger flushed)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.server = GatewayServer(gateway, self._failed)
+        self.failures: list[BaseException] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
+        self.stopped: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _failed(self, error: BaseException) -> None:
+        self.failures.append(error)
+
+    def _run(self) -> None:
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+
+        async def main() -> None:
+            self.stopped = asyncio.Event()
+            await self.server.start("127.0.0.1", 0)
+            self.started.set()
+            await self.stopped.wait()
+            await self.server.stop()
+
+        loop.run_until_complete(main())
+        loop.close()
+
+    def __enter__(self) -> GatewayThread:
+        self.thread.start()
+        if not self.started.wait(10):
+            raise RuntimeError("the gateway did not start")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def __exit__(self, *exception: object) -> None:
+        assert self.loop is not None and self.stopped is not None
+        self.loop.call_soon_threadsafe(self.stopped.set)
+        self.thread.join(timeout=10)
+        assert not self.failures, self.failures

@@ -1,5 +1,5 @@
 """The gateway end to end over real HTTP: a test upstream on a free port, the gateway in front of
-it under uvicorn, an httpx client as the agent, and the ledger read back afterwards."""
+it on its own HTTP server, an httpx client as the agent, and the ledger read back afterwards."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from gateway_upstream import SLOW_SECONDS, FakeUpstream, ServerThread
+from gateway_upstream import SLOW_SECONDS, FakeUpstream, GatewayThread, ServerThread
 
 from raas.core.events import Event, Handoff, ModelCall, RouteDecision
 from raas.gateway import build_gateway, parse_tier_file
@@ -58,9 +58,7 @@ class Run:
 
     def __init__(self, tmp_path: Path, tiers: dict[str, Any]) -> None:
         self.ledger = SqliteLedger(tmp_path / "ledger.db")
-        self.server = ServerThread(
-            build_gateway(parse_tier_file(tiers), self.ledger), lifespan="on"
-        )
+        self.server = GatewayThread(build_gateway(parse_tier_file(tiers), self.ledger))
         self.client: httpx.Client
 
     def __enter__(self) -> Run:

@@ -18,9 +18,12 @@ def _stream(end: bytes) -> list[bytes]:
 
 
 def _relay(data: bytes, keep_usage: bool, size: int) -> tuple[bytes, _SseRelay]:
-    relay = _SseRelay(keep_usage)
-    out = b"".join(relay.feed(data[start : start + size]) for start in range(0, len(data), size))
-    return out + relay.finish(), relay
+    written: list[bytes] = []
+    relay = _SseRelay(keep_usage, written.append)
+    for start in range(0, len(data), size):
+        relay.pass_on(data[start : start + size])
+    assert b"" not in written
+    return b"".join(written) + relay.finish(), relay
 
 
 @pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n"])

@@ -1,12 +1,13 @@
-"""The gateway's ASGI app: OpenAI-compatible `/v1/chat/completions` (plain and SSE streaming)
-and `/v1/models`, routed per request to a tier, with fallback up the tiers and accounting."""
+"""The gateway's request handling: OpenAI-compatible `/v1/chat/completions` (plain and SSE
+streaming) and `/v1/models`, routed per request to a tier, with fallback up the tiers and
+accounting; served over HTTP by `raas.gateway.server`."""
 
 from __future__ import annotations
 
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -24,14 +25,10 @@ from raas.gateway.accounting import (
     policy_text,
     route_decision,
 )
+from raas.gateway.server import Exchange, Headers
 from raas.gateway.tiers import TierConfig, TierFile
 from raas.gateway.upstream import Endpoint, UpstreamError, UpstreamPool, UpstreamTimeout
 from raas.router import Decision, EscalationMemory, Router, RouteRequest
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 HEADER_PREFIX: Final = b"x-raas-"
 IDENTITY_FIELDS: Final = ("conversation", "customer", "tenant", "intent", "channel")
@@ -44,8 +41,11 @@ MID_STREAM_ERROR: Final = (
 )
 
 _encoder: Final = msgspec.json.Encoder()
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
-_SSE_HEADERS: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+_JSON_HEADERS: Final[Headers] = [(b"content-type", b"application/json")]
+_SSE_HEADERS: Final[Headers] = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+]
 # An SSE event ends with a blank line; servers end lines with LF or CRLF.
 _SSE_EVENT_END: Final = re.compile(rb"(\r\n\r\n|\n\n)")
 _EVENT_ENDS: Final = (b"\n\n", b"\r\n\r\n")
@@ -60,7 +60,8 @@ class RequestError(Exception):
 
 
 class Gateway:
-    """An ASGI app: build with the tier file, a router and where events go (a ledger)."""
+    """The gateway's handler: build with the tier file, a router and where events go (a ledger);
+    `raas.gateway.server` serves it."""
 
     def __init__(
         self,
@@ -99,8 +100,8 @@ class Gateway:
                 if tier.kind == "model"
             )
         self._endpoints: dict[str, Endpoint] = {}
-        self._json_headers: dict[str, list[tuple[bytes, bytes]]] = {}
-        self._sse_headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._json_headers: dict[str, Headers] = {}
+        self._sse_headers: dict[str, Headers] = {}
         for tier in tiers.tiers:
             tier_header = (b"x-raas-tier", tier.name.encode())
             self._json_headers[tier.name] = [*_JSON_HEADERS, tier_header]
@@ -130,43 +131,28 @@ class Gateway:
         if self.pool is not None:
             await self.pool.aclose()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        path, method = scope["path"], scope["method"]
-        if path == "/v1/chat/completions":
-            if method != "POST":
-                await _error(send, 405, "use POST", "method")
+    async def handle(self, exchange: Exchange) -> None:
+        """Answer one request."""
+        path, method = exchange.path, exchange.method
+        if path == b"/v1/chat/completions":
+            if method != b"POST":
+                _error(exchange, 405, "use POST", "method")
                 return
-            await self._chat(scope, receive, send)
-        elif path == "/v1/models" and method == "GET":
-            await _respond(send, 200, self._models_body, _JSON_HEADERS)
+            await self._chat(exchange)
+        elif path == b"/v1/models" and method == b"GET":
+            exchange.respond(200, self._models_body, _JSON_HEADERS)
         else:
-            await _error(send, 404, f"no route {method} {path}", "path")
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+            route = f"{method.decode('latin-1')} {path.decode('latin-1')}"
+            _error(exchange, 404, f"no route {route}", "path")
 
     # -- chat completions ------------------------------------------------------------------------
 
-    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
+    async def _chat(self, exchange: Exchange) -> None:
         try:
-            request = _parse_request(body)
-            identity = _identify(scope, request)
+            request = _parse_request(exchange.body)
+            identity = _identify(exchange.headers, request)
         except RequestError as error:
-            await _error(send, 400, str(error), error.field)
+            _error(exchange, 400, str(error), error.field)
             return
         stream = bool(request.get("stream"))
         forward = request
@@ -190,20 +176,20 @@ class Gateway:
             decision = self._decide(route_request, failed)
             attempt += 1
             if decision.tier in tried:
-                await _error(send, 502, "every tier failed for this request", "upstream")
+                _error(exchange, 502, "every tier failed for this request", "upstream")
                 return
             tried.add(decision.tier)
             tier = self.tiers.tier(decision.tier)
             if decision.kind == "human":
-                await self._handoff(send, tier, identity, decision, attempt, stream)
+                self._handoff(exchange, tier, identity, decision, attempt, stream)
                 return
             forward["model"] = tier.model
             payload = _encoder.encode(forward)
             call = _Call(self, tier, identity, route_decision(decision, attempt, self._policy))
             if stream:
-                served = await self._stream(send, call, payload, messages, client_wants_usage)
+                served = await self._stream(exchange, call, payload, messages, client_wants_usage)
             else:
-                served = await self._complete(send, call, payload, messages)
+                served = await self._complete(exchange, call, payload, messages)
             if served:
                 return
             self.memory.record_failure(identity.episode, tier.name)
@@ -223,7 +209,9 @@ class Gateway:
                     )
         return decision
 
-    async def _complete(self, send: Send, call: _Call, payload: bytes, messages: list[Any]) -> bool:
+    async def _complete(
+        self, exchange: Exchange, call: _Call, payload: bytes, messages: list[Any]
+    ) -> bool:
         """One non-streaming call; False if the tier failed and the next one should be tried."""
         assert self.pool is not None
         tier = call.tier
@@ -257,12 +245,12 @@ class Gateway:
                         output_text += message_text(choice["message"].get("content"))
         problem = f"HTTP {status}" if status >= 400 else None
         call.served(messages, usage, output_text, time.perf_counter(), problem)
-        await _respond(send, status, content, self._json_headers[tier.name])
+        exchange.respond(status, content, self._json_headers[tier.name])
         return True
 
     async def _stream(
         self,
-        send: Send,
+        exchange: Exchange,
         call: _Call,
         payload: bytes,
         messages: list[Any],
@@ -289,49 +277,39 @@ class Gateway:
                     call.failed(messages, _problem(failure))
                     return False
                 call.failed(messages, f"HTTP {status}")
-                await _respond(send, status, content, self._json_headers[tier.name])
+                exchange.respond(status, content, self._json_headers[tier.name])
                 return True
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": self._sse_headers[tier.name],
-                }
-            )
-            relay = _SseRelay(client_wants_usage)
-            feed, receive = relay.feed, connection.receive
-            first_token: float | None = None
+            exchange.start(200, self._sse_headers[tier.name])
+            if not connection.has_body:  # else the head goes out with the first events
+                exchange.flush()
+            # Each piece the upstream sends is passed on from its connection's callback: no task
+            # switch and one write to the agent per piece.
+            relay = _SseRelay(client_wants_usage, exchange.write)
+            exchange.stream_from(connection.transport)
             broken: str | None = None
-            out = b""
             try:
-                # Once per event a model streams: bound methods in locals, one check of the end.
-                chunk = await receive()
-                if chunk:
-                    first_token = time.perf_counter()
-                while chunk:
-                    out = feed(chunk)
-                    if connection.complete:  # `receive` took all that came: nothing is left
-                        break  # the last piece goes out with the end of the body
-                    if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                        out = b""
-                    chunk = await receive()
+                last = await connection.relay(relay.pass_on)
             except UpstreamError as failure:
-                broken = f"{_problem(failure)} mid-stream"
-            tail = out + relay.finish()
+                broken, last = f"{_problem(failure)} mid-stream", b""
+            if last:  # what came with the end goes out with it
+                if relay.first_token is None:
+                    relay.first_token = time.perf_counter()
+                tail = relay.feed(last) + relay.finish()
+            else:
+                tail = relay.finish()
             if broken is not None:
                 tail += MID_STREAM_ERROR
                 self.memory.record_failure(call.identity.episode, tier.name)
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            exchange.end(tail)
             output_text = relay.text() if not _usage_tokens(relay.usage) else ""
-            call.served(messages, relay.usage, output_text, first_token, broken)
+            call.served(messages, relay.usage, output_text, relay.first_token, broken)
             return True
         finally:
             connection.release()
 
-    async def _handoff(
+    def _handoff(
         self,
-        send: Send,
+        exchange: Exchange,
         tier: TierConfig,
         identity: Identity,
         decision: Decision,
@@ -367,7 +345,7 @@ class Gateway:
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "raas": transfer,
             }
-            await _respond(send, 200, _encoder.encode(body), [*_JSON_HEADERS, *headers_extra])
+            exchange.respond(200, _encoder.encode(body), [*_JSON_HEADERS, *headers_extra])
             return
         chunks: list[dict[str, Any]] = [
             {
@@ -388,7 +366,7 @@ class Gateway:
             }
             parts.append(b"data: " + _encoder.encode(event) + b"\n\n")
         parts.append(b"data: [DONE]\n\n")
-        await _respond(send, 200, b"".join(parts), [*_SSE_HEADERS, *headers_extra])
+        exchange.respond(200, b"".join(parts), [*_SSE_HEADERS, *headers_extra])
 
 
 class _Call:
@@ -445,15 +423,25 @@ class _SseRelay:
     """Passes the upstream's SSE bytes on whole events at a time, without decoding them: only
     an event that mentions usage is read (to account it, and to drop the usage-only chunk the
     gateway asked for when the agent did not). The events are kept until the end, in case no
-    usage comes and the output has to be counted."""
+    usage comes and the output has to be counted. `pass_on` takes a piece from the upstream and
+    writes what can go on; the end of the stream goes out with `feed` and `finish`."""
 
-    __slots__ = ("_buffer", "_keep_usage", "_relayed", "usage")
+    __slots__ = ("_buffer", "_keep_usage", "_relayed", "_write", "first_token", "usage")
 
-    def __init__(self, keep_usage: bool) -> None:
+    def __init__(self, keep_usage: bool, write: Callable[[bytes], None]) -> None:
         self._buffer = b""
         self._keep_usage = keep_usage
         self._relayed: list[bytes] = []
+        self._write = write
+        self.first_token: float | None = None
         self.usage: Any = None
+
+    def pass_on(self, chunk: bytes) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+        out = self.feed(chunk)
+        if out:
+            self._write(out)
 
     def feed(self, chunk: bytes) -> bytes:
         if not self._buffer and chunk.endswith(_EVENT_ENDS):
@@ -497,10 +485,10 @@ class _SseRelay:
         parts = _SSE_EVENT_END.split(complete)  # event, its end, event, its end, ..., b""
         for position in range(0, len(parts) - 1, 2):
             if b'"usage"' in parts[position]:
-                chunk = _event_json(parts[position])
-                if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-                    self.usage = chunk["usage"]
-                    if not chunk.get("choices") and not self._keep_usage:
+                chunk = _usage_chunk(parts[position])
+                if chunk is not None and isinstance(chunk.usage, dict):
+                    self.usage = chunk.usage
+                    if not self._keep_usage and _empty(chunk.choices):
                         parts[position] = parts[position + 1] = b""
         return head + b"".join(parts)
 
@@ -511,15 +499,48 @@ def _events_end(data: bytes, before: int) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
+def _event_data(event: bytes) -> bytes:
+    """The data of an SSE event: its data lines' values, joined."""
+    if event.startswith(b"data:") and b"\n" not in event:  # the usual event: one data line
+        return event[5:].strip()
+    return b"".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
+
+
 def _event_json(event: bytes) -> Any:
     """The JSON of an SSE event's data lines, or None (a comment, [DONE], not JSON)."""
-    data = b"".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
+    data = _event_data(event)
     if not data or data == b"[DONE]":
         return None
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError:
         return None
+
+
+class _UsageChunk(msgspec.Struct):
+    """What the relay reads of a chunk that mentions usage; the rest is skipped, choices kept
+    undecoded."""
+
+    usage: Any = None
+    choices: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_usage_decoder: Final = msgspec.json.Decoder(_UsageChunk)
+_NO_CHOICES: Final = frozenset({b"null", b"[]"})
+
+
+def _usage_chunk(event: bytes) -> _UsageChunk | None:
+    """The usage and choices of an SSE event that is a JSON object, or None."""
+    try:
+        return _usage_decoder.decode(_event_data(event))
+    except msgspec.DecodeError:  # not JSON, or not an object
+        return None
+
+
+def _empty(choices: msgspec.Raw) -> bool:
+    """Whether a chunk's choices are missing, null or empty."""
+    raw = bytes(choices)
+    return raw in _NO_CHOICES or not msgspec.json.decode(raw)
 
 
 def _usage_tokens(usage: Any) -> tuple[int, int] | None:
@@ -551,12 +572,11 @@ def _parse_request(body: bytes) -> dict[str, Any]:
     return request
 
 
-def _identify(scope: Scope, request: dict[str, Any]) -> Identity:
+def _identify(headers: Headers, request: dict[str, Any]) -> Identity:
     """The request's tenant, customer, conversation, intent and channel: `X-Raas-...` headers
     first, then the request's `metadata`; the conversation is required."""
     found: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        # ASGI servers give header names in lower case.
+    for raw_name, raw_value in headers:  # names in lower case
         if raw_name.startswith(HEADER_PREFIX):
             field = raw_name[len(HEADER_PREFIX) :].decode("latin-1")
             if field in IDENTITY_FIELDS:
@@ -609,23 +629,7 @@ def _route_request(
     )
 
 
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(parts)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(send: Send, status: int, message: str, field: str) -> None:
+def _error(exchange: Exchange, status: int, message: str, field: str) -> None:
     kind = "invalid_request_error" if status < 500 else "upstream_error"
     body = _encoder.encode({"error": {"message": message, "type": kind, "param": field}})
-    await _respond(send, status, body, _JSON_HEADERS)
+    exchange.respond(status, body, _JSON_HEADERS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Final, cast
 from urllib.parse import urlsplit
 
@@ -70,6 +71,8 @@ class Connection(asyncio.Protocol):
         "_parser",
         "_paused",
         "_pool",
+        "_sink",
+        "_sink_error",
         "_timer",
         "_waiter",
         "closed",
@@ -99,6 +102,8 @@ class Connection(asyncio.Protocol):
         self.on_body = self._body.append
         self.on_header = self._headers.__setitem__
         self._paused = False
+        self._sink: Callable[[bytes], None] | None = None
+        self._sink_error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._error: UpstreamError | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -153,6 +158,40 @@ class Connection(asyncio.Protocol):
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
+        return data
+
+    @property
+    def has_body(self) -> bool:
+        """Whether body bytes arrived that were not taken yet."""
+        return bool(self._body)
+
+    async def relay(self, sink: Callable[[bytes], None]) -> bytes:
+        """Hand the body to `sink` as it arrives, once per read from the upstream and from the
+        connection's callback (no task switch per piece), until the end; returns the bytes that
+        came with the end, for the caller to send with its own end. Raises `UpstreamError` (or
+        `UpstreamTimeout`) if the upstream breaks off, and what `sink` raised."""
+        body = self._body
+        if body and not self.complete:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
+            sink(data)
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        self._sink = sink
+        try:
+            while not self.complete:
+                if self._sink_error is not None:
+                    raise self._sink_error
+                if self._error is not None:
+                    raise self._error
+                await self._wait()
+        finally:
+            self._sink = None
+            self._sink_error = None
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
         return data
 
     async def read(self) -> bytes:
@@ -225,6 +264,18 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             self._fail(UpstreamError(f"malformed HTTP response: {error}"))
             self.close()
+            return
+        sink = self._sink
+        if sink is not None and not self.complete:
+            body = self._body
+            if body:
+                piece = body[0] if len(body) == 1 else b"".join(body)
+                body.clear()
+                try:
+                    sink(piece)
+                except Exception as error:  # the relay's own failure: `relay` raises it
+                    self._sink, self._sink_error = None, error
+                    self._wake()
             return
         self._buffered += len(data)
         if self._buffered > BUFFERED_BYTES_MAX and not self._paused and self.transport:
