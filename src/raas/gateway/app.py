@@ -279,9 +279,7 @@ class Gateway:
                 call.failed(messages, f"HTTP {status}")
                 exchange.respond(status, content, self._json_headers[tier.name])
                 return True
-            exchange.start(200, self._sse_headers[tier.name])
-            if not connection.has_body:  # else the head goes out with the first events
-                exchange.flush()
+            exchange.start(200, self._sse_headers[tier.name])  # sent with the first events
             # Each piece the upstream sends is passed on from its connection's callback: no task
             # switch and one write to the agent per piece.
             relay = _SseRelay(client_wants_usage, exchange.write)

@@ -128,18 +128,13 @@ class Exchange:
 
     def start(self, status: int, headers: Headers) -> None:
         """The status and headers of a response whose body follows in pieces: they go out with
-        the first piece (one write, one wake-up of the agent), or with `flush`."""
+        the first piece: one write and one wake-up of the agent instead of two, and a stream's
+        first event is what the agent waits for."""
         self.started = True
         framing = b"transfer-encoding: chunked\r\n" if self._chunked else b""
         if not self._chunked:
             self.keep_alive = False  # the end of the body is the end of the connection
         self._unsent = b"%b%b%b\r\n" % (self._head(status, headers), _Date.line(), framing)
-
-    def flush(self) -> None:
-        """Send what `start` held back, without waiting for the first piece."""
-        if self._unsent:
-            self._connection.write(self._unsent)
-            self._unsent = b""
 
     def write(self, data: bytes) -> None:
         """A piece of the body (not empty)."""

@@ -160,11 +160,6 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    @property
-    def has_body(self) -> bool:
-        """Whether body bytes arrived that were not taken yet."""
-        return bool(self._body)
-
     async def relay(self, sink: Callable[[bytes], None]) -> bytes:
         """Hand the body to `sink` as it arrives, once per read from the upstream and from the
         connection's callback (no task switch per piece), until the end; returns the bytes that
