@@ -542,7 +542,7 @@ def main() -> None:
         "time to the first and to the last body byte, gateway minus direct to the same upstream, "
         "in one run, rounds alternating; the load each path carried (counted requests per "
         "second while they ran, and SSE events per second); the gateway's CPU per proxied "
-        "request (counted or not) from its own time.process_time(), ledger writer included; "
+        "request (counted or not): what its threads ran (Linux schedstat), ledger writer included; "
         "gateway_path_cpus: during the gateway rounds, how many CPUs each process of the path "
         "kept busy and how many of its threads were on average runnable but waiting for a CPU "
         "(Linux schedstat): waits mean the 2 CPUs were oversubscribed",
