@@ -2,7 +2,8 @@
 uvicorn on a free port in a background thread, and one that serves a gateway so.
 
 The upstream behaves by the model asked for: "ok" answers (with usage), "nousage" answers
-without usage, "fail" answers HTTP 500, "slow" waits `SLOW_SECONDS` before answering.
+without usage, "fail" answers HTTP 500, "slow" waits `SLOW_SECONDS` before answering, "drip"
+streams one word every `DRIP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uvicorn
 from raas.gateway import Gateway, GatewayServer
 
 SLOW_SECONDS = 5.0
+DRIP_SECONDS = 0.05
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -96,6 +98,8 @@ class FakeUpstream:
                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
             }
             await _event(send, msgspec.json.encode(chunk))
+            if model == "drip":
+                await asyncio.sleep(DRIP_SECONDS)
         final = {
             "id": "chatcmpl-1",
             "object": "chat.completion.chunk",

@@ -141,6 +141,27 @@ def test_streaming_relays_sse_and_records_usage_and_first_token(
     assert first.time_to_first_token_ms <= first.latency_ms
 
 
+def test_an_agent_leaving_mid_stream_still_gets_the_call_accounted(
+    tmp_path: Path, upstream: tuple[FakeUpstream, str]
+) -> None:
+    with Run(tmp_path, _tiers(upstream[1], "drip")) as run:
+        body = {
+            "model": "any",
+            "stream": True,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        headers = {"X-Raas-Conversation": "c1", "X-Raas-Tenant": "acme"}
+        with run.client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as left:
+            first = next(left.iter_bytes())
+        assert first.startswith(b"data: ")
+        after = run.chat("still there?", conversation="c2")  # the gateway goes on serving
+    assert after.status_code == 200
+    (left_call,) = (event.data for event in run.events() if event.conversation == "c1")
+    assert isinstance(left_call, ModelCall)
+    # The upstream's answer was read to its end (with its usage) after the agent left.
+    assert left_call.error is None and left_call.output_tokens == 5
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_no_usage_from_upstream_means_tokens_are_counted(
     tmp_path: Path, upstream: tuple[FakeUpstream, str], stream: bool

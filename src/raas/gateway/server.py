@@ -194,7 +194,6 @@ class _ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: Headers = []
         self._body: list[bytes] = []
-        self._body_bytes = 0
         self._queue: deque[Exchange] = deque()
         self._current: Exchange | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -257,7 +256,6 @@ class _ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body.clear()
-        self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -313,11 +311,9 @@ class _ClientConnection(asyncio.Protocol):
         failure = None if task.cancelled() else task.exception()
         if failure is not None:
             self._server.log_failure(failure)
+            exchange.keep_alive = False
             if not exchange.started:
-                exchange.keep_alive = False
                 exchange.respond(500, b"the gateway failed", [])
-            else:
-                exchange.keep_alive = False
         elif not exchange.done:
             exchange.keep_alive = False  # a response left unfinished: the connection ends it
         if not exchange.keep_alive or self._last or self._server.stopping:
