@@ -426,6 +426,15 @@ def event_leaf_hash(event: Event, commitment_key: bytes) -> bytes:
 
 
 _stored_event_decoder: Final = msgspec.json.Decoder(Event)
+# UnicodeDecodeError: msgspec raises it, not DecodeError, for a string that is not UTF-8.
+_UNDECODABLE: Final = (msgspec.ValidationError, msgspec.DecodeError, KeyError, UnicodeDecodeError)
+
+
+def _undecodable(entry: bytes, error: Exception) -> StoreError:
+    return StoreError(
+        f"the entry with leaf hash {leaf_hash(entry).hex()} does not decode as a raas event: "
+        f"{error}"
+    )
 
 
 def decode_entry(entry: bytes) -> Event:
@@ -439,10 +448,56 @@ def decode_entry(entry: bytes) -> Event:
         envelope = _stored_event_decoder.decode(entry)
         data_class = DATA_TYPES[envelope.type]
         data = msgspec.convert(envelope.data, data_class)
-    # UnicodeDecodeError: msgspec raises it, not DecodeError, for a string that is not UTF-8.
-    except (msgspec.ValidationError, msgspec.DecodeError, KeyError, UnicodeDecodeError) as error:
-        raise StoreError(
-            f"the entry with leaf hash {leaf_hash(entry).hex()} does not decode as a raas "
-            f"event: {error}"
-        ) from error
+    except _UNDECODABLE as error:
+        raise _undecodable(entry, error) from error
     return _replace(envelope, data=data)
+
+
+class _TrustedEnvelope(msgspec.Struct, frozen=True, gc=False):
+    """An entry's envelope as `Event` holds it, without its constraints (checked on the way in),
+    and its `data` left as bytes for the decoder of the class its type names."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    time: datetime
+    tenant: str
+    customer: str
+    conversation: str
+    data: msgspec.Raw
+    intent: str | None = None
+    subject: str | None = None
+    datacontenttype: str | None = None
+    traceparent: str | None = None
+
+
+_trusted_envelope_decoder: Final = msgspec.json.Decoder(_TrustedEnvelope)
+_data_decoders: Final = {name: msgspec.json.Decoder(cls) for name, cls in DATA_TYPES.items()}
+
+
+def decode_trusted_entry(entry: bytes) -> Event:
+    """`decode_entry` for an entry read back from a ledger, which checked it on the way in: the
+    same event, in half the time (the envelope's patterns and lengths are not checked again, and
+    `data` is decoded once, into its class, rather than into a dict first and then converted).
+    An entry that is not JSON of that shape still raises StoreError."""
+    try:
+        envelope = _trusted_envelope_decoder.decode(entry)
+        data = _data_decoders[envelope.type].decode(envelope.data)
+    except _UNDECODABLE as error:
+        raise _undecodable(entry, error) from error
+    return Event(
+        specversion=envelope.specversion,  # type: ignore[arg-type]
+        id=envelope.id,
+        source=envelope.source,
+        type=envelope.type,
+        time=envelope.time,
+        tenant=envelope.tenant,
+        customer=envelope.customer,
+        conversation=envelope.conversation,
+        data=data,
+        intent=envelope.intent,
+        subject=envelope.subject,
+        datacontenttype=envelope.datacontenttype,  # type: ignore[arg-type]
+        traceparent=envelope.traceparent,
+    )

@@ -22,13 +22,14 @@ Tables in the file:
                       currency, time}; `places` are the amount's decimal places as written,
                       so that a sum can be given back as the reference's Decimal writes it
 - `customers`: each customer with the log indexes of its entries, so that an incremental build
-  reads only the changed customers' entries (`LedgerStore.entries`);
-- `conversations`: the same log indexes by conversation (conversation NULL: the customer's
-  holdout assignments), and `segments`: what linking reads of each segment
+  reads only the changed customers' entries (`LedgerStore.entries`), and `links`, JSON of
+  what relinking starts from: the same log indexes by conversation (conversation null: the
+  customer's holdout assignments) and what linking reads of each segment
   (`raas.core.episodes.SegmentSummary`, times in microseconds since the epoch). With them an
   update derives again only the episodes that a customer's new entries change (`relink`):
   a customer who comes back reads its new conversation and the episodes it joins, not its
-  whole month;
+  whole month. One row a customer, so that an update takes a customer's state with one
+  lookup of the customer index and writes it back as one row;
 - `episode_table`: one row, the state: format, tenant, size, the hash of the log's last leaf
   at that size, link horizon.
 
@@ -65,7 +66,7 @@ from raas.core.episodes import (
     derive_groups,
     relink,
 )
-from raas.core.events import BusinessEvent, HoldoutAssignment, decode_entry
+from raas.core.events import BusinessEvent, HoldoutAssignment, decode_trusted_entry
 from raas.core.expressions import DECIMAL_INTEGER_DIGITS, DECIMAL_PLACES, Type
 from raas.core.expressions_sql import column_type, quote_identifier
 from raas.core.features import FEATURES, episode_features
@@ -110,9 +111,9 @@ EPISODE_COLUMNS: Final[Mapping[str, str]] = {
 
 # Changes whenever what a row holds changes (the columns, by their digest; the meaning of a
 # value, by hand); a file of another format is built again from scratch.
-# 3: the conversations and segments tables.
+# 3: the conversations and segments tables. 4: those as the customers' `links`.
 EPISODE_TABLE_FORMAT: Final = (
-    "3-" + hashlib.sha256(repr(sorted(EPISODE_COLUMNS.items())).encode()).hexdigest()[:12]
+    "4-" + hashlib.sha256(repr(sorted(EPISODE_COLUMNS.items())).encode()).hexdigest()[:12]
 )
 
 # Bounds: rows buffered in Python before they go to DuckDB, and log indexes read at once.
@@ -350,46 +351,42 @@ def _update(
             _create_indexes(connection)
             for start in range(0, len(changed), CHANGED_CUSTOMERS_CHUNK_MAX):
                 chunk = changed[start : start + CHANGED_CUSTOMERS_CHUNK_MAX]
-                # Their state rows go and come back whole (as a full build writes them). Which
-                # of them the table holds is one narrow scan: reading the state rows is a wide
-                # one per table, for nothing when all are new customers.
-                present = _present(connection, chunk)
-                conversations, segments = _take_customer_states(connection, present)
-                known = _delete_customers(connection, present)
-                customers_kept -= len(known)
-                again: list[str] = []  # derived from all their entries
+                # Their state rows go and come back whole (as a full build writes them).
+                taken = _take_customers(connection, chunk)
+                customers_kept -= len(taken)
                 relinked: list[_Derived] = []
                 stale: list[tuple[str, str]] = []
                 holdout_groups: dict[str, str | None] = {}
-                for customer in chunk:
-                    if customer not in known or customer not in conversations:
-                        again.append(customer)
-                        continue
-                    step = _relinked(
-                        ledger,
-                        tenant,
-                        customer,
-                        known[customer],
-                        conversations[customer],
-                        segments.get(customer, []),
-                        # Kept from the scan that found them, or read again.
-                        new_entries.get(customer)
-                        or _entries(ledger, tenant, new_indexes[customer]),
-                        options.link_horizon,
-                    )
+                again = [customer for customer in chunk if customer not in taken]
+                returning = [customer for customer in chunk if customer in taken]
+                steps = _relinked(
+                    ledger,
+                    tenant,
+                    [
+                        (
+                            customer,
+                            taken[customer],
+                            # Kept from the scan that found them, or read again.
+                            new_entries.get(customer)
+                            or _entries(ledger, tenant, new_indexes[customer]),
+                        )
+                        for customer in returning
+                    ],
+                    options.link_horizon,
+                )
+                for customer, step in zip(returning, steps, strict=True):
                     relinked.append(step.derived)
                     stale += ((customer, episode_id) for episode_id in step.stale)
                     if step.holdout_group is not None:
                         holdout_groups[customer] = step.holdout_group[0]
-                # A customer new to the table has no rows yet.
-                old = [customer for customer in again if customer in known]
+                # A customer new to the table has no rows yet: only stale ones go.
                 if options.watchers:
-                    # Their rows all leave or change (holdout groups), and the stale ones go.
+                    # Those of customers whose holdout group changes leave and come back.
                     episodes -= _delete_told(
-                        connection, options.watchers, old, list(holdout_groups), stale
+                        connection, options.watchers, list(holdout_groups), stale
                     )
                 else:
-                    episodes -= _delete_episodes(connection, old, stale)
+                    episodes -= _delete_episodes(connection, stale)
                 if holdout_groups:
                     # Before the new rows go in: they were derived with it.
                     connection.execute(
@@ -412,9 +409,8 @@ def _update(
                 customers = (
                     (
                         customer,
-                        _customer_entries(
-                            ledger, tenant, customer, known, new_indexes, new_entries
-                        ),
+                        new_entries.get(customer)
+                        or _entries(ledger, tenant, new_indexes[customer]),
                     )
                     for customer in again
                 )
@@ -455,74 +451,102 @@ class _Step(NamedTuple):
 def _relinked(
     ledger: LedgerStore,
     tenant: str,
-    customer: str,
-    known: Sequence[int],
-    conversations: Mapping[str | None, Sequence[int]],
-    segments: Sequence[SegmentSummary],
-    new: Sequence[StoredEvent],
+    customers: Sequence[tuple[str, _CustomerState, Sequence[StoredEvent]]],
     link_horizon: timedelta,
-) -> _Step:
-    """A known customer's new entries applied to its episodes: only the conversations they
-    belong to and the episodes whose segments link differently are derived again (`relink`).
-    A new holdout assignment changes no other feature of an episode than its holdout group,
-    which the caller sets on the customer's rows that stand."""
-    fresh = _decoded(new)
-    holdouts = [(entry, index) for entry, index in fresh if _conversation_of(entry) is None]
-    fresh = [(entry, index) for entry, index in fresh if _conversation_of(entry) is not None]
-    names = {entry.event.conversation for entry, _ in fresh}
-    earlier = _decoded(
-        _entries(ledger, tenant, sorted(i for name in names for i in conversations.get(name, ())))
+) -> list[_Step]:
+    """Known customers' new entries (customer, what the table held, new entries) applied to
+    their episodes: only the conversations they belong to and the episodes whose segments link
+    differently are derived again (`relink`). A new holdout assignment changes no other
+    feature of an episode than its holdout group, which the caller sets on the customer's rows
+    that stand. The earlier entries of all the customers are read in two calls of the ledger,
+    not two a customer."""
+    touched: list[tuple[list[tuple[Entry, int]], list[tuple[Entry, int]], set[str]]] = []
+    for _, _held, new in customers:
+        fresh = _decoded(new)
+        holdouts = [(entry, index) for entry, index in fresh if _conversation_of(entry) is None]
+        fresh = [(entry, index) for entry, index in fresh if _conversation_of(entry) is not None]
+        touched.append((fresh, holdouts, {entry.event.conversation for entry, _ in fresh}))
+    earlier_all = _decoded_many(
+        ledger,
+        tenant,
+        [
+            sorted(i for name in names for i in held.conversations.get(name, ()))
+            for (_, held, _), (_, _, names) in zip(customers, touched, strict=True)
+        ],
     )
-    touched_entries = [entry for entry, _ in earlier] + [entry for entry, _ in fresh]
-    found = relink(segments, names, touched_entries, link_horizon=link_horizon)
-    needed = sorted(
-        index
-        for name in [*(found.conversations - names), None]
-        for index in conversations.get(name, ())
-    )
-    more = _decoded(_entries(ledger, tenant, needed))
-    customer_facts = [entry for entry, _ in [*more, *holdouts]]
-    entries = touched_entries + customer_facts
-    rows = _episode_rows(entries, derive_groups(entries, found.groups))
-    by_conversation = {name: list(indexes) for name, indexes in conversations.items()}
-    for entry, index in fresh:
-        by_conversation.setdefault(entry.event.conversation, []).append(index)
-    group = None
-    if holdouts:
-        by_conversation.setdefault(None, []).extend(index for _, index in holdouts)
-        assigned = [entry for entry, _ in more if _conversation_of(entry) is None]
-        new_group = customer_holdout_group([*assigned, *(entry for entry, _ in holdouts)])
-        # Assigned again to the group it was in (as a returning customer usually is): the
-        # rows that stand hold that group already, and stay as they are.
-        if new_group != customer_holdout_group(assigned):
-            group = (new_group,)
-    derived = _Derived(
-        episode_lines=[_encoder.encode(row) for row in rows],
-        customer_lines=[
-            _encoder.encode(
-                {
-                    "customer": customer,
-                    "log_indexes": sorted([*known, *(item.log_index for item in new)]),
-                }
+    linked = []
+    for (_, held, _), (fresh, _, names), earlier in zip(
+        customers, touched, earlier_all, strict=True
+    ):
+        touched_entries = [entry for entry, _ in earlier] + [entry for entry, _ in fresh]
+        found = relink(held.segments, names, touched_entries, link_horizon=link_horizon)
+        linked.append((touched_entries, found))
+    more_all = _decoded_many(
+        ledger,
+        tenant,
+        [
+            sorted(
+                index
+                for name in [*(found.conversations - names), None]
+                for index in held.conversations.get(name, ())
+            )
+            for (_, held, _), (_, _, names), (_, found) in zip(
+                customers, touched, linked, strict=True
             )
         ],
-        conversation_lines=_conversation_lines(customer, by_conversation),
-        segment_lines=_segment_lines(customer, found.segments),
-        entries=[len(earlier) + len(fresh) + len(more) + len(holdouts)],
     )
-    return _Step(derived, found.stale, group)
+    steps = []
+    for (customer, held, new), (fresh, holdouts, _), (touched_entries, found), more in zip(
+        customers, touched, linked, more_all, strict=True
+    ):
+        customer_facts = [entry for entry, _ in [*more, *holdouts]]
+        entries = touched_entries + customer_facts
+        rows = _episode_rows(entries, derive_groups(entries, found.groups))
+        by_conversation = {name: list(indexes) for name, indexes in held.conversations.items()}
+        for entry, index in fresh:
+            by_conversation.setdefault(entry.event.conversation, []).append(index)
+        group = None
+        if holdouts:
+            by_conversation.setdefault(None, []).extend(index for _, index in holdouts)
+            assigned = [entry for entry, _ in more if _conversation_of(entry) is None]
+            new_group = customer_holdout_group([*assigned, *(entry for entry, _ in holdouts)])
+            # Assigned again to the group it was in (as a returning customer usually is): the
+            # rows that stand hold that group already, and stay as they are.
+            if new_group != customer_holdout_group(assigned):
+                group = (new_group,)
+        derived = _Derived(
+            episode_lines=[_encoder.encode(row) for row in rows],
+            customer_lines=[
+                _customer_line(
+                    customer,
+                    sorted([*held.log_indexes, *(item.log_index for item in new)]),
+                    by_conversation,
+                    found.segments,
+                )
+            ],
+            entries=[len(touched_entries) + len(more) + len(holdouts)],
+        )
+        steps.append(_Step(derived, found.stale, group))
+    return steps
+
+
+def _decoded_many(
+    ledger: LedgerStore, tenant: str, wanted: Sequence[Sequence[int]]
+) -> list[list[tuple[Entry, int]]]:
+    """The entries at each list of log indexes, decoded, read together."""
+    decoded = _decoded(_entries(ledger, tenant, [index for indexes in wanted for index in indexes]))
+    found: list[list[tuple[Entry, int]]] = []
+    at = 0
+    for indexes in wanted:
+        found.append(decoded[at : at + len(indexes)])
+        at += len(indexes)
+    return found
 
 
 def _decoded(stored: Iterable[StoredEvent]) -> list[tuple[Entry, int]]:
-    return [(Entry(decode_entry(item.entry), item.leaf_hash), item.log_index) for item in stored]
-
-
-def _present(connection: duckdb.DuckDBPyConnection, customers: Sequence[str]) -> list[str]:
-    """Those of `customers` that the table holds."""
-    rows = connection.execute(
-        f"SELECT customer FROM customers WHERE {_customer_in(customers)}", list(customers)
-    ).fetchall()
-    return [str(row[0]) for row in rows]
+    return [
+        (Entry(decode_trusted_entry(item.entry), item.leaf_hash), item.log_index) for item in stored
+    ]
 
 
 def _customer_in(customers: Collection[str]) -> str:
@@ -539,74 +563,86 @@ def _create_indexes(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_customer ON {table} (customer)")
 
 
-def _take_customer_states(
+class _CustomerState(NamedTuple):
+    """What an update starts from for a customer the table holds (a `customers` row)."""
+
+    log_indexes: list[int]
+    conversations: dict[str | None, list[int]]
+    segments: list[SegmentSummary]  # in link order
+
+
+class _Links(msgspec.Struct, array_like=True):
+    """The `links` of a customer: its log indexes by conversation (None: its holdout
+    assignments), and its segments as (conversation, intent, started at, last at, previous
+    conversation), times in microseconds since the epoch, in link order."""
+
+    conversations: list[tuple[str | None, list[int]]]
+    segments: list[tuple[str, str, int, int, str | None]]
+
+
+_links_decoder: Final = msgspec.json.Decoder(_Links)
+
+
+def _take_customers(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
-) -> tuple[
-    dict[str, dict[str | None, list[int]]],
-    dict[str, list[SegmentSummary]],
-]:
-    """Delete these customers' state rows; what they held: log indexes by conversation, and
-    segments in link order."""
-    if not customers:
-        return {}, {}
-    values = list(customers)
-    conversations: dict[str, dict[str | None, list[int]]] = {}
-    for customer, conversation, indexes in connection.execute(
-        f"DELETE FROM conversations WHERE {_customer_in(customers)} "
-        "RETURNING customer, conversation, log_indexes",
-        values,
-    ).fetchall():
-        conversations.setdefault(str(customer), {})[conversation] = list(indexes)
-    segments: dict[str, list[SegmentSummary]] = {}
-    for customer, conversation, intent, started, last, previous in connection.execute(
-        f"DELETE FROM segments WHERE {_customer_in(customers)} RETURNING "
-        "customer, conversation, intent, started_at_us, last_at_us, previous_conversation",
-        values,
-    ).fetchall():
-        segments.setdefault(str(customer), []).append(
-            SegmentSummary(
-                str(conversation),
-                str(intent),
-                _EPOCH + timedelta(microseconds=int(started)),
-                _EPOCH + timedelta(microseconds=int(last)),
-                None if previous is None else str(previous),
-            )
+) -> dict[str, _CustomerState]:
+    """Delete the rows of those of `customers` that the table holds; what they held (one
+    lookup a customer, in one statement)."""
+    rows = connection.execute(
+        f"DELETE FROM customers WHERE {_customer_in(customers)} "
+        "RETURNING customer, log_indexes, links",
+        list(customers),
+    ).fetchall()
+    taken: dict[str, _CustomerState] = {}
+    for customer, indexes, text in rows:
+        links = _links_decoder.decode(text)
+        taken[str(customer)] = _CustomerState(
+            list(indexes),
+            dict(links.conversations),
+            [
+                SegmentSummary(
+                    conversation,
+                    intent,
+                    _EPOCH + timedelta(microseconds=started),
+                    _EPOCH + timedelta(microseconds=last),
+                    previous,
+                )
+                for conversation, intent, started, last, previous in links.segments
+            ],
         )
-    for summaries in segments.values():
-        summaries.sort(key=lambda s: (s.started_at, s.conversation, s.intent))
-    return conversations, segments
+    return taken
 
 
 def _delete_told(
     connection: duckdb.DuckDBPyConnection,
     watchers: Sequence[RowsWatcher],
-    customers: Sequence[str],
     changing: Sequence[str],
     stale: Sequence[tuple[str, str]],
 ) -> int:
-    """Delete every episode of `customers` and the `stale` ones (customer, id), telling the
-    watchers of them and of the rows of `changing` customers (about to change), each row
-    once; how many were deleted. One scan of the table finds them all, by row id."""
-    gone = set(customers)
+    """Delete the `stale` episodes (customer, id), telling the watchers of them and of the
+    rows of `changing` customers (about to change), each row once; how many were deleted.
+    One lookup of the customers' rows (by the customer index) finds them all, by row id."""
     changed = set(changing)
     stale_keys = set(stale)
-    affected = gone | changed | {customer for customer, _ in stale_keys}
+    affected = changed | {customer for customer, _ in stale_keys}
     if not affected:
         return 0
-    expressions = [expression for watcher in watchers for expression in watcher.expressions]
+    expressions = _expressions(watchers)
+    where, parameters = _customer_in(affected), sorted(affected)
+    if not changed:
+        # Only the stale rows, not every episode of a returning customer (the expressions
+        # are computed for the rows the filter keeps).
+        ids = sorted({episode for _, episode in stale_keys})
+        where += f" AND id IN ({', '.join('?' * len(ids))})"
+        parameters += ids
     rows = connection.execute(
-        f"SELECT rowid, customer, id, {', '.join(expressions)} FROM episodes "
-        f"WHERE {_customer_in(affected)}",
-        sorted(affected),
+        f"SELECT rowid, customer, id, {', '.join(expressions)} FROM episodes WHERE {where}",
+        parameters,
     ).fetchall()
-    leaving = [
-        row for row in rows if row[1] in gone or row[1] in changed or (row[1], row[2]) in stale_keys
-    ]
+    leaving = [row for row in rows if row[1] in changed or (row[1], row[2]) in stale_keys]
     _tell_values(watchers, [row[3:] for row in leaving], -1)
-    deleted = [row[0] for row in leaving if row[1] in gone or (row[1], row[2]) in stale_keys]
-    assert len(deleted) == sum(row[1] in gone for row in leaving) + len(stale_keys), (
-        "a stale episode was not there"
-    )
+    deleted = [row[0] for row in leaving if (row[1], row[2]) in stale_keys]
+    assert len(deleted) == len(stale_keys), "a stale episode was not there"
     if not deleted:
         return 0
     found = connection.execute(
@@ -624,9 +660,14 @@ def _tell(
     sign: int,
 ) -> None:
     """Tell the watchers of the rows `source` (FROM ...) selects."""
-    expressions = [expression for watcher in watchers for expression in watcher.expressions]
+    expressions = _expressions(watchers)
     rows = connection.execute(f"SELECT {', '.join(expressions)} {source}", parameters).fetchall()
     _tell_values(watchers, rows, sign)
+
+
+def _expressions(watchers: Sequence[RowsWatcher]) -> list[str]:
+    """Every watcher's expressions, in order (`_tell_values` splits their values so)."""
+    return [expression for watcher in watchers for expression in watcher.expressions]
 
 
 def _tell_values(watchers: Sequence[RowsWatcher], rows: Sequence[Sequence[Any]], sign: int) -> None:
@@ -641,28 +682,18 @@ def _tell_values(watchers: Sequence[RowsWatcher], rows: Sequence[Sequence[Any]],
 
 
 def _delete_episodes(
-    connection: duckdb.DuckDBPyConnection,
-    customers: Sequence[str],
-    stale: Sequence[tuple[str, str]],
+    connection: duckdb.DuckDBPyConnection, stale: Sequence[tuple[str, str]]
 ) -> int:
-    """Delete every episode of `customers` (derived again in full) and the `stale` ones
-    (customer, id); how many were deleted."""
-    deleted = 0
-    if customers:
-        row = connection.execute(
-            f"DELETE FROM episodes WHERE {_customer_in(customers)}", list(customers)
-        ).fetchone()
-        assert row is not None
-        deleted += int(row[0])
-    if stale:
-        row = connection.execute(
-            "DELETE FROM episodes USING (SELECT unnest($customers) AS c, unnest($ids) AS i) "
-            "AS stale WHERE customer = stale.c AND id = stale.i",
-            {"customers": [c for c, _ in stale], "ids": [i for _, i in stale]},
-        ).fetchone()
-        assert row is not None and int(row[0]) == len(stale), "a stale episode was not there"
-        deleted += int(row[0])
-    return deleted
+    """Delete the `stale` episodes (customer, id); how many were deleted."""
+    if not stale:
+        return 0
+    row = connection.execute(
+        "DELETE FROM episodes USING (SELECT unnest($customers) AS c, unnest($ids) AS i) "
+        "AS stale WHERE customer = stale.c AND id = stale.i",
+        {"customers": [c for c, _ in stale], "ids": [i for _, i in stale]},
+    ).fetchone()
+    assert row is not None and int(row[0]) == len(stale), "a stale episode was not there"
+    return len(stale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,8 +707,6 @@ _Batch = list[tuple[str, list[tuple[bytes, bytes, int]]]]
 class _Derived(NamedTuple):
     episode_lines: list[bytes]
     customer_lines: list[bytes]
-    conversation_lines: list[bytes]
-    segment_lines: list[bytes]
     entries: list[int]  # per customer, for progress
 
 
@@ -698,23 +727,21 @@ def _derive_batch(batch: _Batch, horizon_seconds: int) -> _Derived:
     """Decode a batch's entries, derive its customers' episodes and encode their rows (pure;
     runs in a worker process when asked)."""
     link_horizon = timedelta(seconds=horizon_seconds)
-    derived = _Derived([], [], [], [], [])
+    derived = _Derived([], [], [])
     for customer, items in batch:
-        entries = [Entry(decode_entry(entry), leaf) for entry, leaf, _ in items]
+        entries = [Entry(decode_trusted_entry(entry), leaf) for entry, leaf, _ in items]
         episodes, segments = derive_episodes_and_segments(entries, link_horizon=link_horizon)
         derived.episode_lines.extend(
             _encoder.encode(row) for row in _episode_rows(entries, episodes)
         )
-        derived.customer_lines.append(
-            _encoder.encode(
-                {"customer": customer, "log_indexes": sorted(index for _, _, index in items)}
-            )
-        )
         by_conversation: dict[str | None, list[int]] = {}
         for entry, (_, _, index) in zip(entries, items, strict=True):
             by_conversation.setdefault(_conversation_of(entry), []).append(index)
-        derived.conversation_lines.extend(_conversation_lines(customer, by_conversation))
-        derived.segment_lines.extend(_segment_lines(customer, segments))
+        derived.customer_lines.append(
+            _customer_line(
+                customer, sorted(index for _, _, index in items), by_conversation, segments
+            )
+        )
         derived.entries.append(len(items))
     return derived
 
@@ -726,31 +753,37 @@ def _conversation_of(entry: Entry) -> str | None:
     return entry.event.conversation
 
 
-def _conversation_lines(
-    customer: str, by_conversation: Mapping[str | None, Sequence[int]]
-) -> list[bytes]:
-    return [
-        _encoder.encode(
-            {"customer": customer, "conversation": conversation, "log_indexes": sorted(indexes)}
-        )
-        for conversation, indexes in by_conversation.items()
-    ]
-
-
-def _segment_lines(customer: str, segments: Iterable[SegmentSummary]) -> list[bytes]:
-    return [
-        _encoder.encode(
-            {
-                "customer": customer,
-                "conversation": segment.conversation,
-                "intent": segment.intent,
-                "started_at_us": _microseconds(segment.started_at),
-                "last_at_us": _microseconds(segment.last_at),
-                "previous_conversation": segment.previous_conversation,
-            }
-        )
-        for segment in segments
-    ]
+def _customer_line(
+    customer: str,
+    log_indexes: list[int],
+    by_conversation: Mapping[str | None, Sequence[int]],
+    segments: Iterable[SegmentSummary],
+) -> bytes:
+    """A customer's row of `customers`, as a line of JSON."""
+    links = _Links(
+        # Sorted (holdout assignments first), so that an update writes what a full build does.
+        sorted(
+            ((conversation, sorted(indexes)) for conversation, indexes in by_conversation.items()),
+            key=lambda item: (item[0] is not None, item[0] or ""),
+        ),
+        [
+            (
+                segment.conversation,
+                segment.intent,
+                _microseconds(segment.started_at),
+                _microseconds(segment.last_at),
+                segment.previous_conversation,
+            )
+            for segment in segments
+        ],
+    )
+    return _encoder.encode(
+        {
+            "customer": customer,
+            "log_indexes": log_indexes,
+            "links": _encoder.encode(links).decode(),
+        }
+    )
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -811,41 +844,11 @@ def _new_indexes_by_customer(
     return found
 
 
-def _customer_entries(
-    ledger: LedgerStore,
-    tenant: str,
-    customer: str,
-    known: Mapping[str, Sequence[int]],
-    new_indexes: Mapping[str, Sequence[int]],
-    new_entries: Mapping[str, Sequence[StoredEvent]],
-) -> list[StoredEvent]:
-    """A changed customer's entries by log index: the known ones read, the new ones read
-    again unless they were kept from the scan that found them."""
-    kept = new_entries.get(customer)
-    if kept is None:
-        return _entries(ledger, tenant, sorted({*known.get(customer, ()), *new_indexes[customer]}))
-    # The known entries all come before the new ones (they are of an earlier size).
-    return [*_entries(ledger, tenant, sorted(known.get(customer, ()))), *kept]
-
-
 class _EntryCustomer(msgspec.Struct):
-    customer: str  # as `decode_entry` gives it (a commitment when the field is personal)
+    customer: str  # as `decode_trusted_entry` gives it (a commitment when the field is personal)
 
 
 _customer_decoder: Final = msgspec.json.Decoder(_EntryCustomer)
-
-
-def _delete_customers(
-    connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
-) -> dict[str, list[int]]:
-    """Delete these customers' rows of `customers`; the log indexes they held."""
-    if not customers:
-        return {}
-    rows = connection.execute(
-        f"DELETE FROM customers WHERE {_customer_in(customers)} RETURNING customer, log_indexes",
-        list(customers),
-    ).fetchall()
-    return {str(customer): list(indexes) for customer, indexes in rows}
 
 
 def _entries(ledger: LedgerStore, tenant: str, indexes: Sequence[int]) -> list[StoredEvent]:
@@ -971,8 +974,6 @@ class _Staging:
         for batch in derived:
             self.lines["episodes"] += batch.episode_lines
             self.lines["customers"] += batch.customer_lines
-            self.lines["conversations"] += batch.conversation_lines
-            self.lines["segments"] += batch.segment_lines
             customers += len(batch.entries)
             entries += sum(batch.entries)
             if options.on_customer is not None:
@@ -1002,35 +1003,27 @@ class _Staging:
             f"FROM read_json({_string_literal(str(file))}, "
             f"format = 'newline_delimited', columns = {{{types}}})"
         )
-        self.connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} {source}")
+        insert = f"INSERT INTO {table} ({names}) SELECT {names} {source}"
         if table == "episodes" and self.watchers:
-            # The rows as inserted: read again from the file (a few), not from the table.
-            _tell(self.connection, self.watchers, source, {}, +1)
+            # The rows as inserted, returned by the insert (not read from the file again).
+            expressions = _expressions(self.watchers)
+            rows = self.connection.execute(
+                f"{insert} RETURNING {', '.join(expressions)}"
+            ).fetchall()
+            _tell_values(self.watchers, rows, +1)
+        else:
+            self.connection.execute(insert)
         file.unlink()
 
 
 _CUSTOMER_COLUMNS: Final[Mapping[str, str]] = {
     "customer": "VARCHAR NOT NULL",
     "log_indexes": "BIGINT[] NOT NULL",
-}
-_CONVERSATION_COLUMNS: Final[Mapping[str, str]] = {
-    "customer": "VARCHAR NOT NULL",
-    "conversation": "VARCHAR",  # NULL: the customer's holdout assignments
-    "log_indexes": "BIGINT[] NOT NULL",
-}
-_SEGMENT_COLUMNS: Final[Mapping[str, str]] = {
-    "customer": "VARCHAR NOT NULL",
-    "conversation": "VARCHAR NOT NULL",
-    "intent": "VARCHAR NOT NULL",
-    "started_at_us": "BIGINT NOT NULL",
-    "last_at_us": "BIGINT NOT NULL",
-    "previous_conversation": "VARCHAR",
+    "links": "VARCHAR NOT NULL",  # JSON of `_Links`
 }
 _TABLES: Final[Mapping[str, Mapping[str, str]]] = {
     "episodes": EPISODE_COLUMNS,
     "customers": _CUSTOMER_COLUMNS,
-    "conversations": _CONVERSATION_COLUMNS,
-    "segments": _SEGMENT_COLUMNS,
 }
 
 
