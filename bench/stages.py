@@ -30,9 +30,10 @@ from typing import Any
 from raas.core.canonical import canonical_bytes, leaf_hash
 from raas.core.events import Event, entries_and_disclosures
 from raas.ingest import parse_batch
+from raas.ledger.batch import leaf_hashes
 from raas.ledger.log import extend_frontier
 from raas.ledger.merkle import MerkleFrontier
-from raas.ledger.sqlite import SqliteLedger, _Batch, _key_hashes, _leaf_hashes, _store
+from raas.ledger.sqlite import SqliteLedger, _Batch, _key_hashes, _store
 
 _KEY = bytes(32)
 
@@ -96,7 +97,7 @@ def stage_breakdown(
         encode = _cpu(lambda: [canonical_bytes(event, checked=False) for event in events])
         entry = _cpu(lambda: [entries_and_disclosures(batch, _KEY) for batch in batches])
         key_hashes = _cpu(lambda: [_key_hashes(batch_keys) for batch_keys in keys])
-        hashes = _cpu(lambda: [_leaf_hashes(batch_entries) for batch_entries in made])
+        hashes = _cpu(lambda: [leaf_hashes(batch_entries) for batch_entries in made])
         prepare = _cpu(lambda: [_Batch(batch, _KEY) for batch in batches])
         tree = _cpu(frontiers)
         stored = _store_stages([_Batch(batch, _KEY) for batch in batches], folder)

@@ -25,15 +25,16 @@ import secrets
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any, Final
 
 import psycopg
 
 from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
-from raas.core.events import Event, entry_and_disclosures
+from raas.core.events import Event
 from raas.errors import ConflictError, StoreError
+from raas.ledger.batch import PreparedBatch
 from raas.ledger.keys import VerifierKey
 from raas.ledger.log import VENDOR_DEFAULT, LedgerCheck, check_vendor
 from raas.ledger.merkle import MerkleFrontier
@@ -345,68 +346,26 @@ def _configure(connection: psycopg.Connection[Any], vendor: str | None) -> tuple
     return key, stored_vendor
 
 
-class _Batch:
-    """A batch made ready outside any transaction: one place per distinct key, in batch order.
+class _Batch(PreparedBatch):
+    """A prepared batch whose keys and customers PostgreSQL text can hold (no NUL character)."""
 
-    A key repeated inside the batch with the same entry is dropped here (a duplicate); with
-    another entry it is a conflict, refused before the database is touched.
-    """
-
-    __slots__ = (
-        "customers",
-        "disclosures",
-        "entries",
-        "events_count",
-        "ids",
-        "leaves",
-        "named_tenants",
-        "repeats_inside",
-        "sources",
-        "tenants",
-        "times",
-    )
+    __slots__ = ()
 
     def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
-        self.events_count = len(events)
-        self.tenants: list[str] = []
-        self.sources: list[str] = []
-        self.ids: list[str] = []
-        self.customers: list[str] = []
-        self.times: list[int] = []
-        self.entries: list[bytes] = []
-        self.disclosures: list[bytes] = []
-        self.leaves: list[bytes] = []
-        place_of: dict[tuple[str, str, str], int] = {}
-        for event in events:
-            entry, disclosures = entry_and_disclosures(event, commitment_key)
-            key = (event.tenant, event.source, event.id)
-            if "\x00" in "".join((*key, event.customer)):
-                _refuse_nul(event)
-            place = place_of.get(key)
-            if place is not None:
-                if self.entries[place] != entry:
-                    raise ConflictError(*key, self.leaves[place].hex(), leaf_hash(entry).hex())
-                continue
-            place_of[key] = len(self.entries)
-            self.tenants.append(event.tenant)
-            self.sources.append(event.source)
-            self.ids.append(event.id)
-            self.customers.append(event.customer)
-            self.times.append((event.time - EPOCH) // ONE_MICROSECOND)
-            self.entries.append(entry)
-            self.disclosures.append(disclosures)
-            self.leaves.append(leaf_hash(entry))
-        self.named_tenants = list(dict.fromkeys(self.tenants))
-        self.repeats_inside = self.events_count - len(self.entries)
+        super().__init__(events, commitment_key)
+        # One scan of the batch's text columns; the field is looked for only if there is one.
+        if "\x00" in "".join(chain(self.tenants, self.sources, self.ids, self.customers)):
+            _refuse_nul(events)
 
 
-def _refuse_nul(event: Event) -> None:
-    for field in ("tenant", "source", "id", "customer"):
-        if "\x00" in getattr(event, field):
-            raise StoreError(
-                f"event {event.id!r}: field {field!r} holds a NUL character, which PostgreSQL "
-                "text cannot store; nothing of the batch was stored"
-            )
+def _refuse_nul(events: Sequence[Event]) -> None:
+    for event in events:
+        for field in ("tenant", "source", "id", "customer"):
+            if "\x00" in getattr(event, field):
+                raise StoreError(
+                    f"event {event.id!r}: field {field!r} holds a NUL character, which "
+                    "PostgreSQL text cannot store; nothing of the batch was stored"
+                )
 
 
 def _lock_key(tenant: str) -> int:

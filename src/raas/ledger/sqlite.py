@@ -42,7 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from itertools import count as count_from
 from itertools import groupby, repeat
-from operator import add, attrgetter, floordiv, itemgetter, sub
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -50,8 +50,9 @@ import msgspec
 
 from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
-from raas.core.events import Event, entries_and_disclosures
+from raas.core.events import Event
 from raas.errors import ConflictError, StoreError
+from raas.ledger.batch import PreparedBatch
 from raas.ledger.keys import VerifierKey
 from raas.ledger.log import (
     VENDOR_DEFAULT,
@@ -218,14 +219,8 @@ _translated = functools.partial(translated, driver_error=sqlite3.Error)
 _json_encoder: Final = msgspec.json.Encoder()
 _key_encoder: Final = msgspec.json.Encoder()
 _KEY_HASH_FORMAT: Final = struct.Struct(">q")
-_LEAF_PREFIX: Final = b"\x00"
 _digest: Final = type(hashlib.sha256()).digest
 _FIRST: Final = itemgetter(0)
-_TENANT: Final = attrgetter("tenant")
-_SOURCE: Final = attrgetter("source")
-_ID: Final = attrgetter("id")
-_TIME: Final = attrgetter("time")
-_CUSTOMER: Final = attrgetter("customer")
 # A customer row's places: (log index, time in microseconds since the epoch) pairs.
 _PLACE_FORMAT: Final = struct.Struct(">qq")
 
@@ -273,11 +268,6 @@ def _key_hashes(keys: list[tuple[str, str, str]]) -> list[int]:
         f"{_KEY_HASH_FORMAT.format}{hashlib.sha256().digest_size - _KEY_HASH_FORMAT.size}x"
     )
     return list(map(_FIRST, digest_format.iter_unpack(b"".join(digests))))
-
-
-def _leaf_hashes(entries: list[bytes]) -> list[bytes]:
-    """`leaf_hash` of each entry, SHA-256(0x00 || entry), mapped as `_key_hashes` is."""
-    return list(map(_digest, map(hashlib.sha256, map(_LEAF_PREFIX.__add__, entries))))
 
 
 class SqliteLedger(SqlLedger[sqlite3.Connection]):
@@ -764,80 +754,18 @@ def _migrate(connection: sqlite3.Connection, version: int) -> None:
             connection.execute(statement)
 
 
-class _Batch:
-    """A batch made ready for storage outside the write lock, one column per attribute.
+class _Batch(PreparedBatch):
+    """A prepared batch with the hash each key is indexed under (its first attempt), entries and
+    disclosures as bytearrays, which sqlite3 binds without first looking for an adapter (that
+    lookup costs more than the copy)."""
 
-    One place per distinct key: a key repeated inside the batch with the same entry is dropped
-    here (a duplicate); with another entry it is a conflict, refused before the store is touched.
-    Entries and disclosures are bytearrays, which sqlite3 binds without first looking for an
-    adapter (that lookup costs more than the copy).
-    """
-
-    __slots__ = (
-        "customers",
-        "disclosures",
-        "entries",
-        "events_count",
-        "ids",
-        "key_hashes",
-        "leaves",
-        "named_tenants",
-        "repeats_inside",
-        "sources",
-        "tenants",
-        "times",
-    )
+    __slots__ = ("key_hashes",)
 
     def __init__(self, events: Sequence[Event], commitment_key: bytes) -> None:
-        # Column by column, each mapped over the batch with C functions (msgspec, hashlib,
-        # operator): no interpreter frame an event on the ingest hot path.
-        count = len(events)
-        self.events_count = count
-        tenants = list(map(_TENANT, events))
-        sources = list(map(_SOURCE, events))
-        ids = list(map(_ID, events))
-        keys = list(zip(tenants, sources, ids, strict=True))
-        entries, disclosures = entries_and_disclosures(events, commitment_key)
-        key_hashes = _key_hashes(keys)
-        leaves = _leaf_hashes(entries)
-        times = list(
-            map(floordiv, map(sub, map(_TIME, events), repeat(EPOCH)), repeat(ONE_MICROSECOND))
-        )
-        customers = list(map(_CUSTOMER, events))
-        if len(set(keys)) < count:
-            # A key repeated inside the batch: keep its first place; the same entry again is a
-            # duplicate, another entry a conflict.
-            place_of: dict[tuple[str, str, str], int] = {}
-            for place, key in enumerate(keys):
-                first = place_of.setdefault(key, place)
-                if first != place and entries[first] != entries[place]:
-                    raise ConflictError(*key, leaves[first].hex(), leaves[place].hex())
-            places = list(place_of.values())
-            tenants, sources, ids, key_hashes, times, customers, entries, disclosures, leaves = (
-                list(map(column.__getitem__, places))
-                for column in (
-                    tenants,
-                    sources,
-                    ids,
-                    key_hashes,
-                    times,
-                    customers,
-                    entries,
-                    disclosures,
-                    leaves,
-                )
-            )
-        self.tenants = tenants
-        self.sources = sources
-        self.ids = ids
-        self.key_hashes = key_hashes
-        self.times = times
-        self.customers = customers
-        self.entries = list(map(bytearray, entries))
-        self.disclosures = list(map(bytearray, disclosures))
-        self.leaves = leaves
-        self.repeats_inside = count - len(tenants)
-        self.named_tenants = list(dict.fromkeys(tenants))
+        super().__init__(events, commitment_key)
+        self.key_hashes = _key_hashes(list(zip(self.tenants, self.sources, self.ids, strict=True)))
+        self.entries = list(map(bytearray, self.entries))
+        self.disclosures = list(map(bytearray, self.disclosures))
 
     def kept(self, places: list[int], key_hashes: list[int]) -> _Batch:
         """The same batch with only these places, under these key hashes (after probing)."""
