@@ -1,7 +1,8 @@
 """The gateway's HTTP/1.1 server over raw sockets, with a handler that echoes: keep-alive,
 pipelined requests answered in order, chunked streaming (the head held back until the first
 piece), HTTP/1.0 bodies ended by the close, 100-continue, malformed and oversized requests, a
-failing handler, and the requests in flight finishing when the server stops."""
+failing handler, a request that trickles in too slowly, and the requests in flight finishing
+when the server stops."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from raas.gateway import server as server_module
 from raas.gateway.server import BODY_BYTES_MAX, Exchange, GatewayServer
 
 
@@ -150,6 +152,41 @@ def test_bad_requests_are_refused_and_the_connection_closed(
     async def test(server: GatewayServer, echo: Echo, port: int) -> None:
         answer = await _exchange(port, request_bytes)
         assert answer.startswith(b"HTTP/1.1 " + status)
+
+    assert _run(test) == []
+
+
+def test_a_chunked_body_past_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chunked body states no length up front: it is counted as it arrives.
+    monkeypatch.setattr(server_module, "BODY_BYTES_MAX", 100)
+
+    async def test(server: GatewayServer, echo: Echo, port: int) -> None:
+        head = (
+            b"POST /x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        fits = await _exchange(port, head + b"40\r\n" + b"a" * 64 + b"\r\n0\r\n\r\n")
+        assert fits.startswith(b"HTTP/1.1 200") and fits.endswith(b"POST /x " + b"a" * 64)
+        chunk = b"40\r\n" + b"a" * 64 + b"\r\n"
+        answer = await _exchange(port, head + chunk + chunk + b"0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 413")
+
+    assert _run(test) == []
+
+
+def test_a_request_not_received_in_time_is_answered_408(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "REQUEST_SECONDS", 0.2)
+
+    async def test(server: GatewayServer, echo: Echo, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        answer = await asyncio.wait_for(reader.read(-1), 5)  # the server closes after its 408
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408")
+        # A request that is received whole in time is answered as before.
+        assert (await _exchange(port, _post(b"/x", b"abc", b"connection: close\r\n"))).endswith(
+            b"POST /x abc"
+        )
 
     assert _run(test) == []
 

@@ -22,6 +22,9 @@ import httptools
 KEEP_ALIVE_SECONDS: Final = 5.0  # an idle client connection is closed after this
 SHUTDOWN_GRACE_SECONDS: Final = 30.0
 BODY_BYTES_MAX: Final = 64 * 1024 * 1024  # a larger request body is refused (413)
+# A request begun but not received whole by then is answered 408 and its connection closed, so a
+# client trickling bytes cannot hold a connection (and its buffers) for ever.
+REQUEST_SECONDS: Final = 30.0
 BACKLOG: Final = 2048
 
 _REASONS: Final = {
@@ -30,6 +33,7 @@ _REASONS: Final = {
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    408: b"Request Timeout",
     413: b"Content Too Large",
     500: b"Internal Server Error",
     502: b"Bad Gateway",
@@ -194,16 +198,16 @@ class _ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: Headers = []
         self._body: list[bytes] = []
+        self._body_bytes = 0
         self._queue: deque[Exchange] = deque()
         self._current: Exchange | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._request_timer: asyncio.TimerHandle | None = None
         self._last = False  # no request after the one being served
         self.writing_paused = False
         self.closed = False
-        # httptools looks its callbacks up once per parser: C-level methods spare a Python frame
-        # for every header and body piece.
+        # httptools looks its callbacks up once per parser, as attributes.
         self.on_header = self._on_header
-        self.on_body = self._body.append
         self._parser = httptools.HttpRequestParser(self)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -236,9 +240,10 @@ class _ClientConnection(asyncio.Protocol):
         self._queue.clear()
         if self._current is not None:  # the agent went away: its stream is read to the end
             self._current._resume_source()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        for timer in (self._idle_timer, self._request_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._request_timer = None
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -256,12 +261,22 @@ class _ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body.clear()
+        self._body_bytes = 0
+        self._request_timer = self._loop.call_later(REQUEST_SECONDS, self._request_timed_out)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def _on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+
+    def on_body(self, piece: bytes) -> None:
+        # Counted as it comes: a chunked body states no length up front.
+        self._body_bytes += len(piece)
+        if self._body_bytes > BODY_BYTES_MAX:
+            self._refuse(413, b"the request body is larger than %d bytes" % BODY_BYTES_MAX)
+        elif not self.closed:
+            self._body.append(piece)
 
     def on_headers_complete(self) -> None:
         for name, value in self._headers:
@@ -271,6 +286,9 @@ class _ClientConnection(asyncio.Protocol):
                 self._refuse(413, b"the request body is larger than %d bytes" % BODY_BYTES_MAX)
 
     def on_message_complete(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
         if self.closed:
             return
         parser = self._parser
@@ -334,6 +352,13 @@ class _ClientConnection(asyncio.Protocol):
                 % (status, _REASONS.get(status, b""), _Date.line(), len(message), message)
             )
         self.close()
+
+    def _request_timed_out(self) -> None:
+        self._request_timer = None
+        if self._current is None:
+            self._refuse(408, b"the request was not received whole in %g s" % REQUEST_SECONDS)
+        else:  # a pipelined request waits for the one being served: its own time starts later
+            self._request_timer = self._loop.call_later(REQUEST_SECONDS, self._request_timed_out)
 
     def _close_idle(self) -> None:
         self._idle_timer = None
