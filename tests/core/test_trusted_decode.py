@@ -12,7 +12,9 @@ import pytest
 
 from raas.core.canonical import leaf_hash
 from raas.core.events import (
+    Event,
     Message,
+    _TrustedEnvelope,
     decode_entry,
     decode_trusted_entry,
     event_entry,
@@ -53,6 +55,11 @@ def test_every_kind_of_entry_decodes_to_the_event_decode_entry_gives() -> None:
     for event in events:
         entry = event_entry(event, KEY)
         assert decode_trusted_entry(entry) == decode_entry(entry)
+
+
+def test_the_trusted_envelope_holds_every_field_of_an_event() -> None:
+    # A field added to Event but not here would be dropped from every entry read back.
+    assert set(_TrustedEnvelope.__struct_fields__) == set(Event.__struct_fields__)
 
 
 @pytest.mark.parametrize(

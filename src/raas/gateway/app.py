@@ -289,12 +289,7 @@ class Gateway:
                 last = await connection.relay(relay.pass_on)
             except UpstreamError as failure:
                 broken, last = f"{_problem(failure)} mid-stream", b""
-            if last:  # what came with the end goes out with it
-                if relay.first_token is None:
-                    relay.first_token = time.perf_counter()
-                tail = relay.feed(last) + relay.finish()
-            else:
-                tail = relay.finish()
+            tail = relay.finish(last)  # what came with the end goes out with it
             if broken is not None:
                 tail += MID_STREAM_ERROR
                 self.memory.record_failure(call.identity.episode, tier.name)
@@ -456,10 +451,17 @@ class _SseRelay:
         self._relayed.append(complete)
         return complete
 
-    def finish(self) -> bytes:
+    def finish(self, last: bytes = b"") -> bytes:
+        """The end of the stream: what `last` (the bytes that came with the upstream's end)
+        completes, then what was held back."""
+        out = b""
+        if last:
+            if self.first_token is None:
+                self.first_token = time.perf_counter()
+            out = self.feed(last)
         rest, self._buffer = self._buffer, b""
         self._relayed.append(rest)
-        return rest
+        return out + rest
 
     def text(self) -> str:
         """The streamed output text (deltas' content), read from every event relayed."""

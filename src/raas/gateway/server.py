@@ -162,8 +162,7 @@ class Exchange:
 
     def stream_from(self, source: Source | None) -> None:
         """Pause `source`'s reading while the agent's side cannot take more (None: done)."""
-        if self._source is not None and self._paused_source:
-            self._source.resume_reading()
+        self._resume_source()
         self._source, self._paused_source = source, False
         if source is not None and self._connection.writing_paused:
             self._pause_source()

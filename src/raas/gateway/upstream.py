@@ -152,12 +152,8 @@ class Connection(asyncio.Protocol):
                 await waiter
             finally:
                 self._waiter = None
-        data = body[0] if len(body) == 1 else b"".join(body)
-        body.clear()
-        self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        data = self._take_body()
+        self._resume()
         return data
 
     async def relay(self, sink: Callable[[bytes], None]) -> bytes:
@@ -165,15 +161,9 @@ class Connection(asyncio.Protocol):
         connection's callback (no task switch per piece), until the end; returns the bytes that
         came with the end, for the caller to send with its own end. Raises `UpstreamError` (or
         `UpstreamTimeout`) if the upstream breaks off, and what `sink` raised."""
-        body = self._body
-        if body and not self.complete:
-            data = body[0] if len(body) == 1 else b"".join(body)
-            body.clear()
-            sink(data)
-        self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        if self._body and not self.complete:
+            sink(self._take_body())
+        self._resume()
         self._sink = sink
         try:
             while not self.complete:
@@ -185,9 +175,21 @@ class Connection(asyncio.Protocol):
         finally:
             self._sink = None
             self._sink_error = None
+        return self._take_body()
+
+    def _take_body(self) -> bytes:
+        """The body pieces that arrived, joined; the buffer emptied."""
+        body = self._body
         data = body[0] if len(body) == 1 else b"".join(body)
         body.clear()
         return data
+
+    def _resume(self) -> None:
+        """What was buffered is taken: the upstream is read again if it was paused."""
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     async def read(self) -> bytes:
         """The rest of the body."""
@@ -262,12 +264,9 @@ class Connection(asyncio.Protocol):
             return
         sink = self._sink
         if sink is not None and not self.complete:
-            body = self._body
-            if body:
-                piece = body[0] if len(body) == 1 else b"".join(body)
-                body.clear()
+            if self._body:
                 try:
-                    sink(piece)
+                    sink(self._take_body())
                 except Exception as error:  # the relay's own failure: `relay` raises it
                     self._sink, self._sink_error = None, error
                     self._wake()
