@@ -14,6 +14,7 @@ from typing import Final
 
 from raas.core.events import Event, entries_and_disclosures
 from raas.errors import ConflictError
+from raas.ledger.native import speedups
 from raas.ledger.store import EPOCH, ONE_MICROSECOND
 
 __all__ = ["PreparedBatch", "leaf_hashes"]
@@ -29,6 +30,8 @@ _CUSTOMER: Final = attrgetter("customer")
 
 def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
     """The RFC 6962 leaf hash, SHA-256(0x00 || entry), of each entry, mapped with C functions."""
+    if speedups is not None:
+        return list(speedups.sha256_each(entries, _LEAF_PREFIX))
     return list(map(_digest, map(hashlib.sha256, map(_LEAF_PREFIX.__add__, entries))))
 
 

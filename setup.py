@@ -1,0 +1,17 @@
+"""The optional C speed-ups of the ledger's append path (raas.ledger.native); everything else
+about the package is in pyproject.toml. Without a C compiler, OpenSSL's or SQLite's headers, the
+build skips them and raas runs its pure-Python code path, which gives the same bytes."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "raas.ledger._native",
+            ["src/raas/ledger/_native.c"],
+            libraries=["sqlite3", "crypto"],
+            extra_compile_args=["-O2", "-Wall", "-Wno-unused-parameter"],
+            optional=True,
+        )
+    ]
+)
