@@ -1,8 +1,8 @@
 """The gateway's HTTP/1.1 server over raw sockets, with a handler that echoes: keep-alive,
 pipelined requests answered in order, chunked streaming (the head held back until the first
 piece), HTTP/1.0 bodies ended by the close, 100-continue, malformed and oversized requests, a
-failing handler, a request that trickles in too slowly, and the requests in flight finishing
-when the server stops."""
+failing handler, a request that trickles in too slowly, an idle connection closed, and the
+requests in flight finishing when the server stops."""
 
 from __future__ import annotations
 
@@ -187,6 +187,25 @@ def test_a_request_not_received_in_time_is_answered_408(monkeypatch: pytest.Monk
         assert (await _exchange(port, _post(b"/x", b"abc", b"connection: close\r\n"))).endswith(
             b"POST /x abc"
         )
+
+    assert _run(test) == []
+
+
+def test_a_connection_is_closed_once_idle_for_the_keep_alive_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_module, "KEEP_ALIVE_SECONDS", 0.3)
+
+    async def test(server: GatewayServer, echo: Echo, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # Requests closer together than the keep-alive time, for longer than it: kept open.
+        for number in range(4):
+            writer.write(_post(b"/x", b"%d" % number))
+            await asyncio.wait_for(reader.readuntil(b"POST /x %d" % number), 5)
+            await asyncio.sleep(0.15)
+        # Then idle: the server closes it.
+        assert await asyncio.wait_for(reader.read(-1), 5) == b""
+        writer.close()
 
     assert _run(test) == []
 

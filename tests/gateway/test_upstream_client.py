@@ -1,6 +1,7 @@
 """The gateway's upstream client against raw TCP servers that answer with exact bytes: body
 framings (length, chunked, until close), keep-alive reuse, a stale pooled connection, timeouts
-before the headers and mid-body, malformed responses and refused connections."""
+before the headers and mid-body (and per exchange on a reused connection), malformed responses
+and refused connections."""
 
 from __future__ import annotations
 
@@ -147,6 +148,36 @@ def test_silence_longer_than_the_timeout_is_an_upstream_timeout(where: str) -> N
         await pool.aclose()
 
     _run(handler, test)
+
+
+def test_the_timeout_runs_per_exchange_on_a_reused_connection() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        for _ in range(4):  # answered at once, together longer than the timeout
+            await _read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+        await _read_request(reader)  # then silence
+        await asyncio.sleep(2)
+        writer.close()
+
+    async def test(url: str) -> None:
+        pool = UpstreamPool()
+        endpoint = Endpoint(url, {})
+        for _ in range(4):
+            connection = await pool.post(endpoint, b"{}", 0.3)
+            assert await connection.read() == b"ok"
+            connection.release()
+            await asyncio.sleep(0.15)
+        with pytest.raises(UpstreamTimeout, match=r"no bytes for 0\.3 s"):
+            await pool.post(endpoint, b"{}", 0.3)
+        await pool.aclose()
+
+    _run(handler, test)
+    assert connections == 1
 
 
 def test_a_connection_cut_mid_body_is_an_upstream_error() -> None:

@@ -19,6 +19,8 @@ from typing import Final, Protocol, cast
 
 import httptools
 
+from raas.gateway.timers import DeadlineTimer
+
 KEEP_ALIVE_SECONDS: Final = 5.0  # an idle client connection is closed after this
 SHUTDOWN_GRACE_SECONDS: Final = 30.0
 BODY_BYTES_MAX: Final = 64 * 1024 * 1024  # a larger request body is refused (413)
@@ -44,6 +46,9 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK: Final = b"0\r\n\r\n"
 
 Headers = list[tuple[bytes, bytes]]
+
+_HEADS_KEPT: Final = 256
+_heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...], bool], bytes] = {}
 
 
 class Handler(Protocol):
@@ -145,7 +150,9 @@ class Exchange:
         framed = b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
         if self._unsent:
             framed, self._unsent = self._unsent + framed, b""
-        self._connection.write(framed)
+        connection = self._connection  # its `write` inlined: this runs once per streamed event
+        if not connection.closed and connection._transport is not None:
+            connection._transport.write(framed)
 
     def end(self, data: bytes = b"") -> None:
         """The last piece of the body, if any, and the end of the response."""
@@ -178,12 +185,20 @@ class Exchange:
             self._source.resume_reading()
 
     def _head(self, status: int, headers: Headers) -> bytes:
-        lines = [b"HTTP/1.1 %d %b\r\n" % (status, _REASONS.get(status, b""))]
-        for name, value in headers:
-            lines.append(b"%b: %b\r\n" % (name, value))
-        if not self.keep_alive:
-            lines.append(b"connection: close\r\n")
-        return b"".join(lines)
+        # A handler answers with a few sets of headers: each head is rendered once.
+        key = (status, tuple(headers), self.keep_alive)
+        head = _heads.get(key)
+        if head is None:
+            lines = [b"HTTP/1.1 %d %b\r\n" % (status, _REASONS.get(status, b""))]
+            for name, value in headers:
+                lines.append(b"%b: %b\r\n" % (name, value))
+            if not self.keep_alive:
+                lines.append(b"connection: close\r\n")
+            head = b"".join(lines)
+            if len(_heads) >= _HEADS_KEPT:
+                _heads.clear()
+            _heads[key] = head
+        return head
 
 
 class _ClientConnection(asyncio.Protocol):
@@ -200,8 +215,10 @@ class _ClientConnection(asyncio.Protocol):
         self._body_bytes = 0
         self._queue: deque[Exchange] = deque()
         self._current: Exchange | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._request_timer: asyncio.TimerHandle | None = None
+        # Deadlines (loop time): an idle connection's close, and a request's receipt whole.
+        self._idle_due: float | None = None
+        self._request_due: float | None = None
+        self._timer = DeadlineTimer(self._loop, self._check_deadlines)
         self._last = False  # no request after the one being served
         self.writing_paused = False
         self.closed = False
@@ -214,12 +231,11 @@ class _ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._server._connections.add(self)
-        self._idle_timer = self._loop.call_later(KEEP_ALIVE_SECONDS, self._close_idle)
+        self._idle_due = due = self._loop.time() + KEEP_ALIVE_SECONDS
+        self._timer.by(due)
 
     def data_received(self, data: bytes) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_due = None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -239,10 +255,8 @@ class _ClientConnection(asyncio.Protocol):
         self._queue.clear()
         if self._current is not None:  # the agent went away: its stream is read to the end
             self._current._resume_source()
-        for timer in (self._idle_timer, self._request_timer):
-            if timer is not None:
-                timer.cancel()
-        self._idle_timer = self._request_timer = None
+        self._idle_due = self._request_due = None
+        self._timer.cancel()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -261,7 +275,8 @@ class _ClientConnection(asyncio.Protocol):
         self._headers = []
         self._body.clear()
         self._body_bytes = 0
-        self._request_timer = self._loop.call_later(REQUEST_SECONDS, self._request_timed_out)
+        self._request_due = due = self._loop.time() + REQUEST_SECONDS
+        self._timer.by(due)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -285,9 +300,7 @@ class _ClientConnection(asyncio.Protocol):
                 self._refuse(413, b"the request body is larger than %d bytes" % BODY_BYTES_MAX)
 
     def on_message_complete(self) -> None:
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._request_due = None
         if self.closed:
             return
         parser = self._parser
@@ -341,7 +354,8 @@ class _ClientConnection(asyncio.Protocol):
             if not self._queue and not self._last and self._transport is not None:
                 self._transport.resume_reading()
         elif not self.closed:
-            self._idle_timer = self._loop.call_later(KEEP_ALIVE_SECONDS, self._close_idle)
+            self._idle_due = due = self._loop.time() + KEEP_ALIVE_SECONDS
+            self._timer.by(due)
 
     def _refuse(self, status: int, message: bytes) -> None:
         if self._current is None and not self.closed:
@@ -352,17 +366,24 @@ class _ClientConnection(asyncio.Protocol):
             )
         self.close()
 
-    def _request_timed_out(self) -> None:
-        self._request_timer = None
-        if self._current is None:
-            self._refuse(408, b"the request was not received whole in %g s" % REQUEST_SECONDS)
-        else:  # a pipelined request waits for the one being served: its own time starts later
-            self._request_timer = self._loop.call_later(REQUEST_SECONDS, self._request_timed_out)
-
-    def _close_idle(self) -> None:
-        self._idle_timer = None
-        if self._current is None:
-            self.close()
+    def _check_deadlines(self) -> None:
+        if self.closed:
+            return
+        now = self._loop.time()
+        if self._request_due is not None and now >= self._request_due:
+            if self._current is None:
+                self._refuse(408, b"the request was not received whole in %g s" % REQUEST_SECONDS)
+                return
+            # A pipelined request waits for the one being served: its own time starts later.
+            self._request_due = now + REQUEST_SECONDS
+        if self._idle_due is not None and now >= self._idle_due:
+            self._idle_due = None
+            if self._current is None:
+                self.close()
+                return
+        dues = [due for due in (self._request_due, self._idle_due) if due is not None]
+        if dues:
+            self._timer.by(min(dues))
 
     def close(self) -> None:
         if not self.closed:

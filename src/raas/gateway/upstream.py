@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from raas.errors import RaasError
+from raas.gateway.timers import DeadlineTimer
 
 IDLE_CONNECTIONS_MAX: Final = 1000  # per origin; more are closed when they come back
 BUFFERED_BYTES_MAX: Final = 256 * 1024  # read no further until the relay catches up
@@ -87,6 +88,13 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
+    # httptools looks its callbacks up when a parser is made, one per exchange: these, present
+    # as None ("not wanted"), spare it an AttributeError each.
+    on_message_begin = None
+    on_status = None
+    on_chunk_header = None
+    on_chunk_complete = None
+
     def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
         self._pool = pool
         self._loop = asyncio.get_running_loop()
@@ -106,7 +114,9 @@ class Connection(asyncio.Protocol):
         self._sink_error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._error: UpstreamError | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # One timer for the connection, kept from one exchange to the next: it looks at the time
+        # of the last activity when it fires, and stops between exchanges.
+        self._timer = DeadlineTimer(self._loop, self._check_idle)
         self._idle_timeout = 0.0
         self._last_activity = 0.0
         self.status = 0
@@ -127,8 +137,8 @@ class Connection(asyncio.Protocol):
         self.status = 0
         self.headers_done = self.complete = self.keep_alive = self.received_any = False
         self._idle_timeout = timeout
-        self._last_activity = self._loop.time()
-        self._timer = self._loop.call_at(self._last_activity + timeout, self._check_idle)
+        self._last_activity = now = self._loop.time()
+        self._timer.by(now + timeout)
         self.transport.write(data)
 
     async def _wait_headers(self) -> None:
@@ -200,13 +210,11 @@ class Connection(asyncio.Protocol):
 
     def release(self) -> None:
         """Done with the exchange: the connection goes back to the pool if it can be reused."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self.complete and self.keep_alive and not self.closed:
-            self._pool._idle(self)
-        else:
-            self.close()
+            self._pool._idle(self)  # its timer stops when it next fires between exchanges
+            return
+        self._timer.cancel()
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -231,17 +239,14 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _check_idle(self) -> None:
-        # One timer per exchange, moved on by activity, instead of one per wait.
-        if self.complete:
-            self._timer = None
+        if self.complete:  # between exchanges: the next one sets the timer again
             return
         due = self._last_activity + self._idle_timeout
         if self._loop.time() >= due:
-            self._timer = None
             self._fail(UpstreamTimeout(f"no bytes for {self._idle_timeout:g} s"))
             self.close()
         else:
-            self._timer = self._loop.call_at(due, self._check_idle)
+            self._timer.by(due)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -264,9 +269,13 @@ class Connection(asyncio.Protocol):
             return
         sink = self._sink
         if sink is not None and not self.complete:
-            if self._body:
+            body = self._body
+            if body:
+                # `_take_body` inlined: this runs once per streamed event.
+                data = body[0] if len(body) == 1 else b"".join(body)
+                body.clear()
                 try:
-                    sink(self._take_body())
+                    sink(data)
                 except Exception as error:  # the relay's own failure: `relay` raises it
                     self._sink, self._sink_error = None, error
                     self._wake()
