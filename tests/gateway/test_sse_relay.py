@@ -58,3 +58,21 @@ def test_an_empty_event_at_the_start_passes() -> None:
     out, relay = _relay(b"\n\n" + USAGE + b"\n\n", True, 3)
     assert out == b"\n\n" + USAGE + b"\n\n"
     assert relay.usage == {"prompt_tokens": 7, "completion_tokens": 2}
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n"])
+@pytest.mark.parametrize("keep_usage", [True, False])
+def test_any_two_reads_relay_the_same_events(end: bytes, keep_usage: bool) -> None:
+    # Wherever the one read from the upstream ends and the next begins (the usage event alone,
+    # last of a read with content events before it, or cut), the same bytes go on.
+    events = _stream(end)
+    data = b"".join(events)
+    expected = b"".join(event for event in events if keep_usage or b"usage" not in event)
+    for cut in range(len(data) + 1):
+        written: list[bytes] = []
+        relay = _SseRelay(keep_usage, written.append)
+        for piece in (data[:cut], data[cut:]):
+            if piece:
+                relay.pass_on(piece)
+        assert b"".join(written) + relay.finish() == expected, cut
+        assert relay.usage == {"prompt_tokens": 7, "completion_tokens": 2}

@@ -456,8 +456,9 @@ class _SseRelay:
                 self._buffer = data
                 return b""
             complete, self._buffer = data[:end], data[end:]
-        if complete.find(_USAGE) >= 0:
-            complete = self._read_usage(complete)
+        mention = complete.find(_USAGE)
+        if mention >= 0:
+            complete = self._read_usage(complete, mention)
         self._relayed.append(complete)
         return complete
 
@@ -486,19 +487,24 @@ class _SseRelay:
                             parts.append(delta["content"])
         return "".join(parts)
 
-    def _read_usage(self, complete: bytes) -> bytes:
-        """Read the events that mention usage; drop the usage-only one if not wanted."""
-        if complete.startswith(b"data:") and complete.find(b"\n") == len(complete) - 2:
-            # The usual case: the usage chunk came alone, one data line ending with LF LF.
-            chunk = _usage_chunk(complete[:-2])
+    def _read_usage(self, complete: bytes, mention: int) -> bytes:
+        """Read the events that mention usage (the first mention at `mention`); drop the
+        usage-only one if not wanted."""
+        # Only the events from the first mention on are read: an answer that came in one piece
+        # has its usage near the end, after all its content events.
+        start = _events_end(complete, mention)
+        if complete.find(_USAGE, mention + len(_USAGE)) < 0:
+            # The usual case: one event mentions usage, and only it is read. It ends where the
+            # first event end after the mention begins (no event end lies between `start` and
+            # the mention), as splitting the events from `start` would find.
+            lf, crlf = complete.find(b"\n\n", mention), complete.find(b"\r\n\r\n", mention)
+            end, after = (crlf, crlf + 4) if 0 <= crlf < lf or lf < 0 else (lf, lf + 2)
+            chunk = _usage_chunk(complete[start:end])
             if chunk is not None and isinstance(chunk.usage, dict):
                 self.usage = chunk.usage
                 if not self._keep_usage and _empty(chunk.choices):
-                    return b""
+                    return complete[:start] + complete[after:]
             return complete
-        # Only the events from the first mention on are split: an answer that came in one piece
-        # has its usage near the end, after all its content events.
-        start = _events_end(complete, complete.find(_USAGE))
         head, complete = complete[:start], complete[start:]
         parts = _SSE_EVENT_END.split(complete)  # event, its end, event, its end, ..., b""
         for position in range(0, len(parts) - 1, 2):
