@@ -3,7 +3,7 @@ uvicorn on a free port in a background thread, and one that serves a gateway so.
 
 The upstream behaves by the model asked for: "ok" answers (with usage), "nousage" answers
 without usage, "fail" answers HTTP 500, "slow" waits `SLOW_SECONDS` before answering, "drip"
-streams one word every `DRIP_SECONDS`.
+streams one word every `DRIP_SECONDS`, "cut" breaks its stream off after the first word.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class FakeUpstream:
                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
             }
             await _event(send, msgspec.json.encode(chunk))
+            if model == "cut":
+                raise ConnectionAbortedError("the upstream broke off")  # uvicorn drops it
             if model == "drip":
                 await asyncio.sleep(DRIP_SECONDS)
         final = {

@@ -162,6 +162,23 @@ def test_an_agent_leaving_mid_stream_still_gets_the_call_accounted(
     assert left_call.error is None and left_call.output_tokens == 5
 
 
+def test_an_upstream_breaking_off_mid_stream_is_told_and_accounted(
+    tmp_path: Path, upstream: tuple[FakeUpstream, str]
+) -> None:
+    with Run(tmp_path, _tiers(upstream[1], "cut")) as run:
+        response = run.chat("one two three", stream=True)
+        after = run.chat("and now?", stream=True)
+    chunks = _sse(response)
+    assert chunks[0]["choices"][0]["delta"]["content"] == "echo:"
+    assert chunks[-1]["error"]["type"] == "upstream_error"  # what was relayed, then the break
+    assert after.headers["x-raas-tier"] == "large"  # the episode moved up
+    broken, served = (event.data for event in run.events())
+    assert isinstance(broken, ModelCall) and isinstance(served, ModelCall)
+    assert broken.tier == "small" and broken.error is not None
+    assert broken.error.endswith("mid-stream") and broken.time_to_first_token_ms is not None
+    assert served.tier == "large" and served.error is None
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_no_usage_from_upstream_means_tokens_are_counted(
     tmp_path: Path, upstream: tuple[FakeUpstream, str], stream: bool

@@ -1,7 +1,7 @@
 """The gateway's upstream client against raw TCP servers that answer with exact bytes: body
 framings (length, chunked, until close), keep-alive reuse, a stale pooled connection, timeouts
 before the headers and mid-body (and per exchange on a reused connection), malformed responses
-and refused connections."""
+and refused connections; a stream that takes the body as it comes, or leaves it."""
 
 from __future__ import annotations
 
@@ -178,6 +178,99 @@ def test_the_timeout_runs_per_exchange_on_a_reused_connection() -> None:
 
     _run(handler, test)
     assert connections == 1
+
+
+def _answering(*pieces: bytes) -> Handler:
+    """Reads one request, writes these pieces a little apart (so that they arrive in separate
+    reads), then closes the connection."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.close()
+
+    return handler
+
+
+class Taker:
+    """A stream that takes bodies of a status below 400, and records what it is handed."""
+
+    def __init__(self, fail_on: bytes = b"") -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.fail_on = fail_on
+
+    def begin(self, status: int, source: asyncio.Transport) -> bool:
+        self.calls.append(("begin", status))
+        return status < 400
+
+    def pass_on(self, data: bytes) -> None:
+        self.calls.append(("pass_on", data))
+        if self.fail_on and self.fail_on in data:
+            raise ValueError("the stream broke")
+
+    def end(self, data: bytes) -> None:
+        self.calls.append(("end", data))
+
+    def body(self) -> bytes:
+        return b"".join(data for name, data in self.calls if isinstance(data, bytes))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabc",  # ended by the close
+    ],
+)
+def test_a_stream_takes_the_body_as_it_comes(answer: bytes) -> None:
+    rest = b"2\r\nde\r\n0\r\n\r\n" if b"chunked" in answer else b"de"
+
+    async def test(url: str) -> None:
+        pool = UpstreamPool()
+        taker = Taker()
+        connection = await pool.post(Endpoint(url, {}), b"{}", 5, taker)
+        assert connection.status == 200 and connection.streaming
+        await connection.finished()
+        connection.release()
+        assert taker.calls[0] == ("begin", 200) and taker.calls[-1][0] == "end"
+        assert taker.body() == b"abcde"
+        await pool.aclose()
+
+    _run(_answering(answer, rest), test)
+
+
+def test_a_stream_leaves_what_it_does_not_take_to_be_read() -> None:
+    async def test(url: str) -> None:
+        pool = UpstreamPool()
+        taker = Taker()
+        connection = await pool.post(Endpoint(url, {}), b"{}", 5, taker)
+        assert connection.status == 503 and not connection.streaming
+        assert await connection.read() == b"busy"
+        connection.release()
+        assert taker.calls == [("begin", 503)]
+        await pool.aclose()
+
+    _run(_answering(b"HTTP/1.1 503 Busy\r\ncontent-length: 4\r\n\r\nbusy"), test)
+
+
+@pytest.mark.parametrize("failure", ["upstream", "stream"])
+def test_a_stream_broken_off_raises_from_finished(failure: str) -> None:
+    async def test(url: str) -> None:
+        pool = UpstreamPool()
+        taker = Taker(fail_on=b"bad" if failure == "stream" else b"")
+        connection = await pool.post(Endpoint(url, {}), b"{}", 5, taker)
+        error = ValueError if failure == "stream" else UpstreamError
+        with pytest.raises(error):
+            await connection.finished()
+        connection.release()
+        assert "end" not in [name for name, _ in taker.calls]
+        await pool.aclose()
+
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    _run(_answering(head, b"3\r\nbad\r\n"), test)  # closed without the last chunk
 
 
 def test_a_connection_cut_mid_body_is_an_upstream_error() -> None:

@@ -25,7 +25,7 @@ from raas.gateway.accounting import (
     policy_text,
     route_decision,
 )
-from raas.gateway.server import Exchange, Headers
+from raas.gateway.server import Exchange, Headers, Source
 from raas.gateway.tiers import TierConfig, TierFile
 from raas.gateway.upstream import Endpoint, UpstreamError, UpstreamPool, UpstreamTimeout
 from raas.router import Decision, EscalationMemory, Router, RouteRequest
@@ -264,42 +264,39 @@ class Gateway:
         reached the agent (so the next tier can still answer)."""
         assert self.pool is not None
         tier = call.tier
+        # A successful answer is started, relayed and ended from the upstream connection's
+        # callbacks (see `_SseStream`); this task only accounts it at the end.
+        relay = _SseStream(exchange, self._sse_headers[tier.name], client_wants_usage)
         try:
-            connection = await self.pool.post(self._endpoints[tier.name], payload, tier.timeout)
+            connection = await self.pool.post(
+                self._endpoints[tier.name], payload, tier.timeout, relay
+            )
         except UpstreamError as failure:
             call.failed(messages, _problem(failure))
             return False
         try:
             status = connection.status
+            if status < 400:  # taken by the relay
+                broken: str | None = None
+                try:
+                    await connection.finished()
+                except UpstreamError as failure:
+                    broken = f"{_problem(failure)} mid-stream"
+                    self.memory.record_failure(call.identity.episode, tier.name)
+                    exchange.end(relay.finish() + MID_STREAM_ERROR)
+                output_text = relay.text() if not _usage_tokens(relay.usage) else ""
+                call.served(messages, relay.usage, output_text, relay.first_token, broken)
+                return True
             if status >= 500 or status in RETRYABLE_STATUS:
                 call.failed(messages, f"HTTP {status}")
                 return False
-            if status >= 400:
-                try:
-                    content = await connection.read()
-                except UpstreamError as failure:
-                    call.failed(messages, _problem(failure))
-                    return False
-                call.failed(messages, f"HTTP {status}")
-                exchange.respond(status, content, self._json_headers[tier.name])
-                return True
-            exchange.start(200, self._sse_headers[tier.name])  # sent with the first events
-            # Each piece the upstream sends is passed on from its connection's callback: no task
-            # switch and one write to the agent per piece.
-            relay = _SseRelay(client_wants_usage, exchange.write)
-            exchange.stream_from(connection.transport)
-            broken: str | None = None
             try:
-                last = await connection.relay(relay.pass_on)
+                content = await connection.read()
             except UpstreamError as failure:
-                broken, last = f"{_problem(failure)} mid-stream", b""
-            tail = relay.finish(last)  # what came with the end goes out with it
-            if broken is not None:
-                tail += MID_STREAM_ERROR
-                self.memory.record_failure(call.identity.episode, tier.name)
-            exchange.end(tail)
-            output_text = relay.text() if not _usage_tokens(relay.usage) else ""
-            call.served(messages, relay.usage, output_text, relay.first_token, broken)
+                call.failed(messages, _problem(failure))
+                return False
+            call.failed(messages, f"HTTP {status}")
+            exchange.respond(status, content, self._json_headers[tier.name])
             return True
         finally:
             connection.release()
@@ -515,6 +512,31 @@ class _SseRelay:
                     if not self._keep_usage and _empty(chunk.choices):
                         parts[position] = parts[position + 1] = b""
         return head + b"".join(parts)
+
+
+class _SseStream(_SseRelay):
+    """The relay as the upstream connection's stream: a successful answer starts the agent's
+    response when the upstream's headers come, each piece goes on as it arrives, and the end
+    with the upstream's, all from the connection's callbacks, so that neither the first byte
+    nor the last waits for the request's task to be scheduled behind the other connections'
+    work. Other answers are left to the task."""
+
+    __slots__ = ("_exchange", "_headers")
+
+    def __init__(self, exchange: Exchange, headers: Headers, keep_usage: bool) -> None:
+        super().__init__(keep_usage, exchange.write)
+        self._exchange = exchange
+        self._headers = headers
+
+    def begin(self, status: int, source: Source) -> bool:
+        if status >= 400:
+            return False
+        self._exchange.start(200, self._headers)  # sent with the first events
+        self._exchange.stream_from(source)  # paused while the agent reads slower
+        return True
+
+    def end(self, data: bytes) -> None:
+        self._exchange.end(self.finish(data))  # what came with the end goes out with it
 
 
 def _events_end(data: bytes, before: int) -> int:

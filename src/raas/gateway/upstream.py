@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -57,9 +56,27 @@ class Endpoint:
         return b"%b%d\r\n\r\n%b" % (self._head, len(body), body)
 
 
+class Stream(Protocol):
+    """Where a response's body can go as it arrives, from the connection's callbacks: no task
+    switch before the first piece goes on, between pieces, nor before the last."""
+
+    def begin(self, status: int, source: asyncio.Transport) -> bool:
+        """The headers came: True to take the body (`source` can be paused meanwhile)."""
+        ...
+
+    def pass_on(self, data: bytes) -> None:
+        """The body bytes of one read from the upstream (not empty)."""
+        ...
+
+    def end(self, data: bytes) -> None:
+        """The end of the body, with the bytes that came with it (maybe none)."""
+        ...
+
+
 class Connection(asyncio.Protocol):
     """A connection to one origin and the exchange on it: after `UpstreamPool.post` returns,
-    `status` is set and `receive` gives the body piece by piece; `release` hands it back."""
+    `status` is set and `receive` gives the body piece by piece, or, if the stream given to
+    `post` took it, `finished` waits for its end; `release` hands the connection back."""
 
     __slots__ = (
         "_body",
@@ -72,8 +89,8 @@ class Connection(asyncio.Protocol):
         "_parser",
         "_paused",
         "_pool",
-        "_sink",
-        "_sink_error",
+        "_stream",
+        "_stream_error",
         "_timer",
         "_waiter",
         "closed",
@@ -85,6 +102,7 @@ class Connection(asyncio.Protocol):
         "on_header",
         "received_any",
         "status",
+        "streaming",
         "transport",
     )
 
@@ -110,8 +128,9 @@ class Connection(asyncio.Protocol):
         self.on_body = self._body.append
         self.on_header = self._headers.__setitem__
         self._paused = False
-        self._sink: Callable[[bytes], None] | None = None
-        self._sink_error: Exception | None = None
+        self._stream: Stream | None = None
+        self._stream_error: Exception | None = None
+        self.streaming = False  # the stream took the body
         self._waiter: asyncio.Future[None] | None = None
         self._error: UpstreamError | None = None
         # One timer for the connection, kept from one exchange to the next: it looks at the time
@@ -127,8 +146,9 @@ class Connection(asyncio.Protocol):
 
     # -- the exchange ----------------------------------------------------------------------------
 
-    def _start(self, data: bytes, timeout: float) -> None:
+    def _start(self, data: bytes, timeout: float, stream: Stream | None) -> None:
         assert self.transport is not None
+        self._stream, self._stream_error, self.streaming = stream, None, False
         self._parser = httptools.HttpResponseParser(self)
         self._body.clear()
         self._headers.clear()
@@ -166,26 +186,26 @@ class Connection(asyncio.Protocol):
         self._resume()
         return data
 
-    async def relay(self, sink: Callable[[bytes], None]) -> bytes:
-        """Hand the body to `sink` as it arrives, once per read from the upstream and from the
-        connection's callback (no task switch per piece), until the end; returns the bytes that
-        came with the end, for the caller to send with its own end. Raises `UpstreamError` (or
-        `UpstreamTimeout`) if the upstream breaks off, and what `sink` raised."""
-        if self._body and not self.complete:
-            sink(self._take_body())
-        self._resume()
-        self._sink = sink
+    async def finished(self) -> None:
+        """Wait for the end of the body the stream given to `post` took (its `end` called).
+        Raises `UpstreamError` (or `UpstreamTimeout`) if the upstream broke off first, and what
+        the stream raised."""
         try:
-            while not self.complete:
-                if self._sink_error is not None:
-                    raise self._sink_error
+            while True:
+                if self._stream_error is not None:
+                    raise self._stream_error
+                stream = self._stream
+                if stream is None:
+                    return
+                if self.complete:  # with the connection's close: a body delimited by it
+                    self._stream = None
+                    stream.end(self._take_body())
+                    return
                 if self._error is not None:
                     raise self._error
                 await self._wait()
         finally:
-            self._sink = None
-            self._sink_error = None
-        return self._take_body()
+            self._stream = self._stream_error = None
 
     def _take_body(self) -> bytes:
         """The body pieces that arrived, joined; the buffer emptied."""
@@ -210,6 +230,7 @@ class Connection(asyncio.Protocol):
 
     def release(self) -> None:
         """Done with the exchange: the connection goes back to the pool if it can be reused."""
+        self._stream = self._stream_error = None
         if self.complete and self.keep_alive and not self.closed:
             self._pool._idle(self)  # its timer stops when it next fires between exchanges
             return
@@ -267,19 +288,34 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamError(f"malformed HTTP response: {error}"))
             self.close()
             return
-        sink = self._sink
-        if sink is not None and not self.complete:
-            body = self._body
-            if body:
-                # `_take_body` inlined: this runs once per streamed event.
-                data = body[0] if len(body) == 1 else b"".join(body)
-                body.clear()
-                try:
-                    sink(data)
-                except Exception as error:  # the relay's own failure: `relay` raises it
-                    self._sink, self._sink_error = None, error
+        stream = self._stream
+        if stream is not None and self.headers_done:
+            try:
+                if not self.streaming:  # the headers just came: the stream may take the body
+                    assert self.transport is not None
+                    self.streaming = stream.begin(self.status, self.transport)
+                    if not self.streaming:
+                        self._stream = None
+                    else:
+                        self._resume()
+                if self.streaming:
+                    # The task waiting in `post` or `finished` is woken only at the end.
+                    body = self._body
+                    if not self.complete:
+                        if body:
+                            # `_take_body` inlined: this runs once per streamed event.
+                            data = body[0] if len(body) == 1 else b"".join(body)
+                            body.clear()
+                            stream.pass_on(data)
+                        return
+                    self._stream = None
+                    stream.end(self._take_body())
                     self._wake()
-            return
+                    return
+            except Exception as error:  # the stream's own failure: `finished` raises it
+                self._stream, self._stream_error = None, error
+                self._wake()
+                return
         self._buffered += len(data)
         if self._buffered > BUFFERED_BYTES_MAX and not self._paused and self.transport:
             self._paused = True
@@ -332,9 +368,13 @@ class UpstreamPool:
         self._open: set[Connection] = set()
         self._tls: ssl.SSLContext | None = None
 
-    async def post(self, endpoint: Endpoint, body: bytes, timeout: float) -> Connection:
+    async def post(
+        self, endpoint: Endpoint, body: bytes, timeout: float, stream: Stream | None = None
+    ) -> Connection:
         """Send a POST and wait for the response's status and headers; the caller reads the
-        body from the returned connection and then calls its `release`."""
+        body from the returned connection and then calls its `release`. With a `stream`, the
+        body goes to it as it arrives if its `begin` takes it when the headers come (then this
+        returns at the end of the body, or when the upstream breaks off)."""
         data = endpoint.request_bytes(body)
         idle = self._idle_by_origin.get(endpoint.key)
         while idle:
@@ -345,7 +385,7 @@ class UpstreamPool:
                 or connection.transport.is_closing()
             ):
                 continue
-            connection._start(data, timeout)
+            connection._start(data, timeout, stream)
             try:
                 await connection._wait_headers()
                 return connection
@@ -359,7 +399,7 @@ class UpstreamPool:
                 # The upstream closed an idle connection before our request reached it:
                 # nothing was processed, so the request goes on a fresh connection.
         connection = await self._connect(endpoint, timeout)
-        connection._start(data, timeout)
+        connection._start(data, timeout, stream)
         try:
             await connection._wait_headers()
         except BaseException:
