@@ -22,9 +22,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import raas.ledger.batch as batch_module
+import raas.ledger.log as log_module
 import raas.ledger.sqlite as sqlite_module
 from raas.core.events import Csat, Event, Message, make_event
 from raas.ledger import SqliteLedger
+from raas.ledger.log import extend_frontier
+from raas.ledger.merkle import MerkleFrontier
 from raas.ledger.native import speedups
 
 pytestmark = pytest.mark.skipif(
@@ -171,6 +174,7 @@ def test_a_ledger_written_natively_is_the_one_the_pure_python_path_writes(
         native_receipts = [ledger.append(batch) for batch in batches]
     monkeypatch.setattr(sqlite_module, "speedups", None)
     monkeypatch.setattr(batch_module, "speedups", None)
+    monkeypatch.setattr(log_module, "speedups", None)
     with SqliteLedger(pure_path) as ledger:
         pure_receipts = [ledger.append(batch) for batch in batches]
     assert native_receipts == pure_receipts
@@ -187,3 +191,30 @@ def test_raas_pure_python_turns_the_speed_ups_off() -> None:
         [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "None"
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=40).filter(lambda n: len(n) % 2 == 0))
+def test_sha256_pairs_is_hashlib_of_prefix_and_each_pair(nodes: list[bytes]) -> None:
+    assert speedups is not None
+    expected = [
+        hashlib.sha256(b"\x01" + left + right).digest()
+        for left, right in zip(nodes[::2], nodes[1::2], strict=True)
+    ]
+    assert speedups.sha256_pairs(nodes, b"\x01") == expected
+    with pytest.raises(ValueError, match="an even number of items"):
+        speedups.sha256_pairs([*nodes, b"odd"], b"\x01")
+
+
+@given(st.integers(0, 300), st.integers(1, 300))
+def test_frontiers_extended_natively_are_those_of_the_pure_python_path(
+    size: int, added: int
+) -> None:
+    leaves = [hashlib.sha256(number.to_bytes(4, "big")).digest() for number in range(size + added)]
+    before, whole = MerkleFrontier(), MerkleFrontier()
+    before.extend(leaves[:size])
+    whole.extend(leaves)
+    native = extend_frontier(before, leaves[size:])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_module, "speedups", None)
+        assert extend_frontier(before, leaves[size:]) == native
+    assert native == whole

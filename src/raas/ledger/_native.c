@@ -1,7 +1,7 @@
 /* Native speed-ups for the ledger's append path; raas.ledger.native says when they are used.
  *
- * - sha256_each: SHA-256 over a list of byte strings with one OpenSSL context, not a Python hash
- *   object per entry (leaf hashes, key hashes).
+ * - sha256_each / sha256_pairs: SHA-256 over a list of byte strings, or of pairs of them, with
+ *   one OpenSSL context, not a Python hash object each (leaf and key hashes; Merkle nodes).
  * - raas_rows: an eponymous SQLite virtual table, registered with sqlite3_auto_extension for
  *   every connection opened after this module is imported. It reads a batch's rows out of a few
  *   packed blobs, so `INSERT INTO events SELECT ... FROM raas_rows(...)` stores a batch in one
@@ -21,15 +21,13 @@
 
 static const EVP_MD *sha256_md;
 
-PyDoc_STRVAR(sha256_each_doc,
-             "sha256_each(items, prefix) -> list[bytes]\n\n"
-             "SHA-256(prefix || item) of each item (bytes-like), with one OpenSSL context.");
-
+/* SHA-256(prefix || items[i * group] || ... || items[i * group + group - 1]) for each i: the
+ * digests of single items (group 1) or of pairs (group 2), as a list of bytes. */
 static PyObject *
-sha256_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+sha256_grouped(PyObject *const *args, Py_ssize_t nargs, const char *name, Py_ssize_t group)
 {
     if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "sha256_each takes 2 arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "%s takes 2 arguments, got %zd", name, nargs);
         return NULL;
     }
     Py_buffer prefix;
@@ -44,21 +42,26 @@ sha256_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto failed;
     }
     Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    result = PyList_New(count);
+    if (count % group != 0) {
+        PyErr_Format(PyExc_ValueError, "%s needs an even number of items, got %zd", name, count);
+        goto failed;
+    }
+    result = PyList_New(count / group);
     if (result == NULL)
         goto failed;
     PyObject **item = PySequence_Fast_ITEMS(sequence);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_buffer view;
+    for (Py_ssize_t i = 0; i < count / group; i++) {
         unsigned char out[DIGEST_SIZE];
-        if (PyObject_GetBuffer(item[i], &view, PyBUF_SIMPLE) < 0)
-            goto failed;
         int hashed = EVP_DigestInit_ex(context, sha256_md, NULL) &&
-                     EVP_DigestUpdate(context, prefix.buf, (size_t)prefix.len) &&
-                     EVP_DigestUpdate(context, view.buf, (size_t)view.len) &&
-                     EVP_DigestFinal_ex(context, out, NULL);
-        PyBuffer_Release(&view);
-        if (!hashed) {
+                     EVP_DigestUpdate(context, prefix.buf, (size_t)prefix.len);
+        for (Py_ssize_t member = 0; member < group && hashed; member++) {
+            Py_buffer view;
+            if (PyObject_GetBuffer(item[i * group + member], &view, PyBUF_SIMPLE) < 0)
+                goto failed;
+            hashed = EVP_DigestUpdate(context, view.buf, (size_t)view.len);
+            PyBuffer_Release(&view);
+        }
+        if (!hashed || !EVP_DigestFinal_ex(context, out, NULL)) {
             PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not compute a SHA-256 digest");
             goto failed;
         }
@@ -77,6 +80,27 @@ failed:
     Py_XDECREF(sequence);
     PyBuffer_Release(&prefix);
     return NULL;
+}
+
+PyDoc_STRVAR(sha256_each_doc,
+             "sha256_each(items, prefix) -> list[bytes]\n\n"
+             "SHA-256(prefix || item) of each item (bytes-like), with one OpenSSL context.");
+
+static PyObject *
+sha256_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return sha256_grouped(args, nargs, "sha256_each", 1);
+}
+
+PyDoc_STRVAR(sha256_pairs_doc,
+             "sha256_pairs(items, prefix) -> list[bytes]\n\n"
+             "SHA-256(prefix || items[2i] || items[2i + 1]) of each pair: a Merkle level's "
+             "parents.");
+
+static PyObject *
+sha256_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return sha256_grouped(args, nargs, "sha256_pairs", 2);
 }
 
 /* ---- raas_rows: a batch's event rows out of packed blobs ----------------------------------- */
@@ -359,6 +383,7 @@ register_rows(sqlite3 *db, char **error, const void *api)
 
 static PyMethodDef methods[] = {
     {"sha256_each", (PyCFunction)(void (*)(void))sha256_each, METH_FASTCALL, sha256_each_doc},
+    {"sha256_pairs", (PyCFunction)(void (*)(void))sha256_pairs, METH_FASTCALL, sha256_pairs_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,6 +20,7 @@ from raas.errors import StoreError
 from raas.ledger.checkpoint import sign_checkpoint
 from raas.ledger.keys import SignerKey
 from raas.ledger.merkle import MerkleFrontier
+from raas.ledger.native import speedups
 
 VENDOR_DEFAULT: Final = "raas"
 VENDOR_CHARACTERS_MAX: Final = 256
@@ -145,10 +146,14 @@ def extend_frontier(frontier: MerkleFrontier, leaves: Sequence[bytes]) -> Merkle
             nodes = [old_by_height.pop(height), *nodes]
         if len(nodes) & 1:
             new_by_height[height] = nodes.pop()
-        pairs = iter(nodes)
-        nodes = [
-            sha256(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=True)
-        ]
+        if speedups is not None:
+            nodes = speedups.sha256_pairs(nodes, prefix)
+        else:
+            pairs = iter(nodes)
+            nodes = [
+                sha256(prefix + left + right).digest()
+                for left, right in zip(pairs, pairs, strict=True)
+            ]
         height += 1
     new_by_height.update(old_by_height)  # higher subtrees the new leaves did not reach
     return MerkleFrontier(

@@ -87,6 +87,24 @@ from raas.ledger.store import (
     existing_invoice_conflict,
 )
 
+
+def _knows_raas_rows() -> bool:
+    """Whether sqlite3's connections know raas_rows: the speed-ups register it with the SQLite
+    library they were linked against, which must be the one sqlite3 uses."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("SELECT count(*) FROM raas_rows(x'', 0, x'', x'', x'', x'', x'')")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+# The speed-ups are used here only where raas_rows can read the rows of a batch.
+if speedups is not None and not _knows_raas_rows():
+    speedups = None
+
 SCHEMA_VERSION: Final = 3
 # Page cache of the writing connection: the key index of a few million events stays in memory.
 CACHE_KIBIBYTES: Final = 64 * 1024
