@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from raas.errors import RaasError
+from raas.native import speedups
 
 if TYPE_CHECKING:
     from raas.core.events import Event
@@ -50,6 +51,7 @@ __all__ = [
     "field_salt",
     "redact",
     "reveal",
+    "salted_commitment",
     "verify_disclosure",
 ]
 
@@ -121,6 +123,21 @@ def field_salt(commitment_key: bytes, tenant: str, source: str, event_id: str, p
 def commitment(salt: bytes, value: str) -> str:
     """The text an entry holds for a personal field: "sha256:" + hex(SHA-256(salt || value))."""
     return COMMITMENT_PREFIX + hashlib.sha256(salt + value.encode("utf-8")).hexdigest()
+
+
+def salted_commitment(
+    commitment_key: bytes, tenant: str, source: str, event_id: str, path: str, value: str
+) -> tuple[str, str]:
+    """A personal field's salt (base64, as its disclosure holds it) and its commitment.
+
+    `field_salt` and `commitment` in one call, natively where raas.native has its speed-ups.
+    """
+    if speedups is not None:
+        material = _encoder.encode((tenant, source, event_id, path))
+        salt_text, committed = speedups.salted_commitment(commitment_key, material, value)
+        return salt_text, committed
+    salt = field_salt(commitment_key, tenant, source, event_id, path)
+    return base64.b64encode(salt).decode("ascii"), commitment(salt, value)
 
 
 def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes:

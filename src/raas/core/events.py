@@ -6,7 +6,6 @@ errors that name the event, the field and the reason.
 
 from __future__ import annotations
 
-from base64 import b64encode
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,9 +19,8 @@ from raas.core.commitments import (
     EMPTY_DISCLOSURES,
     PERSONAL_FIELDS,
     Disclosure,
-    commitment,
     encode_disclosures,
-    field_salt,
+    salted_commitment,
 )
 from raas.errors import EventError, StoreError
 
@@ -403,9 +401,10 @@ def _committed(event: Event, commitment_key: bytes) -> tuple[Event, bytes]:
         value = getattr(data, name)
         if value == default:
             continue
-        salt = field_salt(commitment_key, event.tenant, event.source, event.id, path)
-        committed[name] = commitment(salt, value)
-        disclosed[path] = Disclosure(salt=b64encode(salt).decode("ascii"), value=value)
+        salt, committed[name] = salted_commitment(
+            commitment_key, event.tenant, event.source, event.id, path, value
+        )
+        disclosed[path] = Disclosure(salt=salt, value=value)
     if not committed:
         return event, EMPTY_DISCLOSURES
     return _replace(event, data=_replace(data, **committed)), encode_disclosures(disclosed)

@@ -14,8 +14,8 @@ from typing import Final
 
 from raas.core.events import Event, entries_and_disclosures
 from raas.errors import ConflictError
-from raas.ledger.native import speedups
 from raas.ledger.store import EPOCH, ONE_MICROSECOND
+from raas.native import speedups
 
 __all__ = ["PreparedBatch", "leaf_hashes"]
 

@@ -20,7 +20,7 @@ from raas.errors import StoreError
 from raas.ledger.checkpoint import sign_checkpoint
 from raas.ledger.keys import SignerKey
 from raas.ledger.merkle import MerkleFrontier
-from raas.ledger.native import speedups
+from raas.native import speedups
 
 VENDOR_DEFAULT: Final = "raas"
 VENDOR_CHARACTERS_MAX: Final = 256

@@ -62,7 +62,6 @@ from raas.ledger.log import (
     check_vendor,
 )
 from raas.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
-from raas.ledger.native import speedups
 from raas.ledger.sql import (
     Found,
     LogWalk,
@@ -86,6 +85,7 @@ from raas.ledger.store import (
     StoredEvent,
     existing_invoice_conflict,
 )
+from raas.native import speedups
 
 
 def _knows_raas_rows() -> bool:

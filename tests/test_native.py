@@ -1,12 +1,14 @@
-"""The ledger's C speed-ups (raas.ledger._native) against the pure-Python path they replace.
+"""The C speed-ups of the append path (raas._native) against the pure-Python path they replace.
 
-What would break: a digest or key hash that differs from hashlib's, raas_rows reading a row out
+What would break: a salt or commitment that differs from the HMAC and SHA-256 the pure path
+makes, a digest or key hash that differs from hashlib's, raas_rows reading a row out
 of the wrong bytes or past the end of a packed column, or a ledger written with the speed-ups
 that is not byte for byte the ledger the pure-Python path writes from the same batches.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -21,6 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import raas.core.commitments as commitments_module
 import raas.ledger.batch as batch_module
 import raas.ledger.log as log_module
 import raas.ledger.sqlite as sqlite_module
@@ -28,12 +31,12 @@ from raas.core.events import Csat, Event, Message, make_event
 from raas.ledger import SqliteLedger
 from raas.ledger.log import extend_frontier
 from raas.ledger.merkle import MerkleFrontier
-from raas.ledger.native import speedups
+from raas.native import speedups
 
 pytestmark = pytest.mark.skipif(
     speedups is None,
     reason=(
-        "raas.ledger._native is not in use (not built: no C compiler or no OpenSSL or SQLite "
+        "raas._native is not in use (not built: no C compiler or no OpenSSL or SQLite "
         "headers; or RAAS_PURE_PYTHON is set): raas runs its pure-Python path"
     ),
 )
@@ -48,6 +51,28 @@ def test_sha256_each_is_hashlib_of_prefix_and_item(items: list[bytes], prefix: b
     expected = [hashlib.sha256(prefix + item).digest() for item in items]
     assert speedups.sha256_each(items, prefix) == expected
     assert speedups.sha256_each(list(map(bytearray, items)), prefix) == expected
+
+
+@given(st.binary(min_size=32, max_size=32), st.text(max_size=30), st.text())
+def test_salted_commitments_are_those_of_the_pure_python_path(
+    key: bytes, event_id: str, value: str
+) -> None:
+    arguments = (key, "acme", "urn:raas:test", event_id, "data.text", value)
+    native = commitments_module.salted_commitment(*arguments)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(commitments_module, "speedups", None)
+        assert commitments_module.salted_commitment(*arguments) == native
+    salt = commitments_module.field_salt(*arguments[:5])
+    assert native == (base64.b64encode(salt).decode(), commitments_module.commitment(salt, value))
+
+
+def test_salted_commitments_refuse_what_the_pure_python_path_refuses() -> None:
+    with pytest.raises(ValueError, match="a commitment key has 32 bytes, got 3"):
+        commitments_module.salted_commitment(b"key", "acme", "urn:s", "e1", "data.text", "hi")
+    with pytest.raises(UnicodeEncodeError):
+        commitments_module.salted_commitment(
+            bytes(32), "acme", "urn:s", "e1", "data.text", "\ud800"
+        )
 
 
 def test_sha256_each_refuses_what_is_not_bytes() -> None:
@@ -175,6 +200,7 @@ def test_a_ledger_written_natively_is_the_one_the_pure_python_path_writes(
     monkeypatch.setattr(sqlite_module, "speedups", None)
     monkeypatch.setattr(batch_module, "speedups", None)
     monkeypatch.setattr(log_module, "speedups", None)
+    monkeypatch.setattr(commitments_module, "speedups", None)
     with SqliteLedger(pure_path) as ledger:
         pure_receipts = [ledger.append(batch) for batch in batches]
     assert native_receipts == pure_receipts
@@ -185,7 +211,7 @@ def test_a_ledger_written_natively_is_the_one_the_pure_python_path_writes(
 
 
 def test_raas_pure_python_turns_the_speed_ups_off() -> None:
-    code = "from raas.ledger.native import speedups; print(speedups)"
+    code = "from raas.native import speedups; print(speedups)"
     environment = {**os.environ, "RAAS_PURE_PYTHON": "1"}
     shown = subprocess.run(
         [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True

@@ -1,5 +1,7 @@
-/* Native speed-ups for the ledger's append path; raas.ledger.native says when they are used.
+/* Native speed-ups for the append path; raas.native says when they are used.
  *
+ * - salted_commitment: a personal field's salt and commitment (raas.core.commitments), in one
+ *   call instead of six hash objects.
  * - sha256_each / sha256_pairs: SHA-256 over a list of byte strings, or of pairs of them, with
  *   one OpenSSL context, not a Python hash object each (leaf and key hashes; Merkle nodes).
  * - raas_rows: an eponymous SQLite virtual table, registered with sqlite3_auto_extension for
@@ -101,6 +103,121 @@ static PyObject *
 sha256_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     return sha256_grouped(args, nargs, "sha256_pairs", 2);
+}
+
+/* ---- commitments to personal fields -------------------------------------------------------- */
+
+#define HMAC_BLOCK_SIZE 64
+#define COMMITMENT_KEY_SIZE 32
+#define SALT_SIZE 16
+#define COMMITMENT_PREFIX "sha256:"
+
+static void
+base64_of(const unsigned char *bytes, size_t size, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+    for (; i + 3 <= size; i += 3) {
+        unsigned long group = (unsigned long)bytes[i] << 16 | bytes[i + 1] << 8 | bytes[i + 2];
+        for (int shift = 18; shift >= 0; shift -= 6)
+            *out++ = alphabet[group >> shift & 0x3F];
+    }
+    if (size - i == 1) {
+        unsigned long group = (unsigned long)bytes[i] << 16;
+        *out++ = alphabet[group >> 18 & 0x3F];
+        *out++ = alphabet[group >> 12 & 0x3F];
+        *out++ = '=';
+        *out++ = '=';
+    } else if (size - i == 2) {
+        unsigned long group = (unsigned long)bytes[i] << 16 | bytes[i + 1] << 8;
+        *out++ = alphabet[group >> 18 & 0x3F];
+        *out++ = alphabet[group >> 12 & 0x3F];
+        *out++ = alphabet[group >> 6 & 0x3F];
+        *out++ = '=';
+    }
+}
+
+PyDoc_STRVAR(salted_commitment_doc,
+             "salted_commitment(commitment_key, material, value) -> (salt_base64, commitment)\n\n"
+             "salt = HMAC-SHA256(commitment_key, material)[:16]; commitment = 'sha256:' + "
+             "hex(SHA-256(salt || UTF-8 value)).");
+
+static PyObject *
+salted_commitment(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "salted_commitment takes 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "the value must be a str");
+        return NULL;
+    }
+    Py_ssize_t value_size;
+    const char *value = PyUnicode_AsUTF8AndSize(args[2], &value_size);
+    if (value == NULL)
+        return NULL;
+    Py_buffer key, material;
+    if (PyObject_GetBuffer(args[0], &key, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &material, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&key);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    EVP_MD_CTX *context = NULL;
+    if (key.len != COMMITMENT_KEY_SIZE) {
+        PyErr_Format(PyExc_ValueError, "a commitment key has %d bytes, got %zd",
+                     COMMITMENT_KEY_SIZE, key.len);
+        goto done;
+    }
+    context = EVP_MD_CTX_new();
+    if (context == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* HMAC (RFC 2104) with a key shorter than the block: the key padded with zeros. */
+    unsigned char inner_pad[HMAC_BLOCK_SIZE], outer_pad[HMAC_BLOCK_SIZE];
+    memset(inner_pad, 0x36, sizeof inner_pad);
+    memset(outer_pad, 0x5C, sizeof outer_pad);
+    for (Py_ssize_t i = 0; i < key.len; i++) {
+        inner_pad[i] ^= ((const unsigned char *)key.buf)[i];
+        outer_pad[i] ^= ((const unsigned char *)key.buf)[i];
+    }
+    unsigned char inner[DIGEST_SIZE], salt[DIGEST_SIZE], hashed[DIGEST_SIZE];
+    int made = EVP_DigestInit_ex(context, sha256_md, NULL) &&
+               EVP_DigestUpdate(context, inner_pad, sizeof inner_pad) &&
+               EVP_DigestUpdate(context, material.buf, (size_t)material.len) &&
+               EVP_DigestFinal_ex(context, inner, NULL) &&
+               EVP_DigestInit_ex(context, sha256_md, NULL) &&
+               EVP_DigestUpdate(context, outer_pad, sizeof outer_pad) &&
+               EVP_DigestUpdate(context, inner, sizeof inner) &&
+               EVP_DigestFinal_ex(context, salt, NULL) &&
+               EVP_DigestInit_ex(context, sha256_md, NULL) &&
+               EVP_DigestUpdate(context, salt, SALT_SIZE) &&
+               EVP_DigestUpdate(context, value, (size_t)value_size) &&
+               EVP_DigestFinal_ex(context, hashed, NULL);
+    if (!made) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not compute a SHA-256 digest");
+        goto done;
+    }
+    char salt_text[(SALT_SIZE + 2) / 3 * 4];
+    base64_of(salt, SALT_SIZE, salt_text);
+    char commitment[sizeof COMMITMENT_PREFIX - 1 + 2 * DIGEST_SIZE];
+    memcpy(commitment, COMMITMENT_PREFIX, sizeof COMMITMENT_PREFIX - 1);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < DIGEST_SIZE; i++) {
+        commitment[sizeof COMMITMENT_PREFIX - 1 + 2 * i] = hex[hashed[i] >> 4];
+        commitment[sizeof COMMITMENT_PREFIX + 2 * i] = hex[hashed[i] & 0xF];
+    }
+    result = Py_BuildValue("(s#s#)", salt_text, (Py_ssize_t)sizeof salt_text, commitment,
+                           (Py_ssize_t)sizeof commitment);
+done:
+    EVP_MD_CTX_free(context);
+    PyBuffer_Release(&material);
+    PyBuffer_Release(&key);
+    return result;
 }
 
 /* ---- raas_rows: a batch's event rows out of packed blobs ----------------------------------- */
@@ -383,14 +500,16 @@ register_rows(sqlite3 *db, char **error, const void *api)
 
 static PyMethodDef methods[] = {
     {"sha256_each", (PyCFunction)(void (*)(void))sha256_each, METH_FASTCALL, sha256_each_doc},
+    {"salted_commitment", (PyCFunction)(void (*)(void))salted_commitment, METH_FASTCALL,
+     salted_commitment_doc},
     {"sha256_pairs", (PyCFunction)(void (*)(void))sha256_pairs, METH_FASTCALL, sha256_pairs_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "raas.ledger._native",
-    .m_doc = "Native speed-ups for the ledger's append path (see raas.ledger.native).",
+    .m_name = "raas._native",
+    .m_doc = "Native speed-ups for the append path (see raas.native).",
     .m_size = -1,
     .m_methods = methods,
 };

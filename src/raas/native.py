@@ -1,4 +1,5 @@
-"""The ledger's optional C speed-ups (`raas.ledger._native`), or None where raas runs without them.
+"""The optional C speed-ups of the append path (`raas._native`), or None where raas runs without
+them: entries' commitments, leaf and key hashes, Merkle nodes, and the rows of a SQLite batch.
 
 `setup.py` builds them where a C compiler and the headers of OpenSSL and SQLite are at hand;
 without them, or with `RAAS_PURE_PYTHON=1` in the environment, every caller takes its
@@ -7,6 +8,7 @@ pure-Python way, which makes the same bytes (the tests hold the two to each othe
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -17,10 +19,9 @@ def _loaded() -> ModuleType | None:
     if os.environ.get("RAAS_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from raas.ledger import _native
+        return importlib.import_module("raas._native")
     except ImportError:
         return None
-    return _native
 
 
 speedups: ModuleType | None = _loaded()
