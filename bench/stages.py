@@ -13,7 +13,7 @@ exactly, the CPU time of a real append (caches and the interleaving differ).
 - batch_columns: the rest of making a batch ready (`_Batch`): the columns, in-batch repeats.
 - tree_nodes: the Merkle frontier extended by the batch's leaves, per tenant.
 - sqlite_events: the statement that inserts the event rows (the rows, their key index): an
-  executemany, or with the native speed-ups (raas.ledger.native) one INSERT ... SELECT over
+  executemany, or with the native speed-ups (raas.native) one INSERT ... SELECT over
   the packed columns.
 - sqlite_other: the rest of the write transaction before COMMIT: log state, customer rows,
   leaf blocks, frontiers, the seq counter, and building the rows in Python.
