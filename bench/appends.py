@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+import raas.native as native
 from ingest import bodies_of, workload  # bench/ingest.py, beside this file
 from raas.core.events import Event
 from raas.ledger.sqlite import SqliteLedger, _Batch
@@ -166,6 +167,9 @@ def main() -> None:
             "msgspec": msgspec.__version__,
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            # The C speed-ups of raas.native in use (False: the pure-Python path, e.g. with
+            # RAAS_PURE_PYTHON=1 for a side-by-side run).
+            "native_speedups": native.speedups is not None,
         },
     }
     for mode, median in summary["median_events_per_second"].items():

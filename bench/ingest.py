@@ -43,6 +43,7 @@ from typing import Any
 
 import msgspec
 
+import raas.native as native
 from raas.core.events import (
     ConversationClosed,
     ConversationStarted,
@@ -419,6 +420,9 @@ def main() -> None:
             "msgspec": msgspec.__version__,
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            # The C speed-ups of raas.native in use (False: the pure-Python path, e.g. with
+            # RAAS_PURE_PYTHON=1 for a side-by-side run).
+            "native_speedups": native.speedups is not None,
         },
     }
     if in_processes:
