@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import raas.ledger.sqlite as sqlite_module
 from raas.core.canonical import leaf_hash
 from raas.core.events import (
     Csat,
@@ -229,7 +230,12 @@ def test_new_events_take_the_fast_path_and_retries_the_looked_up_one(
     assert looked_up == [1, 1]
 
 
-def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(tmp_path: Path) -> None:
+def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(sqlite_module, "_SPILL_FOLDER", str(spill))
     bodies = [
         msgspec.json.encode(
             [
@@ -258,6 +264,27 @@ def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(tmp_path: Pa
                 event_entry(row.reveal(), key) for row in stored
             ]
         assert there.check().problem is None
+        # The bodies and batches that crossed as files are gone, after a failure too.
+        assert list(spill.iterdir()) == []
+
+
+def test_bodies_are_read_ahead_only_as_far_as_the_workers_take_them(tmp_path: Path) -> None:
+    taken = []
+
+    def bodies() -> Iterator[bytes]:
+        for n in range(20):
+            taken.append(n)
+            yield msgspec.json.encode([event(n)])
+
+    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+        receipts = ledger.append_parsed(bodies(), parse_batch, processes=1)
+        next(receipts)
+        # Two handed out at the start (one in the worker, one waiting for it), then one more
+        # as each batch is taken: the first, and the second while the first commits. Not the
+        # whole input.
+        assert len(taken) == 4
+        assert sum(receipt.stored for receipt in receipts) == 19
+    assert len(taken) == 20
 
 
 def test_bodies_appended_one_by_one_from_threads_through_worker_processes(tmp_path: Path) -> None:
