@@ -44,6 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from itertools import accumulate, groupby, repeat
 from itertools import count as count_from
+from multiprocessing.pool import AsyncResult, Pool
 from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -966,7 +967,7 @@ def _prepare_body(
 
 
 def _prepared_in(
-    pool: Any,
+    pool: Pool,
     parse: Callable[[bytes], Sequence[Event]],
     bodies: Iterable[bytes],
     folder: str,
@@ -975,7 +976,7 @@ def _prepared_in(
     """`_prepare_body` of each body, in order, by the pool's processes, `ahead` bodies at most
     handed out before their batches are taken. Bodies and batches cross as files in `folder`
     (see _SPILL_FOLDER); only their names go through the pool."""
-    pending: deque[Any] = deque()
+    pending: deque[AsyncResult[str | _Failure | None]] = deque()
     numbered = enumerate(bodies)
 
     def hand_out() -> None:
@@ -989,7 +990,7 @@ def _prepared_in(
     for _ in range(ahead):
         hand_out()
     while pending:
-        done: str | _Failure | None = pending.popleft().get()
+        done = pending.popleft().get()
         hand_out()
         if isinstance(done, str):
             with open(done, "rb") as file:
