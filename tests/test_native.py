@@ -141,6 +141,8 @@ TWO_ROWS = packed([1, 2], 1, [5, 6], [b"a", b"bc"], [b"{}", b"{}"])
         (4, array("q", [1, 4]), "the ends must rise within the bytes"),
         (6, array("q", [2, 1]), "the ends must rise within the bytes"),
         (1, "one", "first_seq must be an integer"),
+        (1, 2**63 - 2, "first_seq must be a seq the rows can count on from"),
+        (1, -1, "first_seq must be a seq the rows can count on from"),
         (0, "text", "the arrays and the bytes must be blobs"),
     ],
 )

@@ -15,6 +15,7 @@
 #include <Python.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <string.h>
 
 #define DIGEST_SIZE 32
@@ -408,6 +409,8 @@ rows_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_text, int argc
         !ends_fit(cursor->disclosure_ends, count, sizes[ARGUMENT(DISCLOSURES)]))
         return rows_refuse(cursor, "the ends must rise within the bytes");
     cursor->first_seq = sqlite3_value_int64(given[ARGUMENT(FIRST_SEQ)]);
+    if (cursor->first_seq < 0 || cursor->first_seq > INT64_MAX - count)
+        return rows_refuse(cursor, "first_seq must be a seq the rows can count on from");
     cursor->count = count;
     cursor->row = 0;
 #undef BLOB
