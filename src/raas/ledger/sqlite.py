@@ -868,12 +868,13 @@ def _from_wire(data: bytes) -> _Batch:
 
 
 # Bodies and prepared batches cross between append_parsed's writer and its preparing processes
-# as files in memory (/dev/shm where there is one), not through the pool's pipes: a pipe moves
-# a few MiB in 64 KiB pieces, each taken by a pool thread that must first win the GIL from the
-# writer's busy thread. Measured: 172 ms for a 3 MB result beside a busy thread (19 ms beside
-# an idle one), which held the preparing process back for most of every batch. A file is
-# written and read in one system call each.
-_SPILL_FOLDER: Final = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# as files, in a folder of the temporary directory (TMPDIR), not through the pool's pipes: a
+# pipe moves a few MiB in 64 KiB pieces, each taken by a pool thread that must first win the
+# GIL from the writer's busy thread. Measured: 172 ms for a 3 MB result beside a busy thread
+# (19 ms beside an idle one), which held the preparing process back for most of every batch.
+# A file is written and read in one system call each, and removed within milliseconds, before
+# the page cache would write it out. None: tempfile's choice.
+_SPILL_FOLDER: Final[str | None] = None
 
 # The commitment key of the ledger a preparing worker process serves (see `append_parsed`).
 _preparer_key: bytes | None = None
