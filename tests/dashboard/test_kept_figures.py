@@ -5,17 +5,31 @@ off by one), or sums of another table state or contract taken as current."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
+import msgspec
 import pytest
-from dashboard_workload import Workspace, build_workspace
+from dashboard_workload import Workspace, build_workspace, contract_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from factories import holdout
 from raas.core.events import HoldoutAssignment
+from raas.core.invoice import invoice_from_json, invoice_json
+from raas.core.periods import start_of_day
 from raas.core.plan import plan_of
-from raas.dashboard.data import ContractFigures, FigureGroup, fold_figures
+from raas.dashboard.data import (
+    ContractFigures,
+    ContractText,
+    DashboardData,
+    FigureGroup,
+    fold_figures,
+    period_model_cost,
+)
 from raas.dashboard.figures import FigureKeeper, GroupSums, KeptTotals
 from raas.engine.duckdb_engine import compile_plan
 from raas.engine.episode_table import build_episode_table, read_episode_table_state
@@ -306,3 +320,118 @@ def test_warming_keeps_the_figures_before_the_first_page_and_no_page_reads_them_
         )
     finally:
         workspace.ledger.close()
+
+
+# Zones whose days are not all 24 hours long (and one whose midnight a clock once skipped).
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "America/Santiago", "Asia/Kolkata")
+
+
+@st.composite
+def days_and_periods(draw: st.DrawFn) -> tuple[ContractFigures, datetime, datetime]:
+    """Figures of episodes on some days of a zone, and a period: whole days of that zone (as an
+    invoice's month is), or ends anywhere."""
+    zone = draw(st.sampled_from(ZONES))
+    first = date(2026, 3, 1) + timedelta(days=draw(st.integers(0, 300)))
+    groups = [
+        FigureGroup(
+            (first + timedelta(days=draw(st.integers(0, 40)))).isoformat(),
+            draw(st.integers(0, 2)),
+            draw(st.booleans()),
+            "",
+            1,
+            0,
+            0,
+            Decimal(draw(st.integers(0, 10**9))).scaleb(-12),
+        )
+        for _ in range(draw(st.integers(0, 30)))
+    ]
+    figures = fold_figures(
+        contract_for("acme").contract, ["excluded", "unmatched", "ok"], [False] * 3, groups, None, 1
+    )
+    ends = []
+    for _ in range(2):
+        day = first + timedelta(days=draw(st.integers(-2, 42)))
+        end = start_of_day(day, zone)
+        if draw(st.booleans()):
+            end += timedelta(minutes=draw(st.integers(1, 24 * 60 - 1)))
+        ends.append(end)
+    return msgspec.structs.replace(figures, time_zone=zone), min(ends), max(ends)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=days_and_periods())
+def test_a_period_of_whole_days_costs_the_sum_of_its_days(
+    case: tuple[ContractFigures, datetime, datetime],
+) -> None:
+    figures, start, end = case
+    cost = period_model_cost(figures, start, end)
+    zone = figures.time_zone
+    whole = all(
+        moment == start_of_day(moment.astimezone(ZoneInfo(zone)).date(), zone)
+        for moment in (start, end)
+    )
+    if not whole:
+        assert cost is None  # the table sums it
+        return
+    # Each day's episodes started within the day: in the period when the day's start is.
+    assert cost == sum(
+        (
+            day_cost
+            for day, day_cost in figures.cost_by_day
+            if start <= start_of_day(date.fromisoformat(day), zone) < end
+        ),
+        Decimal(0),
+    )
+
+
+def test_period_costs_from_the_kept_days_equal_the_table_sums_as_the_log_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = build_workspace(tmp_path / "ledger", conversations=60)
+    item = workspace.contracts[0]
+    month = invoice_from_json(
+        workspace.ledger.get_invoice("acme", workspace.invoices["acme"]) or b""
+    )
+    # An invoice whose period does not start at a day's start: its cost is summed by the table.
+    shifted = msgspec.structs.replace(
+        month, id=f"{month.id}-shifted", period_start=month.period_start + timedelta(hours=30)
+    )
+    workspace.ledger.store_invoice(shifted.id, "acme", invoice_json(shifted))
+    summed: list[datetime] = []
+    by_table = DashboardData._period_model_cost
+
+    def spied(data: DashboardData, item: ContractText, start: datetime, end: datetime) -> Decimal:
+        summed.append(start)
+        return by_table(data, item, start, end)
+
+    monkeypatch.setattr(DashboardData, "_period_model_cost", spied)
+    data = workspace.data()
+    horizon = int(item.contract.window.total_seconds())
+    table = tmp_path / "ledger" / "tables" / f"acme-{horizon}.duckdb"
+    seen = []
+    try:
+        for growth in (lambda: None, lambda: grow(workspace, 61, 15, holdouts=False)):
+            growth()
+            data.refresh("acme")
+            costs = data.period_costs(item)
+            with data.table(item) as cursor:
+                expected = [
+                    Decimal(
+                        cursor.execute(
+                            "SELECT coalesce(sum(model_cost), 0) FROM episodes "
+                            "WHERE started_at >= ? AND started_at < ?",
+                            [invoice.period_start, invoice.period_end],
+                        ).fetchone()[0]
+                    )
+                    for invoice in (month, shifted)
+                ]
+            assert [(cost.invoice_id, cost.model_cost) for cost in costs] == list(
+                zip([month.id, shifted.id], expected, strict=True)
+            )
+            seen.append(costs[0].model_cost)
+        assert summed == [shifted.period_start] * 2  # the month's came from the kept days
+        assert seen[1] > seen[0] > Decimal(0)  # the growth's episodes started in the month
+    finally:
+        data.close()
+        workspace.ledger.close()
+    assert table.exists()

@@ -24,6 +24,7 @@ import duckdb
 import msgspec
 
 from raas.audit.proofs import ProofError, verify_inclusion
+from raas.core import periods
 from raas.core.contract import Contract, parse_contract
 from raas.core.episodes import Entry, Episode, derive_episodes
 from raas.core.events import DISPUTE_CUSTOMER, Event
@@ -97,6 +98,9 @@ class ContractFigures(msgspec.Struct, frozen=True, kw_only=True):
     model_cost: Decimal
     tiers: tuple[TierFigures, ...]
     size: int  # the ledger size the table was at
+    # The model cost of the episodes that started on each day (ISO date in the contract's
+    # zone), days in order: what an invoice's period cost sums when its period is whole days.
+    cost_by_day: tuple[tuple[str, Decimal], ...] = ()
 
 
 class FigureGroup(NamedTuple):
@@ -124,6 +128,7 @@ def fold_figures(
     """The contract's figures from its grouped episodes. Pure. Verdict 0 is `excluded` (as
     `compile_plan` numbers them): excluded episodes count as episodes, not as measured."""
     by_day: dict[tuple[str, str], int] = {}
+    cost_by_day: dict[str, Decimal] = {}
     tiers: dict[str, list[int]] = {}
     episodes = measured = billed = resolved = csat_total = csat_answers = 0
     model_cost = Decimal(0)
@@ -138,6 +143,7 @@ def fold_figures(
         csat_total += group.csat_total
         csat_answers += group.csat_answers
         model_cost += group.model_cost
+        cost_by_day[group.day] = cost_by_day.get(group.day, Decimal(0)) + group.model_cost
         for tier in filter(None, group.tiers.split(",")):
             counts = tiers.setdefault(tier, [0, 0])
             counts[0] += group.episodes
@@ -165,7 +171,22 @@ def fold_figures(
             for tier, counts in sorted(tiers.items(), key=lambda item: (-item[1][0], item[0]))
         ),
         size=size,
+        cost_by_day=tuple(sorted(cost_by_day.items())),
     )
+
+
+def period_model_cost(figures: ContractFigures, start: datetime, end: datetime) -> Decimal | None:
+    """The model cost of the episodes that started in [start, end), summed from the figures'
+    days when both ends are the first instant of a day in the contract's zone (an invoice's
+    month is); None otherwise (the caller sums the table). Pure. Exact as long as no clock is
+    turned back across midnight, as a month's bounds take too (`raas.core.periods`)."""
+    zone = figures.time_zone
+    local = periods.zone(zone)
+    first, last = start.astimezone(local).date(), end.astimezone(local).date()
+    if start != periods.start_of_day(first, zone) or end != periods.start_of_day(last, zone):
+        return None
+    low, high = first.isoformat(), last.isoformat()
+    return sum((cost for day, cost in figures.cost_by_day if low <= day < high), Decimal(0))
 
 
 def fold_kept(contract: Contract, plan: PlanSql, totals: KeptTotals) -> ContractFigures:
@@ -513,17 +534,27 @@ class DashboardData:
         ]
         if not mine:
             return []
+        # From the kept figures' days (a sum over the whole table is a scan of it), unless a
+        # period is not whole days of the contract's zone.
+        figures = self.contract_figures(item)
         costs: list[PeriodCost] = []
-        with self.table(item) as cursor:
-            for invoice in sorted(mine, key=lambda invoice: invoice.period_start):
-                row = cursor.execute(
-                    "SELECT coalesce(sum(model_cost), 0) FROM episodes "
-                    "WHERE started_at >= ? AND started_at < ?",
-                    [invoice.period_start, invoice.period_end],
-                ).fetchone()
-                assert row is not None
-                costs.append(PeriodCost(invoice.id, invoice.period, invoice.total, Decimal(row[0])))
+        for invoice in sorted(mine, key=lambda invoice: invoice.period_start):
+            cost = period_model_cost(figures, invoice.period_start, invoice.period_end)
+            if cost is None:
+                cost = self._period_model_cost(item, invoice.period_start, invoice.period_end)
+            costs.append(PeriodCost(invoice.id, invoice.period, invoice.total, cost))
         return costs
+
+    def _period_model_cost(self, item: ContractText, start: datetime, end: datetime) -> Decimal:
+        """The model cost of the episodes that started in [start, end), summed by the table."""
+        with self.table(item) as cursor:
+            row = cursor.execute(
+                "SELECT coalesce(sum(model_cost), 0) FROM episodes "
+                "WHERE started_at >= ? AND started_at < ?",
+                [start, end],
+            ).fetchone()
+        assert row is not None
+        return Decimal(row[0])
 
     def review_queue(self, item: ContractText) -> list[ReviewItem]:
         """Episodes a person should look at: those whose review failed, newest first."""
