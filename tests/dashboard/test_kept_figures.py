@@ -5,9 +5,10 @@ off by one), or sums of another table state or contract taken as current."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -22,6 +23,7 @@ from raas.core.events import HoldoutAssignment
 from raas.core.invoice import invoice_from_json, invoice_json
 from raas.core.periods import start_of_day
 from raas.core.plan import plan_of
+from raas.dashboard import figures
 from raas.dashboard.data import (
     ContractFigures,
     ContractText,
@@ -30,7 +32,7 @@ from raas.dashboard.data import (
     fold_figures,
     period_model_cost,
 )
-from raas.dashboard.figures import FigureKeeper, GroupSums, KeptTotals
+from raas.dashboard.figures import FigureKeeper, GroupSums, KeptTotals, _Sums
 from raas.engine.duckdb_engine import compile_plan
 from raas.engine.episode_table import build_episode_table, read_episode_table_state
 from raas.ingest.validate import parse_batch
@@ -66,14 +68,25 @@ def scanned_figures(workspace: Workspace, table: Path) -> ContractFigures:
     )
 
 
-def grow(workspace: Workspace, seed: int, conversations: int, *, holdouts: bool = True) -> None:
+def grow(
+    workspace: Workspace,
+    seed: int,
+    conversations: int,
+    *,
+    holdouts: bool = True,
+    review_rate: float = 0.05,
+) -> None:
     """New conversations of (mostly) known customers, from another source: the log grows.
     Without `holdouts`, the customers' holdout assignments are left out (each simulation
     assigns its customers again, which changes every episode of theirs; without, only the
     episodes the new conversations join change)."""
     simulation = Simulation(
         SimConfig(
-            conversations=conversations, seed=seed, tenant="acme", source=f"urn:test:grow:{seed}"
+            conversations=conversations,
+            seed=seed,
+            tenant="acme",
+            source=f"urn:test:grow:{seed}",
+            review_rate=review_rate,
         )
     )
     for body in simulation.ndjson_batches():
@@ -136,7 +149,28 @@ def watched_update(workspace: Workspace, table: Path, keepers: list[FigureKeeper
     )
 
 
-def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(tmp_path: Path) -> None:
+def scanned_reviews(table: Path) -> list[tuple[str, str, datetime]]:
+    """The newest failed reviews by a query of the table, as the dashboard read them before
+    it kept them: the reference."""
+    with duckdb.connect(str(table), read_only=True) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        rows = connection.execute(
+            "SELECT id, intent, started_at FROM episodes WHERE review_passed = false "
+            f"ORDER BY started_at DESC, id LIMIT {figures.REVIEW_QUEUE_MAX}"
+        ).fetchall()
+    return [(str(episode), str(intent), started_at) for episode, intent, started_at in rows]
+
+
+def kept_reviews(totals: KeptTotals) -> list[tuple[str, str, datetime]]:
+    return [(review.episode, review.intent, review.started_at) for review in totals.reviews]
+
+
+def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few failed reviews kept and shown, so that updates move the bound of those kept.
+    monkeypatch.setattr(figures, "REVIEW_KEPT", 4)
+    monkeypatch.setattr(figures, "REVIEW_QUEUE_MAX", 2)
     workspace = build_workspace(tmp_path / "ledger", conversations=150)
     contract = workspace.contracts[0].contract
     plan = compile_plan(plan_of(contract))
@@ -150,6 +184,7 @@ def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(tmp_path: Pa
             totals = kept_totals(keeper, table)
             assert totals.full
             assert (totals.groups, totals.latency_p95_ms) == scanned_totals(table, verdict, zone)
+            assert kept_reviews(totals) == scanned_reviews(table)
         customers = sorted({customer for customer, _ in workspace.ledger.iter_customers("acme")})
         first = kept_totals(keepers[0], table)
         growths = [
@@ -159,6 +194,8 @@ def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(tmp_path: Pa
             # A known customer is put in the control group: every episode of theirs changes.
             lambda: workspace.ledger.append([holdout(customers[3], "control")]),
             lambda: grow(workspace, 23, 1),
+            # Every conversation reviewed: failed reviews newer than those kept.
+            lambda: grow(workspace, 25, 30, holdouts=False, review_rate=1.0),
         ]
         for growth in growths:
             growth()
@@ -170,6 +207,8 @@ def test_kept_sums_follow_each_update_as_a_full_grouping_gives_them(tmp_path: Pa
                 assert (totals.groups, totals.latency_p95_ms) == scanned_totals(
                     table, verdict, zone
                 )
+                assert kept_reviews(totals) == scanned_reviews(table)
+        assert len(scanned_reviews(table)) == figures.REVIEW_QUEUE_MAX
         assert sum(s.episodes for s in kept_totals(keepers[0], table).groups.values()) > sum(
             s.episodes for s in first.groups.values()
         )
@@ -266,7 +305,7 @@ def test_the_dashboard_figures_after_the_log_grew_equal_a_full_grouping(
         assert grouped == [True]
         grow(workspace, 31, 20)
         data.refresh("acme")
-        data.review_queue(item)  # another page brings the table up first, the sums along
+        data.customer_of(item, "none")  # another page brings the table up first, the sums along
         grow(workspace, 32, 5)
         data.refresh("acme")
         grown = data.contract_figures(item)
@@ -321,6 +360,8 @@ def test_warming_keeps_the_figures_before_the_first_page_and_no_page_reads_them_
     finally:
         workspace.ledger.close()
 
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Zones whose days are not all 24 hours long (and one whose midnight a clock once skipped).
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "America/Santiago", "Asia/Kolkata")
@@ -435,3 +476,40 @@ def test_period_costs_from_the_kept_days_equal_the_table_sums_as_the_log_grows(
         data.close()
         workspace.ledger.close()
     assert table.exists()
+
+
+REVIEW_KEYS = st.tuples(st.integers(-30, 0), st.sampled_from("abcdefgh"), st.sampled_from("xy"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_failed_reviews_kept_are_the_newest_of_the_table_through_any_updates(
+    data: st.DataObject,
+) -> None:
+    """A model of the table's failed reviews (keys in the queue's order) and updates that take
+    rows away and add others (a changed row does both): what is kept, asked for again only when
+    it says so, shows the table's newest."""
+    kept, shown = 6, 3
+    with (
+        patch.object(figures, "REVIEW_KEPT", kept),
+        patch.object(figures, "REVIEW_QUEUE_MAX", shown),
+    ):
+        table = data.draw(st.sets(REVIEW_KEYS, max_size=20))
+        sums = _Sums()
+        sums.set_reviews(sorted(table)[:kept])
+        for _ in range(data.draw(st.integers(1, 8))):
+            leaving = data.draw(st.sets(st.sampled_from(sorted(table)))) if table else set()
+            entering = data.draw(st.sets(REVIEW_KEYS, max_size=12)) - (table - leaving)
+            sums.fold_reviews(leaving, -1)
+            sums.fold_reviews(entering, +1)
+            table = (table - leaving) | entering
+            if sums.reviews is None:  # as `FigureKeeper.totals` does
+                sums.set_reviews(sorted(table)[:kept])
+            assert sums.reviews is not None and len(sums.reviews) <= 2 * kept
+            assert [
+                (review.episode, review.intent, review.started_at)
+                for review in sums.newest_reviews()
+            ] == [
+                (episode, intent, EPOCH + timedelta(microseconds=-minus))
+                for minus, episode, intent in sorted(table)[:shown]
+            ]

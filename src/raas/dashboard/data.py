@@ -32,7 +32,12 @@ from raas.core.invoice import Invoice, invoice_from_json
 from raas.core.judge import Judge, Outcome
 from raas.core.plan import plan_of
 from raas.dashboard.disputes import Dispute, fold_disputes
-from raas.dashboard.figures import FigureKeeper, FigureWatch, KeptTotals
+from raas.dashboard.figures import (
+    FailedReview,
+    FigureKeeper,
+    FigureWatch,
+    KeptTotals,
+)
 from raas.dashboard.subtrees import KeptSubtrees
 from raas.engine.duckdb_engine import PlanSql, compile_plan
 from raas.engine.episode_table import build_episode_table
@@ -48,7 +53,6 @@ TABLE_REFRESH_SECONDS_MIN: Final = 10.0
 FIGURES_CACHED_MAX: Final = 64
 EPISODES_PER_PAGE: Final = 100
 _log = logging.getLogger(__name__)
-REVIEW_QUEUE_MAX: Final = 50
 
 
 class DashboardError(RaasError):
@@ -101,6 +105,8 @@ class ContractFigures(msgspec.Struct, frozen=True, kw_only=True):
     # The model cost of the episodes that started on each day (ISO date in the contract's
     # zone), days in order: what an invoice's period cost sums when its period is whole days.
     cost_by_day: tuple[tuple[str, Decimal], ...] = ()
+    # The newest failed reviews of the table (at most REVIEW_QUEUE_MAX), newest first.
+    failed_reviews: tuple[FailedReview, ...] = ()
 
 
 class FigureGroup(NamedTuple):
@@ -124,6 +130,7 @@ def fold_figures(
     groups: Sequence[FigureGroup],
     latency_p95_ms: int | None,
     size: int,
+    failed_reviews: Sequence[FailedReview] = (),
 ) -> ContractFigures:
     """The contract's figures from its grouped episodes. Pure. Verdict 0 is `excluded` (as
     `compile_plan` numbers them): excluded episodes count as episodes, not as measured."""
@@ -172,6 +179,7 @@ def fold_figures(
         ),
         size=size,
         cost_by_day=tuple(sorted(cost_by_day.items())),
+        failed_reviews=tuple(failed_reviews),
     )
 
 
@@ -198,6 +206,7 @@ def fold_kept(contract: Contract, plan: PlanSql, totals: KeptTotals) -> Contract
         [FigureGroup(*group, *sums) for group, sums in totals.groups.items()],
         totals.latency_p95_ms,
         totals.size,
+        totals.reviews,
     )
 
 
@@ -557,13 +566,12 @@ class DashboardData:
         return Decimal(row[0])
 
     def review_queue(self, item: ContractText) -> list[ReviewItem]:
-        """Episodes a person should look at: those whose review failed, newest first."""
-        with self.table(item) as cursor:
-            rows = cursor.execute(
-                "SELECT id, intent, started_at FROM episodes WHERE review_passed = false "
-                f"ORDER BY started_at DESC, id LIMIT {REVIEW_QUEUE_MAX}"
-            ).fetchall()
-        return [ReviewItem(str(a), str(b), c, "review failed") for a, b, c in rows]
+        """Episodes a person should look at: those whose review failed, newest first (at most
+        REVIEW_QUEUE_MAX), kept with the figures (finding them is a scan of the table)."""
+        return [
+            ReviewItem(review.episode, review.intent, review.started_at, "review failed")
+            for review in self.contract_figures(item).failed_reviews
+        ]
 
     def episode_rows(self, item: ContractText, episode_ids: Sequence[str]) -> list[EpisodeRow]:
         """The table's rows for these episodes, in the order given (missing ones left out)."""
