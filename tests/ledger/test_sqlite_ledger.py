@@ -485,6 +485,33 @@ def test_a_version_2_file_is_migrated_in_place_and_keeps_its_invoices(tmp_path: 
     assert invoice_table(path)[2] == stored
 
 
+def invoice_ids_plan(path: Path) -> str:
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM invoices WHERE tenant = ? ORDER BY id", ("acme",)
+        ).fetchall()
+    finally:
+        connection.close()
+    return " ".join(str(row[3]) for row in rows)
+
+
+def test_invoice_ids_are_listed_from_an_index_not_the_bodies(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with SqliteLedger(path) as made:
+        made.store_invoice("standard-support-v1-2026-11", "acme", b"{" + b" " * 100_000 + b"}")
+    assert "COVERING INDEX invoices_ids" in invoice_ids_plan(path)
+    # A file made before the index: the first open adds it; the ids read are the same.
+    connection = sqlite3.connect(path)
+    connection.execute("DROP INDEX invoices_ids")
+    connection.close()
+    assert "COVERING INDEX" not in invoice_ids_plan(path)
+    with SqliteLedger(path) as opened:
+        assert opened.list_invoices("acme") == ["standard-support-v1-2026-11"]
+    assert "COVERING INDEX invoices_ids" in invoice_ids_plan(path)
+    assert invoice_table(path)[0] == 3
+
+
 def test_a_migration_that_fails_leaves_the_version_2_file_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     # The migration's own table name, taken: its first statement fails.
