@@ -20,6 +20,7 @@ from raas.core.episodes import (
     derive_episodes,
     derive_episodes_and_segments,
     derive_groups,
+    derive_relinked,
     relink,
 )
 from raas.core.events import (
@@ -121,6 +122,8 @@ def incrementally(earlier: list[Entry], new: list[Entry]) -> list[Episode]:
         + customer_facts
     )
     derived = derive_groups(given_entries, found.groups)
+    # From the touched conversations relink put together, and the others' entries alone.
+    assert derive_relinked(found, given_entries[len(touched_entries) :]) == derived
     stale = set(found.stale)
     assert stale <= {episode.id for episode in before}
     kept = [episode for episode in before if episode.id not in stale]
@@ -176,3 +179,13 @@ def test_a_returning_conversation_derives_only_the_episode_it_joins() -> None:
 def test_a_holdout_assignment_among_the_touched_entries_is_refused_naming_why() -> None:
     with pytest.raises(ValueError, match="holdout assignment belongs to no segment"):
         relink([], {"holdout-customer-1"}, entries([holdout("customer-1", "control")]))
+
+
+def test_deriving_what_relink_found_refuses_entries_of_the_touched_conversations() -> None:
+    earlier = entries(conversation("c1", start=NOVEMBER, intents=("refund",)))
+    back = entries(conversation("c3", start=NOVEMBER + timedelta(hours=30), intents=("refund",)))
+    _, segments = derive_episodes_and_segments(earlier, link_horizon=HORIZON)
+    found = relink(segments, {"c3"}, back, link_horizon=HORIZON)
+    assert derive_relinked(found, earlier) == derive_groups(earlier + back, found.groups)
+    with pytest.raises(ValueError, match="other conversations"):
+        derive_relinked(found, earlier + back[:1])

@@ -153,15 +153,25 @@ def derive_episodes_and_segments(
     return episodes, summaries
 
 
+class _Parts(NamedTuple):
+    """What `_segments` makes of some conversations' entries; apart for each conversation."""
+
+    segments: list[_Segment]
+    conversation_facts: dict[str, list[Entry]]
+    channels: dict[str, str]
+
+
 class Relinked(NamedTuple):
     """What `relink` found: the customer's segments now, the ids of its earlier episodes that no
     longer stand as they were, and the groups of segments whose episodes must be derived
-    (`derive_groups`) from the entries of `conversations`."""
+    (`derive_groups`, or `derive_relinked`) from the entries of `conversations`."""
 
     segments: list[SegmentSummary]
     stale: list[str]
     groups: list[tuple[SegmentKey, ...]]
     conversations: set[str]
+    # The touched conversations put together (`derive_relinked` starts from them).
+    touched: _Parts | None = None
 
 
 def relink(
@@ -191,7 +201,8 @@ def relink(
             "a holdout assignment belongs to no segment: expected touched_entries without "
             f"them, found {customer_facts[0].event.id!r}"
         )
-    fresh, _, _ = _segments(ordered)
+    parts = _Parts(*_segments(ordered))
+    fresh = parts.segments
     kept = [summary for summary in before if summary.conversation not in touched]
     after = sorted(
         [*kept, *(_summary(segment) for segment in fresh)],
@@ -208,7 +219,7 @@ def relink(
             groups.append(keys)
     stale = [_episode_id(keys) for keys in old_groups - standing]
     conversations = {conversation for keys in groups for conversation, _ in keys}
-    return Relinked(after, sorted(stale), groups, conversations)
+    return Relinked(after, sorted(stale), groups, conversations, parts)
 
 
 def derive_groups(
@@ -222,6 +233,32 @@ def derive_groups(
     return [
         _episode([by_key[key] for key in keys], conversation_facts, customer_facts, channels)
         for keys in groups
+    ]
+
+
+def derive_relinked(found: Relinked, other_entries: Iterable[Entry]) -> list[Episode]:
+    """`derive_groups` of `found.groups`, given the entries of their conversations that
+    `relink` was not given (of `found.conversations` but the touched ones) and the customer's
+    holdout assignments: the touched conversations are not put together again (pure). A
+    conversation's segments, facts and channel come from its own entries alone, so those of
+    the two sets of conversations are joined as they are."""
+    if found.touched is None:
+        raise ValueError("expected what relink found, with the touched conversations")
+    touched = found.touched
+    ordered, customer_facts = _ordered(other_entries)
+    names = {segment.conversation for segment in touched.segments}
+    if any(entry.event.conversation in names for entry in ordered):
+        raise ValueError("expected entries of other conversations than the touched ones")
+    segments, conversation_facts, channels = _segments(ordered)
+    by_key = {
+        (segment.conversation, segment.intent): segment
+        for segment in (*touched.segments, *segments)
+    }
+    facts = {**touched.conversation_facts, **conversation_facts}
+    all_channels = {**touched.channels, **channels}
+    return [
+        _episode([by_key[key] for key in keys], facts, customer_facts, all_channels)
+        for keys in found.groups
     ]
 
 

@@ -63,7 +63,7 @@ from raas.core.episodes import (
     SegmentSummary,
     customer_holdout_group,
     derive_episodes_and_segments,
-    derive_groups,
+    derive_relinked,
     relink,
 )
 from raas.core.events import BusinessEvent, HoldoutAssignment, decode_trusted_entry
@@ -499,9 +499,9 @@ def _relinked(
     for (customer, held, new), (fresh, holdouts, _), (touched_entries, found), more in zip(
         customers, touched, linked, more_all, strict=True
     ):
-        customer_facts = [entry for entry, _ in [*more, *holdouts]]
-        entries = touched_entries + customer_facts
-        rows = _episode_rows(entries, derive_groups(entries, found.groups))
+        others = [entry for entry, _ in [*more, *holdouts]]
+        entries = touched_entries + others
+        rows = _episode_rows(entries, derive_relinked(found, others))
         by_conversation = {name: list(indexes) for name, indexes in held.conversations.items()}
         for entry, index in fresh:
             by_conversation.setdefault(entry.event.conversation, []).append(index)
