@@ -587,17 +587,18 @@ def _take_customers(
     connection: duckdb.DuckDBPyConnection, customers: Sequence[str]
 ) -> dict[str, _CustomerState]:
     """Delete the rows of those of `customers` that the table holds; what they held (one
-    lookup a customer, in one statement)."""
+    lookup a customer, in one statement). The log indexes are those of `links` (every entry
+    is under its conversation, or None): not read back from `log_indexes`, whose list DuckDB
+    fetches row by row at twice the cost of the rest (1M episodes, 91 customers: 12 -> 4 ms)."""
     rows = connection.execute(
-        f"DELETE FROM customers WHERE {_customer_in(customers)} "
-        "RETURNING customer, log_indexes, links",
+        f"DELETE FROM customers WHERE {_customer_in(customers)} RETURNING customer, links",
         list(customers),
     ).fetchall()
     taken: dict[str, _CustomerState] = {}
-    for customer, indexes, text in rows:
+    for customer, text in rows:
         links = _links_decoder.decode(text)
         taken[str(customer)] = _CustomerState(
-            list(indexes),
+            sorted(index for _, indexes in links.conversations for index in indexes),
             dict(links.conversations),
             [
                 SegmentSummary(
@@ -621,32 +622,44 @@ def _delete_told(
 ) -> int:
     """Delete the `stale` episodes (customer, id), telling the watchers of them and of the
     rows of `changing` customers (about to change), each row once; how many were deleted.
-    One lookup of the customers' rows (by the customer index) finds them all, by row id."""
+    One lookup of the customers' rows (by the customer index) finds them all, by row id; the
+    expressions are read from the rows that leave alone, by row id (the stale ones as the
+    delete returns them): computed for every row of the customers, they cost more than the
+    lookup (1M episodes, 91 customers' 2,600 rows: 28-45 ms against 12 + 5). The ids are not
+    filtered in the lookup: DuckDB would scan the whole table for it."""
     changed = set(changing)
     stale_keys = set(stale)
     affected = changed | {customer for customer, _ in stale_keys}
     if not affected:
         return 0
-    expressions = _expressions(watchers)
-    # Every row of the customers, the stale ones picked here: a filter on the ids besides
-    # (`AND id IN (...)`) turns DuckDB's lookup of the customer index into a scan of the
-    # whole table, where computing the expressions for a customer's few other rows costs
-    # nothing.
     rows = connection.execute(
-        f"SELECT rowid, customer, id, {', '.join(expressions)} FROM episodes "
-        f"WHERE {_customer_in(affected)}",
+        f"SELECT rowid, customer, id FROM episodes WHERE {_customer_in(affected)}",
         sorted(affected),
     ).fetchall()
-    leaving = [row for row in rows if row[1] in changed or (row[1], row[2]) in stale_keys]
-    _tell_values(watchers, [row[3:] for row in leaving], -1)
-    deleted = [row[0] for row in leaving if (row[1], row[2]) in stale_keys]
+    deleted = [rowid for rowid, customer, key in rows if (customer, key) in stale_keys]
+    staying = [
+        rowid
+        for rowid, customer, key in rows
+        if customer in changed and (customer, key) not in stale_keys
+    ]
     assert len(deleted) == len(stale_keys), "a stale episode was not there"
+    expressions = ", ".join(_expressions(watchers))
+    if staying:
+        _tell(
+            connection,
+            watchers,
+            "FROM episodes WHERE rowid IN (SELECT unnest($rows))",
+            {"rows": staying},
+            -1,
+        )
     if not deleted:
         return 0
-    found = connection.execute(
-        "DELETE FROM episodes WHERE rowid IN (SELECT unnest($rows))", {"rows": deleted}
-    ).fetchone()
-    assert found is not None and int(found[0]) == len(deleted)
+    values = connection.execute(
+        f"DELETE FROM episodes WHERE rowid IN (SELECT unnest($rows)) RETURNING {expressions}",
+        {"rows": deleted},
+    ).fetchall()
+    assert len(values) == len(deleted)
+    _tell_values(watchers, values, -1)
     return len(deleted)
 
 
