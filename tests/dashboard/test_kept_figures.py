@@ -5,6 +5,7 @@ off by one), or sums of another table state or contract taken as current."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -513,3 +514,21 @@ def test_the_failed_reviews_kept_are_the_newest_of_the_table_through_any_updates
                 (episode, intent, EPOCH + timedelta(microseconds=-minus))
                 for minus, episode, intent in sorted(table)[:shown]
             ]
+
+
+def test_warming_freezes_what_the_server_holds_out_of_full_collections(tmp_path: Path) -> None:
+    workspace = build_workspace(tmp_path / "ledger", conversations=20)
+    data = workspace.data()
+    gc.unfreeze()
+    try:
+        assert any(held is data for held in gc.get_objects())
+        data.warm()
+        # The dashboard and what it holds are past the collector's generations, not walked.
+        assert gc.get_freeze_count() > 0
+        assert not any(held is data for held in gc.get_objects())
+        made_later = [data.contracts]
+        assert any(held is made_later for held in gc.get_objects())
+    finally:
+        gc.unfreeze()
+        data.close()
+        workspace.ledger.close()
