@@ -55,7 +55,7 @@ from raas.core.canonical import leaf_hash
 from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
 from raas.core.events import Event
 from raas.errors import ConflictError, StoreError
-from raas.ledger.batch import PreparedBatch
+from raas.ledger.batch import PreparedBatch, leaf_hashes
 from raas.ledger.keys import VerifierKey
 from raas.ledger.log import (
     VENDOR_DEFAULT,
@@ -660,7 +660,7 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
                     found[row[0]] = row
             if found:
                 ordered = _in_time_order(places, found)
-                yield customer, [_stored(tenant, found[position], base) for position in ordered]
+                yield customer, _stored_rows(tenant, list(map(found.__getitem__, ordered)), base)
 
     def _read_events(
         self, reader: sqlite3.Connection, tenant: str, seq_max: int, size: int
@@ -674,8 +674,8 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
             " AND seq <= ? ORDER BY position",
             (base, base + min(size, LOG_SIZE_MAX), seq_max),
         )
-        for row in rows:
-            yield _stored(tenant, row, base)
+        while chunk := rows.fetchmany(FETCH_POSITIONS_MAX):
+            yield from _stored_rows(tenant, chunk, base)
 
     # -- the Merkle log ------------------------------------------------------------------------
 
@@ -688,10 +688,11 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         found = {}
         for start in range(0, len(indexes), FETCH_POSITIONS_MAX):
             chunk = [base + index for index in indexes[start : start + FETCH_POSITIONS_MAX]]
-            for row in connection.execute(
+            rows = connection.execute(
                 _BY_POSITIONS, (_json_encoder.encode(chunk), limit(None))
-            ):
-                found[row[0] - base] = _stored(tenant, row, base)
+            ).fetchall()
+            for stored in _stored_rows(tenant, rows, base):
+                found[stored.log_index] = stored
         return found
 
     def _leaf_indexes(self, tenant: str, leaf_hashes: set[bytes]) -> dict[bytes, int]:
@@ -1324,13 +1325,20 @@ def _blob(value: object, column: str) -> bytes:
     return value
 
 
-def _stored(tenant: str, row: _Row, base: int | None = None) -> StoredEvent:
+def _stored(tenant: str, row: _Row) -> StoredEvent:
     """A StoredEvent from (position, seq, entry, disclosures, ...); the leaf hash from the entry."""
-    position, seq = row[0], row[1]
-    entry, disclosures = _blob(row[2], "entry"), _blob(row[3], "disclosures")
-    if base is None:
-        base = position - position % LOG_SIZE_MAX
-    return StoredEvent(seq, tenant, position - base, leaf_hash(entry), entry, disclosures)
+    position = row[0]
+    return _stored_rows(tenant, [row], position - position % LOG_SIZE_MAX)[0]
+
+
+def _stored_rows(tenant: str, rows: Sequence[_Row], base: int) -> list[StoredEvent]:
+    """`_stored` of rows of the log that starts at position `base`, their leaf hashes computed
+    together (natively with raas.native: reads of many entries hash them all)."""
+    entries = [_blob(row[2], "entry") for row in rows]
+    return [
+        StoredEvent(row[1], tenant, row[0] - base, leaf, entry, _blob(row[3], "disclosures"))
+        for row, entry, leaf in zip(rows, entries, leaf_hashes(entries), strict=True)
+    ]
 
 
 def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> LedgerCheck:
