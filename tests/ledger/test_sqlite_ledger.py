@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from typing import Any
 import msgspec
 import pytest
 
-import raas.ledger.sqlite as sqlite_module
 from raas.core.canonical import leaf_hash
 from raas.core.events import (
     Csat,
@@ -235,7 +235,7 @@ def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(
 ) -> None:
     spill = tmp_path / "spill"
     spill.mkdir()
-    monkeypatch.setattr(sqlite_module, "_SPILL_FOLDER", str(spill))
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))  # where append_parsed's files go
     bodies = [
         msgspec.json.encode(
             [

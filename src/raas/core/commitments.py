@@ -113,11 +113,16 @@ def field_salt(commitment_key: bytes, tenant: str, source: str, event_id: str, p
     """HMAC-SHA256(commitment_key, canonical JSON [tenant, source, id, path])[:16]."""
     inner_start, outer_start = _hmac_states(commitment_key)
     inner = inner_start.copy()
-    inner.update(_encoder.encode((tenant, source, event_id, path)))
+    inner.update(_salt_material(tenant, source, event_id, path))
     outer = outer_start.copy()
     outer.update(inner.digest())
     salt: bytes = outer.digest()[:SALT_SIZE_BYTES]
     return salt
+
+
+def _salt_material(tenant: str, source: str, event_id: str, path: str) -> bytes:
+    """What a field's salt is the HMAC of: canonical JSON [tenant, source, id, path]."""
+    return _encoder.encode((tenant, source, event_id, path))
 
 
 def commitment(salt: bytes, value: str) -> str:
@@ -133,7 +138,7 @@ def salted_commitment(
     `field_salt` and `commitment` in one call, natively where raas.native has its speed-ups.
     """
     if speedups is not None:
-        material = _encoder.encode((tenant, source, event_id, path))
+        material = _salt_material(tenant, source, event_id, path)
         salt_text, committed = speedups.salted_commitment(commitment_key, material, value)
         return salt_text, committed
     salt = field_salt(commitment_key, tenant, source, event_id, path)

@@ -498,7 +498,7 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         # spawn, not fork: this process may hold threads and an open database.
         context = multiprocessing.get_context("spawn")
         with (
-            tempfile.TemporaryDirectory(prefix="raas-prepare-", dir=_SPILL_FOLDER) as folder,
+            tempfile.TemporaryDirectory(prefix="raas-prepare-") as folder,
             context.Pool(
                 processes, initializer=_start_preparer, initargs=(self._commitment_key,)
             ) as pool,
@@ -873,15 +873,6 @@ def _from_wire(data: bytes) -> _Batch:
     return batch
 
 
-# Bodies and prepared batches cross between append_parsed's writer and its preparing processes
-# as files, in a folder of the temporary directory (TMPDIR), not through the pool's pipes: a
-# pipe moves a few MiB in 64 KiB pieces, each taken by a pool thread that must first win the
-# GIL from the writer's busy thread. Measured: 172 ms for a 3 MB result beside a busy thread
-# (19 ms beside an idle one), which held the preparing process back for most of every batch.
-# A file is written and read in one system call each, and removed within milliseconds, before
-# the page cache would write it out. None: tempfile's choice.
-_SPILL_FOLDER: Final[str | None] = None
-
 # The commitment key of the ledger a preparing worker process serves (see `append_parsed`).
 _preparer_key: bytes | None = None
 
@@ -981,18 +972,28 @@ def _prepared_in(
     ahead: int,
 ) -> Iterator[bytes | _Failure | None]:
     """`_prepare_body` of each body, in order, by the pool's processes, `ahead` bodies at most
-    handed out before their batches are taken. Bodies and batches cross as files in `folder`
-    (see _SPILL_FOLDER); only their names go through the pool."""
+    handed out before their batches are taken.
+
+    Bodies and batches cross as files in `folder` (in the temporary directory), only their
+    names through the pool: a pipe moves a few MiB in 64 KiB pieces, each taken by a pool
+    thread that must first win the GIL from the writer's busy thread. Measured: 172 ms for a
+    3 MB result beside a busy thread (19 ms beside an idle one), which held the preparing
+    process back for most of every batch. A file is written and read in one system call each,
+    and removed within milliseconds, before the page cache would write it out.
+    """
     pending: deque[AsyncResult[str | _Failure | None]] = deque()
     numbered = enumerate(bodies)
 
     def hand_out() -> None:
-        for number, body in numbered:
-            path = os.path.join(folder, f"{number}.body")
-            with open(path, "wb") as file:
-                file.write(body)
-            pending.append(pool.apply_async(_prepare_spilled, (parse, path)))
+        """Hand the next body, if there is one, to the pool."""
+        item = next(numbered, None)
+        if item is None:
             return
+        number, body = item
+        path = os.path.join(folder, f"{number}.body")
+        with open(path, "wb") as file:
+            file.write(body)
+        pending.append(pool.apply_async(_prepare_spilled, (parse, path)))
 
     for _ in range(ahead):
         hand_out()
