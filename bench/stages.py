@@ -136,12 +136,16 @@ def _store_stages(prepared: list[_Batch], folder: Path | None) -> dict[str, floa
         connection = ledger._connection
         assert connection is not None
         timed = _TimedConnection(connection)
+        keys = ledger._keys
         for batch in prepared:
             started = time.process_time()
             connection.execute("BEGIN IMMEDIATE")
-            _store(timed, batch)  # type: ignore[arg-type]  # quacks as a connection
+            keys.begin(connection)
+            assert not keys.find(batch.key_hashes)  # the looking up `_write_batch` does first
+            _store(timed, batch, keys)  # type: ignore[arg-type]  # quacks as a connection
             written = time.process_time()
             connection.execute("COMMIT")
+            keys.committed()
             committed = time.process_time()
             transaction += written - started
             commit += committed - written

@@ -252,3 +252,30 @@ def test_rows_outside_every_log_are_found(path: Path) -> None:
         ),
     )
     assert check(path).startswith("the ledger: 24 event rows are stored but the logs hold 23")
+
+
+def test_a_key_pair_cut_off_the_key_blocks_is_found(path: Path) -> None:
+    tamper(path, ("UPDATE key_blocks SET pairs = substr(pairs, 1, length(pairs) - 16)", ()))
+    assert (
+        check(path) == "the ledger: the key blocks hold 352 bytes, not 16 for each of the 23 seqs"
+    )
+
+
+def test_a_key_pair_that_names_another_position_is_found(path: Path) -> None:
+    # seq 3's pair (bytes 32-47): its position (the last 8) moved one entry on.
+    pairs = value(path, "SELECT pairs FROM key_blocks WHERE block = 0")
+    assert isinstance(pairs, bytes)
+    position = int.from_bytes(pairs[40:48], "little")
+    changed = pairs[:40] + (position + 1).to_bytes(8, "little") + pairs[48:]
+    tamper(path, ("UPDATE key_blocks SET pairs = ? WHERE block = 0", (changed,)))
+    assert check(path).endswith(
+        "seq 3: the key blocks hold another key hash or position at its seq"
+    )
+
+
+def test_a_key_hash_stored_twice_is_found(path: Path) -> None:
+    pairs = value(path, "SELECT pairs FROM key_blocks WHERE block = 0")
+    assert isinstance(pairs, bytes)
+    changed = pairs[:16] + pairs[:8] + pairs[24:]  # seq 2's hash replaced by seq 1's
+    tamper(path, ("UPDATE key_blocks SET pairs = ? WHERE block = 0", (changed,)))
+    assert check(path) == "the ledger: the key blocks hold 1 key hashes more than once"

@@ -28,6 +28,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raas.core.canonical import leaf_hash
 from raas.core.events import (
@@ -40,6 +42,7 @@ from raas.core.events import (
 from raas.errors import BatchRejected, ConflictError, EventError, StoreError
 from raas.ingest import parse_batch
 from raas.ledger import LedgerStore, SqliteLedger, StoredEvent
+from raas.ledger.sqlite import SCHEMA_VERSION
 from raas.ledger.store import AppendReceipt, time_microseconds
 
 START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -204,12 +207,11 @@ def test_a_reused_id_inside_one_batch_is_refused_before_anything_is_written(
     assert dump(tmp_path / "ledger.db") == before
 
 
-def test_new_events_take_the_fast_path_and_retries_the_looked_up_one(
+def test_only_batches_with_stored_keys_take_the_looked_up_path(
     ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Looking every key up first is correct for every batch but slower: a batch of new events
-    # for tenants that already have a log must not take that way, unless the batch before held
-    # retries (a retrying sender keeps retrying, and a failed fast insert is paid twice).
+    # Looking every stored key's entry up is correct for every batch but slower: a batch of new
+    # events must not take that way; the key index in memory tells which batches hold retries.
     import raas.ledger.sqlite as sqlite_module
 
     looked_up = []
@@ -222,12 +224,11 @@ def test_new_events_take_the_fast_path_and_retries_the_looked_up_one(
     ledger.append([event(4), event(4)])  # a repeat inside one batch is no retry
     ledger.append([event(5), event(6, tenant="globex")])
     assert looked_up == []
-    ledger.append([event(3, tenant="globex"), event(7)])
+    receipt = ledger.append([event(3, tenant="globex"), event(7)])
+    assert (receipt.stored, receipt.duplicates) == (1, 1)
     assert looked_up == [1]
     ledger.append([event(8)])
-    assert looked_up == [1, 1]
-    ledger.append([event(9)])  # the last batch held no retry: back to the fast way
-    assert looked_up == [1, 1]
+    assert looked_up == [1]
 
 
 def test_bodies_parsed_in_another_process_are_stored_as_parsed_here(
@@ -427,11 +428,24 @@ _VERSION_2_ROWS = [
 ]
 
 
+def version_3_file(path: Path, events: list[Event]) -> None:
+    """A ledger file as schema version 3 left it: a unique index on the key hashes, no key
+    blocks."""
+    with SqliteLedger(path) as made:
+        made.append(events)
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("DROP TABLE key_blocks")
+        connection.execute("CREATE UNIQUE INDEX events_by_key ON events (key_hash)")
+        connection.execute("PRAGMA user_version = 3")
+    finally:
+        connection.close()
+
+
 def version_2_file(path: Path, *, also: str = "") -> None:
     """A ledger file as schema version 2 left it: events, and invoices keyed by id alone.
     `also` is SQL run on it afterwards."""
-    with SqliteLedger(path) as made:
-        made.append([event(n, tenant=("acme", "globex")[n % 2]) for n in range(6)])
+    version_3_file(path, [event(n, tenant=("acme", "globex")[n % 2]) for n in range(6)])
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("DROP TABLE invoices")
@@ -476,13 +490,117 @@ def test_a_version_2_file_is_migrated_in_place_and_keeps_its_invoices(tmp_path: 
         assert opened.get_invoice("acme", "standard-support-v1-2026-11") == b'{"total": "2.00"}'
 
     version, key, stored = invoice_table(path)
-    assert (version, key) == (3, [("tenant", 1), ("id", 2)])
+    assert (version, key) == (SCHEMA_VERSION, [("tenant", 1), ("id", 2)])
     assert sorted(stored) == sorted(
         [*_VERSION_2_ROWS, ("standard-support-v1-2026-11", "globex", b'{"total": "5.00"}')]
     )
     with SqliteLedger(path) as again:  # opening a migrated file changes nothing
         assert again.list_invoices("globex") == ["other-v1-2026-11", "standard-support-v1-2026-11"]
     assert invoice_table(path)[2] == stored
+
+
+def test_a_version_3_file_gets_its_key_blocks_and_still_knows_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    # Over a block of pairs, so that the blocks written hold a full one and a partial one.
+    events = [event(n, tenant=("acme", "globex")[n % 2]) for n in range(5_000)]
+    version_3_file(path, events)
+
+    with SqliteLedger(path) as opened:
+        assert opened.check().problem is None
+        found = opened.get("globex", SOURCE, events[4_321].id)
+        assert found is not None and found.event == events[4_321]
+        receipt = opened.append([*events[::97], event(5_000)])
+        assert (receipt.stored, receipt.duplicates) == (1, len(events[::97]))
+        with pytest.raises(ConflictError):
+            opened.append([event(7, tenant="globex", data=Csat(score=1))])
+        assert opened.check().problem is None
+    connection = sqlite3.connect(path)
+    try:
+        indexes = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+        ).fetchall()
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        connection.close()
+    assert (version, indexes) == (SCHEMA_VERSION, [])
+
+
+def test_keys_another_ledger_object_stored_are_known_to_this_one(tmp_path: Path) -> None:
+    # Two writers on one file (as two processes would be): each reads the other's key pairs
+    # before it writes, so a retry through the other one is still a duplicate.
+    path = tmp_path / "ledger.db"
+    with SqliteLedger(path) as first, SqliteLedger(path) as second:
+        first.append([event(n) for n in range(3)])
+        assert second.append([event(1), event(3)]).duplicates == 1
+        assert first.append([event(3), event(4)]).duplicates == 1
+        with pytest.raises(ConflictError):
+            second.append([event(4, data=Csat(score=2))])
+        assert second.get("acme", SOURCE, event(4).id) is not None
+        assert first.check().problem is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=12),
+        min_size=1,
+        max_size=12,
+    ),
+    reopen_after=st.integers(min_value=0, max_value=12),
+)
+def test_the_key_index_counts_every_retry_across_merges_and_reopening(
+    batches: list[list[int]], reopen_after: int
+) -> None:
+    # Merged every few pairs (instead of every 2^17), and read in bulk when the file is opened
+    # again: every path the index takes must count a retry as a duplicate and a new key as new.
+    import raas.ledger.key_index as key_index_module
+
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(key_index_module, "_MERGE_PAIRS_MIN", 4)
+        path = Path(folder) / "ledger.db"
+        seen: set[int] = set()
+        ledger = SqliteLedger(path)
+        try:
+            for number, batch in enumerate(batches):
+                if number == reopen_after:
+                    ledger.close()
+                    ledger = SqliteLedger(path)
+                new = set(batch) - seen
+                receipt = ledger.append([event(n, tenant=("acme", "globex")[n % 2]) for n in batch])
+                assert (receipt.stored, receipt.duplicates) == (len(new), len(batch) - len(new))
+                seen |= new
+            for n in seen:
+                assert ledger.get(("acme", "globex")[n % 2], SOURCE, event(n).id) is not None
+            assert ledger.get("acme", SOURCE, "never-sent") is None
+            assert ledger.check().problem is None
+        finally:
+            ledger.close()
+
+
+def test_a_batch_rolled_back_in_a_group_leaves_no_key_behind(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-memory index holds what the open transaction staged; a batch rolled back to its
+    # savepoint, and a whole transaction rolled back, must take their keys out again, or a
+    # later append of the same events would count them as stored.
+    import raas.ledger.sqlite as sqlite_module
+
+    ledger.append([event(0)])
+    real_leaves = sqlite_module._append_leaves
+    failing = {"count": 1}
+
+    def leaves_failing_once(*arguments: Any) -> None:
+        real_leaves(*arguments)
+        if failing["count"]:
+            failing["count"] -= 1
+            raise StoreError("the disk is full (for the test)")
+
+    monkeypatch.setattr(sqlite_module, "_append_leaves", leaves_failing_once)
+    with pytest.raises(StoreError, match="for the test"):
+        ledger.append([event(1), event(2)])
+    receipt = ledger.append([event(1), event(2)])
+    assert (receipt.stored, receipt.duplicates) == (2, 0)
+    assert ledger.check().problem is None
 
 
 def invoice_ids_plan(path: Path) -> str:
@@ -509,7 +627,7 @@ def test_invoice_ids_are_listed_from_an_index_not_the_bodies(tmp_path: Path) -> 
     with SqliteLedger(path) as opened:
         assert opened.list_invoices("acme") == ["standard-support-v1-2026-11"]
     assert "COVERING INDEX invoices_ids" in invoice_ids_plan(path)
-    assert invoice_table(path)[0] == 3
+    assert invoice_table(path)[0] == SCHEMA_VERSION
 
 
 def test_a_migration_that_fails_leaves_the_version_2_file_as_it_was(tmp_path: Path) -> None:

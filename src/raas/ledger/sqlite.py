@@ -1,15 +1,17 @@
 """The embedded ledger: events in one SQLite file (WAL, fsync before acknowledging), appended once,
 each tenant's events a dense Merkle log whose frontier is updated in the same transaction.
 
-Tables (schema version 3):
+Tables (schema version 4):
 
 - `events`: one row per event, as narrow as it can be (each column bound costs on the append
   path). Its rowid, `position`, is tenant number * 2^40 + log index, so a tenant's log is one
   contiguous range of the table, read in order without an index. The row holds the canonical
   entry, its disclosures, the global `seq`, and `key_hash`, a 64-bit hash of the idempotency
-  key (tenant, source, id) under a unique index; the key itself is read back from the entry to
-  tell the rare hash collision from a retry (a collision moves on to the key's next hash, see
-  `_key_hash`).
+  key (tenant, source, id); the key itself is read back from the entry to tell the rare hash
+  collision from a retry (a collision moves on to the key's next hash, see `_key_hash`).
+- `key_blocks`: each event's (key hash, position) in seq order, in blocks, from which the
+  writer keeps its index of keys in memory (see `key_index`: a unique SQLite index on the
+  hashes made each commit write most of its pages once the ledger held a million events).
 - `leaves`: the leaf hashes of each log, in blocks of LEAF_BLOCK_LEAVES, so a tree or a proof
   reads 32 bytes a leaf, not the entries.
 - `logs`: per tenant its number, its size and its serialized `MerkleFrontier`.
@@ -20,8 +22,9 @@ Tables (schema version 3):
 - `checkpoints`, `invoices` (keyed by tenant and id), and `meta` (the commitment key, the
   vendor, the highest seq).
 
-Version 2 keyed invoices by id alone; opening such a file rebuilds that table in place (see
-`_migrate`).
+Version 2 keyed invoices by id alone; opening such a file rebuilds that table in place.
+Versions 2 and 3 kept a unique index on `key_hash`; opening such a file writes its key blocks
+and drops the index (see `_migrate`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from raas.core.commitments import COMMITMENT_KEY_SIZE_BYTES
 from raas.core.events import Event
 from raas.errors import ConflictError, StoreError
 from raas.ledger.batch import PreparedBatch, leaf_hashes
+from raas.ledger.key_index import KEY_BLOCKS_TABLE, KeyIndex, fill_key_blocks, read_pairs
 from raas.ledger.keys import VerifierKey
 from raas.ledger.log import (
     VENDOR_DEFAULT,
@@ -107,7 +111,7 @@ def _knows_raas_rows() -> bool:
 if speedups is not None and not _knows_raas_rows():
     speedups = None
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # Page cache of the writing connection: the key index of a few million events stays in memory.
 CACHE_KIBIBYTES: Final = 64 * 1024
 # Pages of 16 KiB for a new file (an existing one keeps its own): a commit writes a batch's rows
@@ -139,7 +143,8 @@ KEY_HASH_ATTEMPTS_MAX: Final = 4
 # Positions fetched in one statement while reading a customer's events.
 FETCH_POSITIONS_MAX: Final = 10_000
 
-_SCHEMA: Final = """
+_SCHEMA: Final = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value ANY NOT NULL
@@ -157,7 +162,6 @@ CREATE TABLE IF NOT EXISTS events (
     entry BLOB NOT NULL,
     disclosures BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (key_hash);
 CREATE TABLE IF NOT EXISTS leaves (
     position INTEGER PRIMARY KEY,
     hashes BLOB NOT NULL
@@ -184,8 +188,10 @@ CREATE TABLE IF NOT EXISTS invoices (
     body BLOB NOT NULL,
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS invoices_ids ON invoices (tenant, id)
+CREATE INDEX IF NOT EXISTS invoices_ids ON invoices (tenant, id);
 """
+    + KEY_BLOCKS_TABLE
+)
 # invoices_ids: a tenant's invoice ids are read from this index, not from the table, whose rows
 # hold the bodies: SQLite reads a row's whole body on the way to the next id (an invoice of a
 # million episodes is ~45 MiB: ~35 ms each time the dashboard listed a buyer's invoices). Made
@@ -205,7 +211,7 @@ _INVOICES_BY_TENANT: Final = (
     "ALTER TABLE invoices_by_tenant RENAME TO invoices",
 )
 # The versions a file may have when opened: new (0), an older one `_migrate` brings up, current.
-_VERSIONS_OPENED: Final = (0, 2, SCHEMA_VERSION)
+_VERSIONS_OPENED: Final = (0, 2, 3, SCHEMA_VERSION)
 
 _INSERT_EVENT: Final = """
 INSERT INTO events (position, seq, key_hash, entry, disclosures) VALUES (?, ?, ?, ?, ?)
@@ -217,8 +223,8 @@ SELECT position, seq, key_hash, entry, disclosures FROM raas_rows(?, ?, ?, ?, ?,
 """
 _INSERT_CUSTOMER_ENTRIES: Final = "INSERT INTO customer_entries VALUES (?, ?, ?, ?)"
 _EVENT_COLUMNS: Final = "position, seq, entry, disclosures"
-_BY_KEY_HASHES: Final = """
-SELECT key_hash, position, entry FROM events WHERE key_hash IN (SELECT value FROM json_each(?))
+_ENTRIES_AT: Final = """
+SELECT position, entry FROM events WHERE position IN (SELECT value FROM json_each(?))
 """
 _BY_POSITIONS: Final = f"""
 SELECT {_EVENT_COLUMNS} FROM events WHERE position IN (SELECT value FROM json_each(?)) AND seq <= ?
@@ -347,6 +353,7 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         weakref.finalize(self, self._closing.set)
         self._preparer_processes = 0
         self._preparers_lock = threading.Lock()
+        self._keys = KeyIndex()
 
     _queries = _QUERIES
     _driver_error = sqlite3.Error
@@ -440,17 +447,20 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
     def _write_group(self, connection: sqlite3.Connection, group: list[_Waiting]) -> None:
         connection.execute("BEGIN IMMEDIATE")
         try:
+            self._keys.begin(connection)
             for waiting in group:
                 connection.execute("SAVEPOINT batch")
                 try:
                     receipt = self._write_batch(connection, waiting.batch)
                 except (ConflictError, StoreError) as error:
                     connection.execute("ROLLBACK TO batch")
+                    self._keys.rewind(connection)
                     waiting.error = error
                 else:
                     waiting.receipt = receipt
                 connection.execute("RELEASE batch")
             connection.execute("COMMIT")
+            self._keys.committed()
         except BaseException as error:
             _roll_back(connection)
             for waiting in group:
@@ -539,6 +549,7 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
                 except BaseException:
                     _roll_back(connection)
                     raise
+                self._keys.committed()
         finally:
             self._lock.release()
 
@@ -549,28 +560,21 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         """
         connection.execute("BEGIN IMMEDIATE")
         try:
+            self._keys.begin(connection)
             return self._write_batch(connection, batch)
         except BaseException:
             _roll_back(connection)
             raise
 
     def _write_batch(self, connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
-        """Store the batch in the open transaction; on failure, what it wrote is rolled back
-        to the savepoint `batch`, and the transaction goes on."""
-        if not self._expect_duplicates:
-            connection.execute("SAVEPOINT new")
-            try:
-                # Most batches are new: insert them straight away and let the key index find
-                # the rare retry, which then goes the way that looks every key up first.
-                receipt = _append_new(connection, batch)
-                connection.execute("RELEASE new")
-                return receipt
-            except sqlite3.IntegrityError:
-                connection.execute("ROLLBACK TO new")
-                connection.execute("RELEASE new")
-        receipt = _append_looked_up(connection, batch)
-        self._expect_duplicates = receipt.duplicates > batch.repeats_inside
-        return receipt
+        """Store the batch in the open transaction (the caller rolls back on failure)."""
+        keys = self._keys
+        keys.rewind(connection)
+        hashes = batch.key_hashes
+        found = keys.find(hashes)
+        if not found and len(set(hashes)) == len(hashes):
+            return _store(connection, batch, keys)  # most batches: every event new
+        return _append_looked_up(connection, batch, keys, found)
 
     @contextmanager
     def _writing(self, action: str, tenants: Sequence[str] = ()) -> Iterator[sqlite3.Connection]:
@@ -618,13 +622,16 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
             number = _tenant_number(connection, tenant)
             if number is None:
                 return None
+            self._keys.begin(connection)
             for attempt in range(KEY_HASH_ATTEMPTS_MAX):
+                position = self._keys.position_of(_key_hash(tenant, source, id, attempt))
+                if position is None:
+                    return None
                 row = connection.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE key_hash = ?",
-                    (_key_hash(tenant, source, id, attempt),),
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE position = ?", (position,)
                 ).fetchone()
                 if row is None:
-                    return None
+                    raise StoreError(_missing_row(position))
                 stored = _stored(tenant, row)
                 if row[0] >> LOG_INDEX_BITS == number and _key_of_entry(stored.entry) == (
                     tenant,
@@ -791,6 +798,9 @@ def _migrate(connection: sqlite3.Connection, version: int) -> None:
     if version == 2:
         for statement in _INVOICES_BY_TENANT:
             connection.execute(statement)
+    if version in (2, 3):
+        fill_key_blocks(connection)
+        connection.execute("DROP INDEX IF EXISTS events_by_key")
 
 
 class _Batch(PreparedBatch):
@@ -1037,19 +1047,33 @@ def _roll_back(connection: sqlite3.Connection) -> None:
         connection.execute("ROLLBACK")
 
 
-def _append_new(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
-    """The fast path: every event of the batch is new (an IntegrityError says otherwise)."""
-    return _store(connection, batch)
+def _missing_row(position: int) -> str:
+    return (
+        f"the key index names position {position}, where no event is stored; "
+        "run `raas ledger check`"
+    )
 
 
-def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
-    """Look every key up first: count what is stored, refuse conflicts, store what is new."""
-    stored_by_hash: dict[int, _Row] = {}
+def _entries_at_positions(connection: sqlite3.Connection, positions: list[int]) -> dict[int, bytes]:
+    """The stored entry at each of `positions` (StoreError if one holds none)."""
+    entries: dict[int, bytes] = {}
+    for start in range(0, len(positions), FETCH_POSITIONS_MAX):
+        chunk = _json_encoder.encode(positions[start : start + FETCH_POSITIONS_MAX])
+        for position, entry in connection.execute(_ENTRIES_AT, (chunk,)):
+            entries[position] = _blob(entry, "entry")
+    for position in positions:
+        if position not in entries:
+            raise StoreError(_missing_row(position))
+    return entries
+
+
+def _append_looked_up(
+    connection: sqlite3.Connection, batch: _Batch, keys: KeyIndex, found: dict[int, int]
+) -> AppendReceipt:
+    """The batch holds stored keys (`found`: hash -> position) or a hash twice: count what is
+    stored, refuse conflicts, store what is new."""
+    entries = _entries_at_positions(connection, list(found.values()))
     hashes = batch.key_hashes
-    for start in range(0, len(hashes), FETCH_POSITIONS_MAX):
-        chunk = _json_encoder.encode(hashes[start : start + FETCH_POSITIONS_MAX])
-        for row in connection.execute(_BY_KEY_HASHES, (chunk,)):
-            stored_by_hash[row[0]] = row
     numbers = {tenant: _tenant_number(connection, tenant) for tenant in set(batch.tenants)}
     taken: set[int] = set()
     new_places: list[int] = []
@@ -1060,24 +1084,23 @@ def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendRe
         for attempt in range(KEY_HASH_ATTEMPTS_MAX):
             if attempt == 0:
                 key_hash = hashes[place]
-                stored = stored_by_hash.get(key_hash)
+                position = found.get(key_hash)
             else:
                 # The first hash is another key's: probe on, as the key did when it was stored.
                 key_hash = _key_hash(tenant, source, event_id, attempt)
-                stored = connection.execute(
-                    "SELECT key_hash, position, entry FROM events WHERE key_hash = ?",
-                    (key_hash,),
-                ).fetchone()
+                position = keys.position_of(key_hash)
+                if position is not None:
+                    entries.update(_entries_at_positions(connection, [position]))
             if key_hash in taken:
                 continue  # another new key of this batch holds this hash
-            if stored is None:
+            if position is None:
                 taken.add(key_hash)
                 new_places.append(place)
                 new_hashes.append(key_hash)
                 break
             number = numbers[tenant]
-            stored_entry = _blob(stored[2], "entry")
-            same_tenant = number is not None and stored[1] >> LOG_INDEX_BITS == number
+            stored_entry = entries[position]
+            same_tenant = number is not None and position >> LOG_INDEX_BITS == number
             if same_tenant and _key_of_entry(stored_entry) == (tenant, source, event_id):
                 if stored_entry != batch.entries[place]:
                     raise ConflictError(
@@ -1093,10 +1116,10 @@ def _append_looked_up(connection: sqlite3.Connection, batch: _Batch) -> AppendRe
                 f"event {event_id!r} from source {source!r} (tenant {tenant!r}): its key's first "
                 f"{KEY_HASH_ATTEMPTS_MAX} hashes are all taken by other keys"
             )
-    return _store(connection, batch.kept(new_places, new_hashes))
+    return _store(connection, batch.kept(new_places, new_hashes), keys)
 
 
-def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
+def _store(connection: sqlite3.Connection, batch: _Batch, keys: KeyIndex) -> AppendReceipt:
     """Insert the batch's events, each tenant's after its log; extend leaves, customers, frontiers.
 
     Every event of `batch` must be new. Seqs follow the batch's order.
@@ -1143,6 +1166,7 @@ def _store(connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
                 array("q", accumulate(map(len, batch.disclosures))),
             ),
         )
+    keys.append(connection, seq_before, batch.key_hashes, positions)
     connection.executemany(
         _INSERT_CUSTOMER_ENTRIES,
         [
@@ -1361,13 +1385,40 @@ def _check(reader: sqlite3.Connection, verifiers: Sequence[VerifierKey]) -> Ledg
     logs = reader.execute(
         "SELECT tenant, number, size, frontier FROM logs ORDER BY tenant"
     ).fetchall()
+    key_pairs = _key_pairs(reader, max_seq)
+    if isinstance(key_pairs, str):
+        return LedgerCheck(len(logs), 0, 0, 0, LedgerProblem(None, None, None, key_pairs))
     return check_logs(
         reader,
         logs,
         max_seq,
-        functools.partial(_check_log, commitment_key=commitment_key, verifiers=verifiers),
+        functools.partial(
+            _check_log,
+            commitment_key=commitment_key,
+            verifiers=verifiers,
+            key_pairs=key_pairs,
+        ),
         "SELECT count(*) FROM events",
     )
+
+
+def _key_pairs(reader: sqlite3.Connection, max_seq: int) -> tuple[list[int], list[int]] | str:
+    """The key blocks' (hashes, positions) by seq, or what is wrong with them as a whole (not
+    one pair per seq, or a hash twice)."""
+    pairs_bytes = reader.execute("SELECT coalesce(sum(length(pairs)), 0) FROM key_blocks")
+    stored = int(pairs_bytes.fetchone()[0])
+    if stored != max_seq * 16:
+        return f"the key blocks hold {stored} bytes, not 16 for each of the {max_seq} seqs"
+    import numpy as np
+
+    try:
+        hashes, positions = read_pairs(reader, 0, max_seq)
+    except StoreError as error:
+        return str(error)
+    distinct = np.unique(hashes)
+    if distinct.size != hashes.size:
+        return f"the key blocks hold {hashes.size - distinct.size} key hashes more than once"
+    return hashes.tolist(), positions.tolist()
 
 
 def _check_log(
@@ -1381,6 +1432,7 @@ def _check_log(
     *,
     commitment_key: bytes,
     verifiers: Sequence[VerifierKey],
+    key_pairs: tuple[list[int], list[int]],
 ) -> None:
     def fail(what: str, index: int | None = None) -> Found:
         return Found(LedgerProblem(tenant, index, None, what))
@@ -1420,6 +1472,10 @@ def _check_log(
         if not isinstance(seq, int) or not isinstance(key_hash, int):
             raise walk.fail("the row's seq or key hash is not an integer", index)
         walk.seq(index, seq)
+        if (key_pairs[0][seq - 1], key_pairs[1][seq - 1]) != (key_hash, position):
+            raise walk.fail(
+                "the key blocks hold another key hash or position at its seq", index, seq
+            )
         try:
             entry, disclosures = _blob(entry, "entry"), _blob(disclosures, "disclosures")
         except StoreError as error:
