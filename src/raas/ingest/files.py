@@ -7,6 +7,8 @@ interruption stores exactly what was missing.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,12 @@ import msgspec
 
 from raas.errors import BatchRejected, EventError
 from raas.ingest.validate import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, parse_batch
+from raas.ledger.sqlite import SqliteLedger
 from raas.ledger.store import AppendReceipt, LedgerStore
+
+# From this many batches on, a file's second parse goes to a worker process while this one
+# writes (SqliteLedger.append_parsed): starting the worker costs about half a second.
+WORKER_BATCHES_MIN = 20
 
 _raw_items: msgspec.json.Decoder[list[msgspec.Raw]] = msgspec.json.Decoder(list[msgspec.Raw])
 
@@ -50,11 +57,17 @@ def file_batches(body: bytes, *, ndjson: bool) -> Iterator[tuple[int, bytes]]:
 
 
 def ingest_file(ledger: LedgerStore, path: Path) -> AppendReceipt:
-    """Validate the whole file, then append it; raises BatchRejected naming every bad event."""
+    """Validate the whole file, then append it; raises BatchRejected naming every bad event.
+
+    Into SQLite, a file of WORKER_BATCHES_MIN batches or more is parsed again and made ready in
+    a worker process while this one writes and commits, where the machine has a second core.
+    """
     body = path.read_bytes()
     ndjson = is_ndjson(path)
     errors: list[EventError] = []
+    batches = 0
     for offset, batch in file_batches(body, ndjson=ndjson):
+        batches += 1
         try:
             parse_batch(batch, ndjson=ndjson)
         except BatchRejected as rejected:
@@ -63,11 +76,18 @@ def ingest_file(ledger: LedgerStore, path: Path) -> AppendReceipt:
         raise BatchRejected(errors)
     stored = duplicates = 0
     logs = {}
-    # As a stream: a store may parse and prepare each batch while the one before commits.
-    parsed = (
-        parse_batch(batch, ndjson=ndjson) for _offset, batch in file_batches(body, ndjson=ndjson)
-    )
-    for receipt in ledger.append_batches(parsed):
+    bodies = (batch for _offset, batch in file_batches(body, ndjson=ndjson))
+    parse = functools.partial(parse_batch, ndjson=ndjson)
+    if (
+        isinstance(ledger, SqliteLedger)
+        and batches >= WORKER_BATCHES_MIN
+        and (os.cpu_count() or 1) > 1
+    ):
+        receipts = ledger.append_parsed(bodies, parse, processes=1)
+    else:
+        # As a stream: a store may parse and prepare each batch while the one before commits.
+        receipts = ledger.append_batches(map(parse, bodies))
+    for receipt in receipts:
         stored += receipt.stored
         duplicates += receipt.duplicates
         logs.update(receipt.logs)
