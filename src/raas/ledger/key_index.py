@@ -3,8 +3,8 @@ in memory.
 
 A unique SQLite index on the 64-bit key hashes took random inserts: past a few hundred thousand
 events a batch of 5,000 dirtied nearly every page of it, so at a million events each commit
-wrote ~20 MiB of WAL and ingest fell from ~110,000 to ~35,000 events/s, and on as the ledger
-grew. Here a batch's (key hash, position) pairs go to the end of the `key_blocks` table in seq
+wrote ~20 MiB of WAL, and ingest with a parsing worker fell from ~135,000 to 45,000-55,000
+events/s past 800,000 events, lower as the ledger grew. Here a batch's (key hash, position) pairs go to the end of the `key_blocks` table in seq
 order (a block or two a commit, whatever the ledger's size), and lookups go to a sorted copy in
 memory (16 bytes an event), read from the blocks when first needed and kept up to date commit
 by commit, other processes' commits included.
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 # Pairs a row of `key_blocks` holds: 64 KiB of (key hash, position), little-endian int64 each.
 KEY_BLOCK_PAIRS: Final = 4096
 _PAIR_BYTES: Final = 16
-# Recent keys (a dict) are merged into the sorted arrays once this many, or a 16th of the
-# merged ones, have come: a merge copies the arrays, so it waits until the copy is cheap per key.
+# Recent pairs (a dict) are merged into the sorted arrays once a 16th as many as these hold have
+# come, at least _MIN and at most _MAX: a merge copies the arrays, so it waits until the copy is
+# cheap per pair, and the dict (~100 bytes a pair) stays small.
 _MERGE_PAIRS_MIN: Final = 1 << 17
 _MERGE_PAIRS_MAX: Final = 1 << 20
 
