@@ -4,10 +4,11 @@ in memory.
 A unique SQLite index on the 64-bit key hashes took random inserts: past a few hundred thousand
 events a batch of 5,000 dirtied nearly every page of it, so at a million events each commit
 wrote ~20 MiB of WAL, and ingest with a parsing worker fell from ~135,000 to 45,000-55,000
-events/s past 800,000 events, lower as the ledger grew. Here a batch's (key hash, position) pairs go to the end of the `key_blocks` table in seq
-order (a block or two a commit, whatever the ledger's size), and lookups go to a sorted copy in
-memory (16 bytes an event), read from the blocks when first needed and kept up to date commit
-by commit, other processes' commits included.
+events/s past 800,000 events, lower as the ledger grew. Here a batch's (key hash, position)
+pairs go to the end of the `key_blocks` table in seq order (a block or two a commit, whatever
+the ledger's size), and lookups go to a sorted copy in memory (16 bytes an event), read from
+the blocks when first needed and kept up to date commit by commit, other processes' commits
+included.
 """
 
 from __future__ import annotations
