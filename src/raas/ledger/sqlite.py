@@ -569,7 +569,6 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
     def _write_batch(self, connection: sqlite3.Connection, batch: _Batch) -> AppendReceipt:
         """Store the batch in the open transaction (the caller rolls back on failure)."""
         keys = self._keys
-        keys.rewind(connection)
         hashes = batch.key_hashes
         found = keys.find(hashes)
         if not found and len(set(hashes)) == len(hashes):
